@@ -1,0 +1,18 @@
+# Two commands for a fresh machine (see README):  make repro   and   make test
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup repro test test-all
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh $(VENV)
+
+repro: setup          ## install everything, then run the default pipeline end to end
+	$(VENV)/bin/dvc repro
+
+test: setup           ## the default test suite (slow tests left out)
+	$(PY) -m pytest
+
+test-all: setup       ## every test, slow ones included (what CI runs)
+	$(PY) -m pytest -m ""

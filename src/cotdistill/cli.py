@@ -1,0 +1,179 @@
+"""The ``cotdistill`` command: one sub-command per pipeline stage (see dvc.yaml).
+
+Every command reads ``params.yaml`` (``--params`` to point elsewhere), validates it once, and
+turns any :class:`CotdistillError` into one ``error:`` line on stderr with exit status 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cotdistill.errors import CotdistillError
+
+app = typer.Typer(
+    help="Chain-of-thought distillation: teacher rationales -> curated data -> students.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+log = logging.getLogger("cotdistill")
+
+ParamsOption = Annotated[Path, typer.Option("--params", help="The params file to read.")]
+StudentOption = Annotated[str, typer.Option(help="A student name from the students section.")]
+MethodOption = Annotated[str, typer.Option(help="A method: fine_tune_cot or answer_only.")]
+
+
+def _run(work: Callable[[], None]) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        work()
+    except CotdistillError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _load(path: Path):
+    from cotdistill.params import load_params
+
+    return load_params(path)
+
+
+def _check_choice(kind: str, name: str, known) -> None:
+    if name not in known:
+        raise CotdistillError(f"unknown {kind} {name!r} (known: {', '.join(sorted(known))})")
+
+
+@app.command()
+def prepare(params: ParamsOption = Path("params.yaml")) -> None:
+    """Build the datasets and write seeded train / val / test splits to data/prepared/."""
+
+    def work() -> None:
+        from cotdistill import layout
+        from cotdistill.atomic import atomic_dir
+        from cotdistill.jsonl import write_records
+        from cotdistill.prepare import prepare as build
+
+        settings = _load(params).prepare
+        splits = build(settings)
+        with atomic_dir(layout.PREPARED) as tmp:
+            for split, examples in splits.items():
+                write_records(tmp / f"{split}.jsonl", examples)
+        log.info("prepared %s", ", ".join(f"{s}: {len(e)}" for s, e in splits.items()))
+
+    _run(work)
+
+
+@app.command()
+def teacher(params: ParamsOption = Path("params.yaml")) -> None:
+    """Ask the teacher for D zero-shot-CoT rationales per training question."""
+
+    def work() -> None:
+        from cotdistill import layout
+        from cotdistill.jsonl import read_records, write_records
+        from cotdistill.paths import state_dir
+        from cotdistill.records import PreparedExample
+        from cotdistill.teacher import make_backend, run_teacher, select_questions
+
+        settings = _load(params).teacher
+        examples = select_questions(
+            read_records(layout.prepared("train"), PreparedExample), settings.max_questions
+        )
+        backend = make_backend(settings)
+        records, stats = run_teacher(examples, settings, backend,
+                                     state_dir() / "teacher-cache.sqlite")
+        write_records(layout.COMPLETIONS, records)
+        correct = sum(record.correct for record in records)
+        log.info("teacher: %d completions (%d correct); %d model calls, %d from cache",
+                 len(records), correct, stats.generated, stats.cached)
+
+    _run(work)
+
+
+@app.command()
+def curate(params: ParamsOption = Path("params.yaml")) -> None:
+    """Keep correct rationales; write each method's training examples and statistics."""
+
+    def work() -> None:
+        import json
+
+        from cotdistill import layout
+        from cotdistill.atomic import atomic_dir, write_text
+        from cotdistill.curate import curate as select, curation_stats
+        from cotdistill.jsonl import read_records, write_records
+        from cotdistill.records import PreparedExample, TeacherCompletion
+
+        settings = _load(params).curate
+        examples = read_records(layout.prepared("train"), PreparedExample)
+        completions = read_records(layout.COMPLETIONS, TeacherCompletion)
+        curated = select(examples, completions, settings)
+        stats = curation_stats(examples, completions, curated)
+        with atomic_dir(layout.CURATED) as tmp:
+            for method, rows in curated.items():
+                write_records(tmp / f"{method}.jsonl", rows)
+        write_text(layout.CURATE_STATS, json.dumps(stats, indent=2) + "\n")
+        log.info("curated: %s; teacher accuracy %.1f%%", stats["examples"],
+                 100 * stats["teacher_accuracy"])
+
+    _run(work)
+
+
+@app.command()
+def train(
+    student: StudentOption, method: MethodOption, params: ParamsOption = Path("params.yaml")
+) -> None:
+    """Fine-tune one student with one method; save it under models/ and log it to MLflow."""
+
+    def work() -> None:
+        from cotdistill import train as stage
+        from cotdistill.methods import METHODS
+
+        settings = _load(params)
+        _check_choice("method", method, METHODS)
+        settings.student(student)
+        stage.run(settings, student, method)
+
+    _run(work)
+
+
+@app.command()
+def evaluate(
+    student: StudentOption, method: MethodOption, params: ParamsOption = Path("params.yaml")
+) -> None:
+    """Score one trained student on the test split; predictions and metrics to reports/eval/."""
+
+    def work() -> None:
+        from cotdistill import evaluate as stage
+        from cotdistill.methods import METHODS
+
+        settings = _load(params)
+        _check_choice("method", method, METHODS)
+        stage.run(settings, student, method)
+
+    _run(work)
+
+
+@app.command()
+def report(params: ParamsOption = Path("params.yaml")) -> None:
+    """Write reports/summary.md, reports/accuracy.png and reports/metrics.json."""
+
+    def work() -> None:
+        from cotdistill import report as stage
+
+        stage.run(_load(params))
+
+    _run(work)
+
+
+def main() -> None:  # pragma: no cover - `python -m cotdistill`
+    app(prog_name="cotdistill")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

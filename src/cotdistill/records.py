@@ -1,0 +1,81 @@
+"""The data contracts between stages (DESIGN.md, "Data contracts"), one pydantic model each.
+
+Every JSON Lines file the pipeline writes or reads is validated against one of these, so a
+malformed file stops the stage with the file and line at fault instead of a KeyError later.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AnswerType = Literal["number", "choice", "yes_no", "text"]
+Split = Literal["train", "val", "test"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PreparedExample(_Record):
+    """One question with its normalised gold answer, in one split."""
+
+    id: str = Field(min_length=1)
+    dataset: str
+    split: Split
+    question: str = Field(min_length=1)
+    answer: str
+    answer_type: AnswerType
+    choices: list[str] | None = None
+    rationale: str | None = None
+    subquestions: list[list[str]] | None = None
+
+
+class Usage(_Record):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usd: float = 0.0
+
+
+class TeacherCompletion(_Record):
+    """One teacher sample for one example, with everything needed to trace and re-create it."""
+
+    id: str
+    dataset: str
+    sample: int = Field(ge=0)
+    backend: str
+    model: str
+    prompt_id: str
+    sampling: dict[str, float | int | None]
+    rationale: str
+    answer_text: str
+    prediction: str | None
+    correct: bool
+    hinted: bool = False
+    usage: Usage = Usage()
+    top_logprobs: list[dict[str, float]] | None = None
+
+
+class CuratedExample(_Record):
+    """A training pair for one method: ``input`` is the prompt, ``target`` carries the loss."""
+
+    id: str
+    dataset: str
+    method: str
+    source: str | None  # "<id>#<sample>" of the teacher completion; None for gold-only methods
+    input: str
+    target: str
+
+
+class Prediction(_Record):
+    """A student's answer to one test question."""
+
+    id: str
+    dataset: str
+    student: str
+    method: str
+    output: str
+    prediction: str | None
+    answer: str
+    correct: bool

@@ -1,0 +1,94 @@
+"""The ``report`` stage: one page and one plot that sum up a pipeline run.
+
+Reads ``reports/curate.json`` and every student x method's evaluation metrics; writes
+``reports/summary.md``, ``reports/accuracy.png`` and ``reports/metrics.json``.
+
+Usage: ``cotdistill report``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cotdistill import layout
+from cotdistill.atomic import atomic_file, write_text
+from cotdistill.errors import CotdistillError
+
+
+def _load(path: Path) -> dict:
+    if not path.is_file():
+        raise CotdistillError(f"{path}: not found (run the stage that writes it first)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CotdistillError(f"{path}:{exc.lineno}: not valid JSON") from None
+
+
+def collect(students: list[str], methods: list[str]) -> dict[tuple[str, str], dict]:
+    return {
+        (student, method): _load(layout.eval_reports(student, method) / "metrics.json")
+        for student in students for method in methods
+    }
+
+
+def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], dict]) -> str:
+    lines = [f"# {title}", "", "## Teacher", "",
+             "| dataset | questions | completions | teacher accuracy | kept rationales | "
+             "kept per question |", "|---|---:|---:|---:|---:|---:|"]
+    for name, row in curation["datasets"].items():
+        lines.append(
+            f"| {name} | {row['questions']} | {row['completions']} | "
+            f"{100 * row['teacher_accuracy']:.1f}% | {row['kept_rationales']} | "
+            f"{row['kept_per_question']:.2f} |"
+        )
+    lines.append(
+        f"| **all** | | | {100 * curation['teacher_accuracy']:.1f}% | "
+        f"{curation['kept_rationales']} | |"
+    )
+    datasets = sorted({d for metrics in results.values() for d in metrics["datasets"]})
+    lines += ["", "## Students (test accuracy)", "",
+              "| student | method | " + " | ".join(datasets) + " | all |",
+              "|---|---|" + "---:|" * (len(datasets) + 1)]
+    for (student, method), metrics in results.items():
+        cells = [
+            f"{100 * metrics['datasets'][d]['accuracy']:.1f}%" if d in metrics["datasets"] else "-"
+            for d in datasets
+        ]
+        lines.append(f"| {student} | {method} | " + " | ".join(cells)
+                     + f" | {100 * metrics['accuracy']:.1f}% (n={metrics['n']}) |")
+    lines += ["", "![accuracy](accuracy.png)", ""]
+    return "\n".join(lines)
+
+
+def accuracy_plot(path: Path, results: dict[tuple[str, str], dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{student}\n{method}" for student, method in results]
+    values = [100 * metrics["accuracy"] for metrics in results.values()]
+    figure, axes = plt.subplots(figsize=(max(4, 1.6 * len(labels)), 3.5))
+    bars = axes.bar(labels, values, color="#4C72B0")
+    axes.bar_label(bars, fmt="%.1f")
+    axes.set_ylabel("test accuracy (%)")
+    axes.set_ylim(0, 100)
+    axes.set_title("Student test accuracy by method")
+    figure.tight_layout()
+    with atomic_file(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    plt.close(figure)
+
+
+def run(params) -> None:
+    curation = _load(layout.CURATE_STATS)
+    results = collect(params.train.students, params.train.methods)
+    write_text(layout.SUMMARY, summary_markdown(params.report.title, curation, results))
+    accuracy_plot(layout.ACCURACY_PLOT, results)
+    metrics = {
+        "teacher_accuracy": curation["teacher_accuracy"],
+        "kept_rationales": curation["kept_rationales"],
+        "students": {f"{s}/{m}": metrics["accuracy"] for (s, m), metrics in results.items()},
+    }
+    write_text(layout.METRICS, json.dumps(metrics, indent=2) + "\n")

@@ -1,0 +1,77 @@
+"""MLflow set-up and lineage: one store per repository, runs that say what made them.
+
+The store defaults to ``sqlite:///<repository root>/mlflow.db`` (absolute, so that
+``dvc exp run --temp`` still writes to it) with artifacts beside it in ``mlartifacts/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+from cotdistill.params import MlflowParams
+from cotdistill.paths import repo_root
+
+log = logging.getLogger(__name__)
+
+
+def tracking_uri(params: MlflowParams) -> str:
+    return params.tracking_uri or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def use_experiment(params: MlflowParams) -> str:
+    """Point MLflow at the project's store and experiment; return the experiment id."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_DESTINATION_WARNING", "false")
+    import mlflow
+
+    for name in ("alembic", "mlflow.store.db.utils"):  # noisy schema-migration logs
+        logging.getLogger(name).setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(tracking_uri(params))
+    experiment = mlflow.get_experiment_by_name(params.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    return mlflow.create_experiment(
+        params.experiment, artifact_location=(repo_root() / "mlartifacts").as_uri()
+    )
+
+
+def git_commit() -> str:
+    """HEAD's commit, with ``+dirty`` when tracked files differ from it; ``unknown`` off git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def md5(path: Path | str) -> str:
+    """MD5 of a file (as DVC computes it), or of a directory's sorted (name, md5) listing."""
+    path = Path(path)
+    if path.is_file():
+        digest = hashlib.md5()
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+    listing = sorted(
+        (str(child.relative_to(path)), md5(child)) for child in path.rglob("*") if child.is_file()
+    )
+    return hashlib.md5(repr(listing).encode()).hexdigest() + ".dir"
+
+
+def lineage_tags(inputs: dict[str, Path]) -> dict[str, str]:
+    """Tags tying a run to the code and the exact data it used."""
+    tags = {"git_commit": git_commit()}
+    for name, path in inputs.items():
+        tags[f"input.{name}"] = str(path)
+        tags[f"input.{name}.md5"] = md5(path)
+    return tags
