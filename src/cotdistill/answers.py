@@ -17,6 +17,7 @@ from cotdistill.methods import ANSWER_SEPARATOR
 _NUMBER = re.compile(r"-?\$?\s?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\$?\.\d+")
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 _CHOICE = re.compile(r"(?<![A-Za-z])\(?([A-Z])(?:\)|\.|:|(?![A-Za-z]))")
+_PARENTHESISED_CHOICE = re.compile(r"\(([A-Z])\)")
 _WORD = re.compile(r"[A-Za-z]+")
 
 
@@ -36,7 +37,7 @@ def format_number(value: Fraction) -> str:
     """Canonical text of a number: integers without a decimal point, others as decimals."""
     if value.denominator == 1:
         return str(value.numerator)
-    return f"{float(value):.6g}"
+    return repr(float(value))  # the shortest text that round-trips: 12345.67, not 12345.7
 
 
 def extract_number(text: str) -> str | None:
@@ -54,10 +55,13 @@ def extract_yes_no(text: str) -> str | None:
 
 def extract_choice(text: str, choices: list[str] | None) -> str | None:
     letters = [chr(ord("A") + i) for i in range(len(choices))] if choices else None
-    for match in _CHOICE.finditer(text):
-        letter = match.group(1)
-        if letters is None or letter in letters:
-            return letter
+    # "(C)" is unambiguous; a bare "A" may be the article, so it only counts when no
+    # parenthesised letter is there.
+    for pattern in (_PARENTHESISED_CHOICE, _CHOICE):
+        for match in pattern.finditer(text):
+            letter = match.group(1)
+            if letters is None or letter in letters:
+                return letter
     return None
 
 
@@ -80,10 +84,19 @@ def extract(text: str, answer_type: str, choices: list[str] | None = None) -> st
     raise ValueError(f"unknown answer type {answer_type!r}")
 
 
-def extract_student(output: str, answer_type: str, choices: list[str] | None = None) -> str | None:
-    """The answer in a student's output: after the last ``-->`` when there is one."""
+def extract_student(
+    output: str, answer_type: str, choices: list[str] | None = None, *, with_rationale: bool = True
+) -> str | None:
+    """The answer in a student's output.
+
+    A rationale-trained student must close with ``--> answer``; without the marker it gave no
+    answer (an answer-looking word inside its rationale does not count). An answer-only student's
+    whole output is the answer.
+    """
     marker = ANSWER_SEPARATOR.strip()
-    if marker in output:
+    if with_rationale:
+        if marker not in output:
+            return None
         output = output.rsplit(marker, 1)[1]
     return extract(output, answer_type, choices)
 

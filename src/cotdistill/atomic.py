@@ -15,6 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _default_mode(directory: bool) -> int:
+    """The permissions an ordinary open()/mkdir() would give, not mkstemp's owner-only ones."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` if the block succeeds."""
@@ -23,6 +30,7 @@ def atomic_file(path: Path | str) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, _default_mode(directory=False))
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -36,6 +44,7 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, _default_mode(directory=True))
     try:
         yield tmp
         if path.exists():

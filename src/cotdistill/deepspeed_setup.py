@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 
 
 def wanted(mode: str) -> bool:
@@ -52,15 +53,36 @@ def _free_port() -> int:
 def _single_process_environment(cuda: bool) -> None:
     if not cuda:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        import deepspeed.comm.torch  # noqa: F401  (so that the module below is loaded)
+
+        # DeepSpeed JIT-compiles a shared-memory collective (g++, ~60 s) for CPU training. It
+        # only speeds up several ranks on one host; in a world of one it has nothing to do.
+        sys.modules["deepspeed.comm.torch"].build_shm_op = lambda: None
     if "RANK" in os.environ:  # launched by deepspeed / accelerate / torchrun
         return
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
-                      RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+                      RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", _COTDISTILL_OWN_WORLD="1")
 
 
-def teardown() -> None:
-    """Leave the process as it was, so a second training in the same process starts clean."""
+def teardown(trainer) -> None:
+    """Undo a one-process DeepSpeed world so that a later training in this process starts clean.
+
+    DeepSpeed and accelerate cache the process group in module globals; all of them must be
+    cleared together, or the next engine broadcasts over a destroyed group.
+    """
     import torch.distributed as dist
+    from accelerate.state import AcceleratorState
 
+    if trainer.deepspeed is not None:
+        trainer.deepspeed.destroy()
+    if os.environ.pop("_COTDISTILL_OWN_WORLD", None) is None:
+        return  # a launcher owns the world; leave it alone
+    AcceleratorState._reset_state(reset_partial_state=True)
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    sys.modules["deepspeed.comm.comm"].cdb = None
+    groups = sys.modules["deepspeed.utils.groups"]
+    groups._WORLD_GROUP = groups._DATA_PARALLEL_GROUP = None
+    groups._ZERO_PARAM_INTRA_PARALLEL_GROUP = None
+    for name in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        os.environ.pop(name, None)

@@ -40,7 +40,10 @@ def score(
     """Extract and judge each output against its example's gold answer."""
     predictions = []
     for example, output in zip(examples, outputs, strict=True):
-        predicted = answers.extract_student(output, example.answer_type, example.choices)
+        predicted = answers.extract_student(
+            output, example.answer_type, example.choices,
+            with_rationale=METHODS[method].uses_rationale,
+        )
         predictions.append(
             Prediction(
                 id=example.id, dataset=example.dataset, student=student, method=method,

@@ -27,7 +27,7 @@ from cotdistill.teacher_cache import ResponseCache, response_key
 log = logging.getLogger(__name__)
 
 RATIONALE_STOPS = ["\n\n", "\nQ:"]
-ANSWER_STOPS = ["\n"]
+ANSWER_STOPS = ["\n\n"]  # answers often open with ":" and a line break
 
 
 class Backend(Protocol):

@@ -36,6 +36,7 @@ class TrainResult:
     examples: int = 0
     seconds: float = 0.0
     deepspeed: bool = False
+    engine: str = ""  # the class that wrapped the model for training, e.g. DeepSpeedEngine
 
     @property
     def first_loss(self) -> float:
@@ -84,7 +85,7 @@ def train_student(
             learning_rate=hparams.learning_rate,
             num_train_epochs=hparams.epochs,
             max_steps=hparams.max_steps,
-            warmup_ratio=hparams.warmup_ratio,
+            warmup_steps=hparams.warmup_ratio,  # a float in [0, 1) is a ratio of all steps
             weight_decay=hparams.weight_decay,
             logging_steps=hparams.logging_steps,
             save_strategy="no",
@@ -107,12 +108,13 @@ def train_student(
         output = trainer.train()
         result.seconds = time.perf_counter() - started
         result.steps = output.global_step
+        result.engine = type(trainer.model_wrapped).__name__
         trainer.accelerator.wait_for_everyone()
         unwrapped = trainer.accelerator.unwrap_model(trainer.model_wrapped)
         unwrapped.save_pretrained(output_dir)
         tokenizer.save_pretrained(output_dir)
-    if use_deepspeed:
-        deepspeed_setup.teardown()
+        if use_deepspeed:
+            deepspeed_setup.teardown(trainer)
     return result
 
 

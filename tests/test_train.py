@@ -1,0 +1,54 @@
+"""Student training: prompt-masked causal-LM fine-tuning, plain and through DeepSpeed on CPU."""
+
+from __future__ import annotations
+
+import torch
+from safetensors.torch import load_file
+
+from cotdistill.params import HParams
+from cotdistill.records import CuratedExample
+from cotdistill.train import train_student
+
+EXAMPLES = [
+    CuratedExample(id=f"coin-{i}", dataset="coin_flip", method="fine_tune_cot", source=None,
+                   input=f"A coin is heads up. Ann flips the coin {i} times. Is it heads up? ###",
+                   target=" Ann flips it, so it is tails. --> no")
+    for i in range(8)
+]
+
+
+def _weights(directory) -> dict[str, torch.Tensor]:
+    return load_file(str(directory / "model.safetensors"))
+
+
+def test_plain_training_lowers_the_loss_and_changes_the_weights(tiny_model, tmp_path):
+    hparams = HParams(max_steps=25, learning_rate=3e-3, batch_size=4, deepspeed="off")
+    result = train_student(EXAMPLES, str(tiny_model), "students.tiny.model", hparams,
+                           tmp_path / "out", use_deepspeed=False)
+    assert result.steps == 25 and not result.deepspeed
+    assert result.engine != "DeepSpeedEngine"
+    assert result.final_loss < 0.5 * result.first_loss
+    before, after = _weights(tiny_model), _weights(tmp_path / "out")
+    assert any(not torch.equal(before[name], after[name]) for name in before)
+    assert (tmp_path / "out" / "tokenizer.json").is_file()
+
+
+def test_deepspeed_path_takes_real_optimizer_steps_on_cpu(tiny_model, tmp_path):
+    hparams = HParams(max_steps=6, learning_rate=3e-3, batch_size=4, deepspeed="on")
+    result = train_student(EXAMPLES, str(tiny_model), "students.tiny.model", hparams,
+                           tmp_path / "out", use_deepspeed=True)
+    assert result.engine == "DeepSpeedEngine"
+    assert result.steps == 6
+    assert [step for step, _ in result.losses] == [1, 2, 3, 4, 5, 6]
+    assert result.final_loss < result.first_loss
+    before, after = _weights(tiny_model), _weights(tmp_path / "out")
+    changed = [name for name in before if not torch.equal(before[name], after[name])]
+    assert len(changed) == len(before)  # every tensor was updated by the optimizer
+
+
+def test_deepspeed_can_train_twice_in_one_process(tiny_model, tmp_path):
+    hparams = HParams(max_steps=2, learning_rate=1e-3, batch_size=4, deepspeed="on")
+    for run in range(2):
+        result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / f"run{run}",
+                               use_deepspeed=True)
+        assert result.engine == "DeepSpeedEngine" and result.steps == 2
