@@ -1,6 +1,8 @@
 # Two commands for a fresh machine (see README):  make repro   and   make test
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# dvc runs each stage's `cotdistill ...` command through the shell: the venv must be on PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup repro test test-all
 setup: $(VENV)/.installed
