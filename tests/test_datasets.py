@@ -11,7 +11,7 @@ from cotdistill.datasets.synthetic import census_first_names, coin_flip, last_le
 from cotdistill.errors import CotdistillError
 from cotdistill.params import PrepareParams
 from cotdistill.prepare import prepare
-from cotdistill.splits import normalize_question, split_indices
+from cotdistill.splits import first_per_dataset, normalize_question, split_indices
 
 GENERATORS = [coin_flip, last_letter_concatenation]
 
@@ -263,3 +263,12 @@ def test_prepare_allows_an_empty_val_split_when_val_fraction_is_zero():
     prepared = prepare(PrepareParams(num_examples=2, val_fraction=0.0, test_fraction=0.3))
     assert prepared["val"] == []
     assert len(prepared["train"]) == len(prepared["test"]) == 2
+
+
+def test_first_per_dataset_keeps_the_first_n_of_each_dataset_in_order():
+    examples = prepare(PrepareParams(num_examples=20))["train"]
+    chosen = first_per_dataset(examples, 3)
+    for name in ("coin_flip", "last_letter_concatenation"):
+        assert [e.id for e in chosen if e.dataset == name] == [
+            e.id for e in examples if e.dataset == name][:3]
+    assert first_per_dataset(examples, None) == examples

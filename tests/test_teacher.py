@@ -7,7 +7,7 @@ import pytest
 from cotdistill import prompts
 from cotdistill.params import TeacherParams
 from cotdistill.records import PreparedExample
-from cotdistill.teacher import TransformersBackend, run_teacher, select_questions
+from cotdistill.teacher import TransformersBackend, run_teacher
 
 EXAMPLES = [
     PreparedExample(id=f"coin_flip-{i:05d}", dataset="coin_flip", split="train",
@@ -62,9 +62,3 @@ def test_changed_sampling_params_are_new_calls(params, tmp_path):
     _, stats = run_teacher(EXAMPLES, hotter, TransformersBackend(params.model, 4), cache)
     assert stats.generated >= 6  # every rationale is new; answers only where a rationale changed
 
-
-def test_select_questions_caps_each_dataset():
-    other = [e.model_copy(update={"id": f"x-{i}", "dataset": "x"}) for i, e in enumerate(EXAMPLES)]
-    chosen = select_questions(EXAMPLES + other, 2)
-    assert [e.id for e in chosen] == [EXAMPLES[0].id, EXAMPLES[1].id, "x-0", "x-1"]
-    assert select_questions(EXAMPLES, None) == EXAMPLES

@@ -79,10 +79,11 @@ def teacher(params: ParamsOption = Path("params.yaml")) -> None:
         from cotdistill.jsonl import read_records, write_records
         from cotdistill.paths import state_dir
         from cotdistill.records import PreparedExample
-        from cotdistill.teacher import make_backend, run_teacher, select_questions
+        from cotdistill.splits import first_per_dataset
+        from cotdistill.teacher import make_backend, run_teacher
 
         settings = _load(params).teacher
-        examples = select_questions(
+        examples = first_per_dataset(
             read_records(layout.prepared("train"), PreparedExample), settings.max_questions
         )
         backend = make_backend(settings)

@@ -18,20 +18,9 @@ from cotdistill.errors import CotdistillError
 from cotdistill.methods import METHODS
 from cotdistill.params import EvaluateParams
 from cotdistill.records import PreparedExample, Prediction
+from cotdistill.splits import first_per_dataset
 
 log = logging.getLogger(__name__)
-
-
-def cap_per_dataset(examples: list[PreparedExample], limit: int | None) -> list[PreparedExample]:
-    if limit is None:
-        return examples
-    counts: dict[str, int] = defaultdict(int)
-    kept = []
-    for example in examples:
-        if counts[example.dataset] < limit:
-            counts[example.dataset] += 1
-            kept.append(example)
-    return kept
 
 
 def score(
@@ -85,7 +74,7 @@ def run(params, student: str, method: str) -> dict:
     if not info_path.is_file():
         raise CotdistillError(f"{model_dir}: no trained model (run `cotdistill train` first)")
     test_path = layout.prepared("test")
-    examples = cap_per_dataset(read_records(test_path, PreparedExample), settings.max_examples)
+    examples = first_per_dataset(read_records(test_path, PreparedExample), settings.max_examples)
     model, tokenizer = load_causal_lm(str(model_dir), f"models/{student}/{method}",
                                       for_generation=True)
     prompts = [METHODS[method].format_input(example.question) for example in examples]

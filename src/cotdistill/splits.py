@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import random
 import re
+from collections import defaultdict
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-T = TypeVar("T")
+
+class _HasDataset(Protocol):
+    dataset: str
+
+
+T = TypeVar("T", bound=_HasDataset)
 
 
 def normalize_question(question: str) -> str:
@@ -37,3 +43,16 @@ def split_indices(
         "val": sorted(order[n_test : n_test + n_val]),
         "train": sorted(order[n_test + n_val :]),
     }
+
+
+def first_per_dataset(examples: list[T], limit: int | None) -> list[T]:
+    """The first ``limit`` examples of each dataset, in their order (all of them when None)."""
+    if limit is None:
+        return examples
+    counts: dict[str, int] = defaultdict(int)
+    kept = []
+    for example in examples:
+        if counts[example.dataset] < limit:
+            counts[example.dataset] += 1
+            kept.append(example)
+    return kept

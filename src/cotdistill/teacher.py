@@ -107,19 +107,6 @@ def _cached_complete(
     return [results[i] for i in range(len(requests))]
 
 
-def select_questions(examples: list[PreparedExample], limit: int | None) -> list[PreparedExample]:
-    """The first ``limit`` training questions of each dataset (all when None)."""
-    if limit is None:
-        return examples
-    seen: dict[str, int] = defaultdict(int)
-    chosen = []
-    for example in examples:
-        if seen[example.dataset] < limit:
-            seen[example.dataset] += 1
-            chosen.append(example)
-    return chosen
-
-
 def run_teacher(
     examples: list[PreparedExample], params: TeacherParams, backend: Backend, cache_path: Path
 ) -> tuple[list[TeacherCompletion], CallStats]:
