@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -30,13 +31,22 @@ RATIONALE_STOPS = ["\n\n", "\nQ:"]
 ANSWER_STOPS = ["\n\n"]  # answers often open with ":" and a line break
 
 
+OnBatch = Callable[[dict[int, Generated]], None]
+
+
 class Backend(Protocol):
+    """What the teacher stage needs from a model: completions for a list of prompts.
+
+    ``on_batch`` must be called with each group of finished completions ({prompt index:
+    output}) as soon as they exist, so that they are stored before anything else can fail.
+    """
+
     name: str
     model: str
 
     def complete(
         self, prompts: list[str], *, max_tokens: int, temperature: float, seed: int,
-        stop: list[str], on_batch,
+        stop: list[str], on_batch: OnBatch,
     ) -> list[Generated]: ...
 
 
@@ -50,7 +60,10 @@ class TransformersBackend:
         self.batch_size = batch_size
         self._loaded = None
 
-    def complete(self, prompts, *, max_tokens, temperature, seed, stop, on_batch):
+    def complete(
+        self, prompts: list[str], *, max_tokens: int, temperature: float, seed: int,
+        stop: list[str], on_batch: OnBatch,
+    ) -> list[Generated]:
         from cotdistill.generation import generate
         from cotdistill.model_store import load_causal_lm
 
