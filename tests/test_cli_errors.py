@@ -48,7 +48,7 @@ def test_every_command_has_help():
 
 
 def test_an_unknown_dataset_name_stops_prepare_and_writes_nothing(project):
-    edit_params(project, prepare={"datasets": ["coin_flip", "coin_flop"]})
+    edit_params(project, prepare={"datasets": ["coin_flip_generated", "coin_flop"]})
     line = one_error_line(cotdistill(project, "prepare"))
     assert "params.yaml" in line and "prepare.datasets" in line and "'coin_flop'" in line
     assert not (project / "data").exists()

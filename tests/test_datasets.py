@@ -125,8 +125,8 @@ def test_more_items_than_names_is_rejected():
 
 
 def test_registry_declares_answer_types():
-    assert DATASETS["coin_flip"].answer_type == "yes_no"
-    assert DATASETS["last_letter_concatenation"].answer_type == "text"
+    assert DATASETS["coin_flip_generated"].answer_type == "yes_no"
+    assert DATASETS["last_letter_concatenation_generated"].answer_type == "text"
 
 
 # --- splits ----------------------------------------------------------------------------------
@@ -233,23 +233,23 @@ def test_prepare_is_deterministic():
 
 def test_prepare_drops_duplicate_questions_across_splits():
     # One person per Coin Flip question: only 2 x 1000 distinct questions, so 3000 repeat some.
-    params = PrepareParams(datasets=["coin_flip"], num_examples=3000, num_items=1)
+    params = PrepareParams(datasets=["coin_flip_generated"], num_examples=3000, num_items=1)
     prepared = prepare(params)
     questions = [normalize_question(e.question) for examples in prepared.values() for e in examples]
     assert len(questions) == len(set(questions)) < 3000
 
 
 def test_prepare_with_a_single_dataset_only_builds_that_dataset():
-    prepared = prepare(PrepareParams(datasets=["last_letter_concatenation"], num_examples=20))
+    prepared = prepare(PrepareParams(datasets=["last_letter_concatenation_generated"], num_examples=20))
     assert {e.dataset for examples in prepared.values() for e in examples} == {
-        "last_letter_concatenation"
+        "last_letter_concatenation_generated"
     }
 
 
 def test_prepare_rejects_a_split_left_empty():
     # 2 examples: test gets round(0.6) = 1, val round(0.2) = 0, train 1.
     params = PrepareParams(num_examples=2, val_fraction=0.1, test_fraction=0.3)
-    with pytest.raises(CotdistillError, match=r"coin_flip gets an empty val split.*num_examples"):
+    with pytest.raises(CotdistillError, match=r"coin_flip_generated gets an empty val split.*num_examples"):
         prepare(params)
 
 
@@ -268,7 +268,7 @@ def test_prepare_allows_an_empty_val_split_when_val_fraction_is_zero():
 def test_first_per_dataset_keeps_the_first_n_of_each_dataset_in_order():
     examples = prepare(PrepareParams(num_examples=20))["train"]
     chosen = first_per_dataset(examples, 3)
-    for name in ("coin_flip", "last_letter_concatenation"):
+    for name in ("coin_flip_generated", "last_letter_concatenation_generated"):
         assert [e.id for e in chosen if e.dataset == name] == [
             e.id for e in examples if e.dataset == name][:3]
     assert first_per_dataset(examples, None) == examples

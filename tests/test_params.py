@@ -25,7 +25,7 @@ def test_an_empty_file_loads_the_defaults(tmp_path):
 
 def test_the_defaults_are_those_documented():
     params = Params()
-    assert params.prepare.datasets == ["coin_flip", "last_letter_concatenation"]
+    assert params.prepare.datasets == ["coin_flip_generated", "last_letter_concatenation_generated"]
     assert params.prepare.num_examples == 500 and params.prepare.num_items == 4
     assert params.train.methods == ["fine_tune_cot", "answer_only"]
     assert params.train.students == ["smollm2-135m"]
@@ -89,13 +89,13 @@ def test_an_out_of_range_value_names_the_key(tmp_path, text, key):
 
 
 def test_an_unknown_dataset_is_named(tmp_path):
-    path = _write(tmp_path, "prepare:\n  datasets: [coin_flip, gsm9k]\n")
+    path = _write(tmp_path, "prepare:\n  datasets: [coin_flip_generated, gsm9k]\n")
     with pytest.raises(CotdistillError, match=r"prepare\.datasets: unknown dataset 'gsm9k'"):
         load_params(path)
 
 
 def test_a_dataset_listed_twice_is_rejected(tmp_path):
-    path = _write(tmp_path, "prepare:\n  datasets: [coin_flip, coin_flip]\n")
+    path = _write(tmp_path, "prepare:\n  datasets: [coin_flip_generated, coin_flip_generated]\n")
     with pytest.raises(CotdistillError, match="listed twice"):
         load_params(path)
 

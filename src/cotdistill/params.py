@@ -26,7 +26,7 @@ class Section(BaseModel):
 
 
 class PrepareParams(Section):
-    datasets: list[str] = ["coin_flip", "last_letter_concatenation"]
+    datasets: list[str] = ["coin_flip_generated", "last_letter_concatenation_generated"]
     seed: int = 0
     num_examples: Annotated[int, Field(gt=0)] = 500  # per generated dataset (Kojima et al.: 500)
     num_items: Annotated[int, Field(gt=0)] = 4  # N flips (Coin Flip) / N words (Last Letters)

@@ -37,7 +37,8 @@ def prepare(params: PrepareParams) -> dict[str, list[PreparedExample]]:
                         id=f"{name}-{index:05d}", dataset=name, split=split,
                         question=example.question, answer=example.answer,
                         answer_type=spec.answer_type,
-                        choices=list(spec.choices) if spec.choices else None,
+                        choices=list(example.choices) if example.choices else None,
+                        rationale=example.rationale,
                     )
                 )
     return out

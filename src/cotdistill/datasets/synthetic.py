@@ -19,8 +19,12 @@ from typing import NamedTuple
 
 
 class RawExample(NamedTuple):
+    """A question and its gold answer, before splitting (``choices``: the option texts)."""
+
     question: str
     answer: str
+    choices: tuple[str, ...] | None = None
+    rationale: str | None = None  # a gold rationale, where the dataset publishes one
 
 
 @functools.cache
