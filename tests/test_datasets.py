@@ -198,7 +198,7 @@ def prepared():
 
 def test_prepare_gives_every_split_of_every_dataset_examples(prepared):
     for split, examples in prepared.items():
-        assert {e.dataset for e in examples} == set(DATASETS), split
+        assert {e.dataset for e in examples} == set(PrepareParams().datasets), split
 
 
 def test_prepare_sizes_follow_the_fractions(prepared):
@@ -272,3 +272,43 @@ def test_first_per_dataset_keeps_the_first_n_of_each_dataset_in_order():
         assert [e.id for e in chosen if e.dataset == name] == [
             e.id for e in examples if e.dataset == name][:3]
     assert first_per_dataset(examples, None) == examples
+
+
+# --- published splits ----------------------------------------------------------------------
+
+def _raw(*questions: str) -> list:
+    from cotdistill.datasets import RawExample
+
+    return [RawExample(question, "1") for question in questions]
+
+
+def test_published_test_split_is_kept_exactly_and_val_is_carved_from_train():
+    from cotdistill.prepare import published_splits
+
+    examples = _raw(*(f"question {i}" for i in range(20)))
+    splits = published_splits(examples, list(range(10, 20)), list(range(10)), seed=0,
+                              val_fraction=0.2)
+    assert splits["test"] == list(range(10))
+    assert len(splits["val"]) == 2 and len(splits["train"]) == 8
+    assert sorted(splits["train"] + splits["val"]) == list(range(10, 20))
+
+
+def test_a_train_question_repeating_a_test_question_is_dropped_never_the_test_one():
+    from cotdistill.prepare import published_splits
+
+    examples = _raw("Same  Question?", "other", "same question?", "other")
+    splits = published_splits(examples, [2, 3], [0, 1], seed=0, val_fraction=0.0)
+    assert splits == {"train": [], "val": [], "test": [0, 1]}
+
+
+def test_val_carving_depends_on_the_seed_only():
+    from cotdistill.prepare import published_splits
+
+    examples = _raw(*(f"q{i}" for i in range(100)))
+    first = published_splits(examples, list(range(50, 100)), list(range(50)), seed=1,
+                             val_fraction=0.1)
+    again = published_splits(examples, list(range(50, 100)), list(range(50)), seed=1,
+                              val_fraction=0.1)
+    other = published_splits(examples, list(range(50, 100)), list(range(50)), seed=2,
+                             val_fraction=0.1)
+    assert first == again and first["val"] != other["val"]

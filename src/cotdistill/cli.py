@@ -57,11 +57,13 @@ def prepare(params: ParamsOption = Path("params.yaml")) -> None:
     def work() -> None:
         from cotdistill import layout
         from cotdistill.atomic import atomic_dir
+        from cotdistill.datasets.sources import FileSource
         from cotdistill.jsonl import write_records
+        from cotdistill.model_store import cache_home
         from cotdistill.prepare import prepare as build
 
         settings = _load(params).prepare
-        splits = build(settings)
+        splits = build(settings, FileSource(settings.mirror, cache_home() / "data"))
         with atomic_dir(layout.PREPARED) as tmp:
             for split, examples in splits.items():
                 write_records(tmp / f"{split}.jsonl", examples)

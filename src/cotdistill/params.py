@@ -27,10 +27,14 @@ class Section(BaseModel):
 
 class PrepareParams(Section):
     datasets: list[str] = ["coin_flip_generated", "last_letter_concatenation_generated"]
-    seed: int = 0
-    num_examples: Annotated[int, Field(gt=0)] = 500  # per generated dataset (Kojima et al.: 500)
+    seed: int = 0  # val carving, and generation + splits of generated datasets
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1  # share of train kept for validation
+    # published datasets: a local mirror of the raw files (<mirror>/<owner>/<repo>/<path>);
+    # None: $COTDISTILL_DATA_MIRROR, else download at the pinned revision into the cache
+    mirror: str | None = None
+    # generated datasets only
+    num_examples: Annotated[int, Field(gt=0)] = 500  # per dataset (Kojima et al.: 500)
     num_items: Annotated[int, Field(gt=0)] = 4  # N flips (Coin Flip) / N words (Last Letters)
-    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.3
 
     @field_validator("datasets")
