@@ -234,3 +234,135 @@ def test_a_correct_decimal_with_many_digits_is_judged_correct(gold):
 
 def test_a_parenthesised_choice_wins_over_the_article_a():
     assert extract("A good answer is (C)", "choice", FIVE_CHOICES) == "C"
+
+
+# --- traps in real teacher completions (text-davinci-002, zero-shot-CoT) ---------------------
+# One row per trap; most rows are completions quoted from shared/data/teacher (the text
+# after "Therefore, the answer ... is").
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (" $40,000.", "40000"),  # thousands separator and currency sign
+        ("1,2,3", "1"),  # commas not in groups of three separate a list
+        (" -15.", "-15"),  # a negative number
+        ("x - 10 = 50", "10"),  # a subtraction is not a minus sign
+        (" 3-4-1", "3"),  # nor is a hyphen
+        (" 12.30.", "12.3"),  # trailing zero, then a full stop
+        (" 9/10.", "0.9"),  # a fraction is one number, not 9
+        (" 1/6, or 0.166666666666667.", "0.16666666666666666"),
+        (" .25", "0.25"),  # a decimal without its leading zero
+        (" 70%.", "70"),  # percent: the number written, as the question asked for it
+        (" 18.0 dollars", "18"),  # a unit after the number
+        (" 8 buses carrying 45 students each equals 360 students", "8"),  # first number
+        (" 9 + 8 = 17.", "17"),  # an equation: its result is the answer
+        (" 1600*3.5 = $5600. \n\nI hope this helps!", "5600"),
+        (": \n\n320 + (2 * 60) = 440", "440"),
+        (" \n\n$192 x 12 = \n\n$2,304", "2304"),
+        (" 323 / 19 = 17.", "17"),
+        (" 26 + 36 - 48 = 14. The answer (words) is fourteen.", "14"),  # a restatement
+        (" 14. \n\nThe answer (in words) is fourteen.", "14"),
+        (" 2. \n\nThe answer is 2.", "2"),
+        ("5 + 6 = 11 balls. The answer is 11.", "11"),  # a whole few-shot-style output
+        ("There are 7 cars. Therefore, the answer (arabic numerals) is 5.", "5"),
+        (" _____. \n\nThe answer is 162.", "162"),
+        (" eleven.", None),  # number words: the trigger asks for arabic numerals
+        (": \n\nOne hundred dollars.", None),
+    ],
+)
+def test_number_traps(text, expected):
+    assert extract(text, "number") == expected
+
+
+THREE_CHOICES = ["red", "green", "blue"]  # Tracking Shuffled Objects: A..C
+SIX_CHOICES = ["a", "b", "c", "d", "e", "f"]  # Date Understanding: A..F
+
+
+@pytest.mark.parametrize(
+    ("text", "choices", "expected"),
+    [
+        (" A: Karl.", THREE_CHOICES, "A"),
+        (" C) green ball.", THREE_CHOICES, "C"),
+        (" B, 03/05/1973.", SIX_CHOICES, "B"),
+        (" D. \n\nThe date 10 days ago would be 09/09/2020.", SIX_CHOICES, "D"),
+        (' "B".', THREE_CHOICES, "B"),  # in quotes
+        ("(D)", THREE_CHOICES, None),  # past the dataset's last letter
+        ("(F)", SIX_CHOICES, "F"),
+        ("Bob ends with the (A) ball. Therefore, among A through C, the answer is B.",
+         THREE_CHOICES, "B"),
+    ],
+)
+def test_choice_traps(text, choices, expected):
+    assert extract(text, "choice", choices) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (' "Yes".', "yes"),
+        (" YES, the coin is still heads up.", "yes"),
+        (":\n\nYes", "yes"),
+        ("The coin is no longer heads up. The answer is yes.", "yes"),
+    ],
+)
+def test_yes_no_traps(text, expected):
+    assert extract(text, "yes_no") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (' "n a o a".', "naoa"),  # spelled out with spaces
+        (' "n-a-e-y".', "naey"),  # spelled out with hyphens
+        (' "méyl".', "méyl"),  # a letter outside A-Z
+        (' "lenyjn."', "lenyjn"),  # the full stop inside the quotes
+        (" 'oeroerr'.", "oeroerr"),  # single quotes
+        ("n is the answer", "n"),  # one letter, then a word
+        ("So the answer is nkyj.", "nkyj"),
+    ],
+)
+def test_text_traps(text, expected):
+    assert extract(text, "text") == expected
+
+
+@pytest.mark.parametrize(
+    ("prediction", "gold", "answer_type", "expected"),
+    [
+        ("0.6666666666666667", "0.6666666666666666", "number", True),  # float's last digit
+        ("0.67", "0.6666666666666666", "number", False),  # a rounded answer is not the answer
+        ("40000", "40,000", "number", True),
+        ("yaea", "yaeA", "text", True),  # gold with a capital letter
+        ("-15", "15", "number", False),
+    ],
+)
+def test_comparison_traps(prediction, gold, answer_type, expected):
+    assert is_correct(prediction, gold, answer_type) is expected
+
+
+@pytest.mark.parametrize(
+    ("answer_type", "rationale", "answer", "expected"),
+    [
+        ("number", "There are 7 cars.", " 5.", "5"),
+        ("yes_no", "No doubt the coin is heads up.", " Yes.", "yes"),
+        ("choice", "The (A) ball is tempting.", " (B).", "B"),
+        ("text", "The letters are a and b.", ' "ab".', "ab"),
+    ],
+)
+def test_a_whole_answer_prompt_is_read_after_our_trigger(answer_type, rationale, answer, expected):
+    from cotdistill.prompts import answer_prompt
+
+    prompt = answer_prompt("Q?", rationale, answer_type, THREE_CHOICES)
+    assert extract(prompt + answer, answer_type, THREE_CHOICES) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "answer_type", "expected"),
+    [
+        ("5 + 6 = 11 --> $1,100", "number", "1100"),
+        ("so 9 + 8 --> 9 + 8 = 17", "number", "17"),
+        ("it ends with (A) --> B)", "choice", "B"),
+        ("letters --> \"n a o a\"", "text", "naoa"),
+    ],
+)
+def test_student_traps(output, answer_type, expected):
+    assert extract_student(output, answer_type, THREE_CHOICES) == expected

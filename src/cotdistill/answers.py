@@ -2,9 +2,15 @@
 
 Two readers share one set of per-type parsers:
 - teacher outputs: the text after an answer trigger ("Therefore, the answer ... is"), where the
-  answer is the first candidate in the text;
+  answer is the first candidate in the text, or a text containing "The answer is", where the
+  answer is the first candidate after that phrase;
 - student outputs: Fine-tune-CoT's ``rationale --> answer``, where the answer follows the last
   ``-->`` (or is the whole output for answer-only students).
+
+Every reader returns the answer in one canonical form (numbers as ``format_number`` writes
+them, choice letters upper case, yes/no and text lower case) or None when there is none, and
+:func:`normalize_gold` puts gold answers in the same form, so comparing is plain equality
+(numbers by value, to allow ``0.6666666666666667`` for 2/3).
 """
 
 from __future__ import annotations
@@ -14,16 +20,47 @@ from fractions import Fraction
 
 from cotdistill.methods import ANSWER_SEPARATOR
 
-_NUMBER = re.compile(r"-?\$?\s?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\$?\.\d+")
-_YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
-_CHOICE = re.compile(r"(?<![A-Za-z])\(?([A-Z])(?:\)|\.|:|(?![A-Za-z]))")
+# "The answer is", and the wording of our own triggers (cotdistill.prompts.TRIGGERS): "the
+# answer (arabic numerals) is", "among A through F, the answer is". A restatement in another
+# form ("14. The answer (in words) is fourteen.") is not an answer phrase: it names no answer
+# we can read, and the answer was already given before it.
+_ANSWER_PHRASE = re.compile(r"\bthe answer(?: \((?:arabic numerals|yes or no)\))? is\b", re.I)
+
+# A number as written in an answer: "42", "-3", "1,234" (commas only in groups of three, so
+# "1,2,3" is a list, not 123), "18.0", ".5", "3/4", with an optional currency sign ("-$5").
+# A minus sign counts only when attached to the number and not following a word or digit:
+# in "3-4" and "x - 10" it is a hyphen or a subtraction, not a negative number.
+_NUMBER = re.compile(
+    r"""(?<![\w.])-?(?:[$€£]\s?)?
+        (?: (?:\d{1,3}(?:,\d{3})+(?![\d,]) | \d+) (?:\.\d+)? (?:/\d+)?  # 1,234.5  3/4
+          | \.\d+ )                                                      # .5
+    """,
+    re.VERBOSE,
+)
+# Between two numbers of an arithmetic expression ("9 + 8", "320 + (2 * 60", "$192 x 12"),
+# and between the expression and its result ("= 17", ") = 440").
+_OPERATOR = re.compile(r"\)*\s*[-+*/x×÷]\s*\(*")
+_EQUALS = re.compile(r"\)*\s*=\s*")
+
+_YES_NO = re.compile(r"\b(yes|no)\b", re.I)
+
+# "(B)" is unambiguous; a bare letter counts when it stands alone ("B", "B)", "B.", "B:"), not
+# inside a word ("Both"). A bare "A" may be the article, hence "(C)" first.
 _PARENTHESISED_CHOICE = re.compile(r"\(([A-Z])\)")
-_WORD = re.compile(r"[A-Za-z]+")
+_BARE_CHOICE = re.compile(r"(?<![A-Za-z])\(?([A-Z])(?![A-Za-z])")
+
+# A word (any alphabet: "méyl"), or a word spelled out letter by letter ("n a o a", "n-a-e-y").
+_LETTER = r"[^\W\d_]"
+_WORD = re.compile(rf"{_LETTER}(?:[ -]{_LETTER})+(?!{_LETTER})|{_LETTER}+")
 
 
 def parse_number(text: str) -> Fraction | None:
-    """``"1,234"``, ``"$5"``, ``"-3"``, ``"18.0"``, ``"3/4"`` -> exact value; else None."""
-    cleaned = text.replace("$", "").replace(",", "").replace(" ", "")
+    """``"1,234"``, ``"$5"``, ``"-3"``, ``"18.0"``, ``"3/4"`` -> exact value; else None.
+
+    Exact fractions, so that ``18.0`` equals ``18`` and ``3/4`` equals ``0.75`` without any
+    floating-point doubt.
+    """
+    cleaned = re.sub(r"[$€£,\s]", "", text)
     try:
         if "/" in cleaned:
             numerator, denominator = cleaned.split("/", 1)
@@ -40,39 +77,78 @@ def format_number(value: Fraction) -> str:
     return repr(float(value))  # the shortest text that round-trips: 12345.67, not 12345.7
 
 
+def _answer_part(text: str, has_candidate) -> str:
+    """The part of ``text`` that holds the answer: after the last answer phrase that is
+    followed by a candidate ("... 5 + 6 = 11. The answer is 11."), else the whole text."""
+    for match in reversed(list(_ANSWER_PHRASE.finditer(text))):
+        rest = text[match.end():]
+        if has_candidate(rest):
+            return rest
+    return text
+
+
 def extract_number(text: str) -> str | None:
-    for match in _NUMBER.finditer(text):
-        value = parse_number(match.group())
-        if value is not None:
-            return format_number(value)
-    return None
+    """The first number; when it opens an arithmetic expression with its result ("9 + 8 =
+    17", "1600*3.5 = $5600"), the result: the sentence states the equation, the answer is what
+    it equals. Number words ("eleven") do not count: the trigger asks for arabic numerals."""
+    text = _answer_part(text, lambda rest: _NUMBER.search(rest) is not None)
+    first = _NUMBER.search(text)
+    if first is None:
+        return None
+    answer, end, operators = first, first.end(), 0
+    while True:
+        operator = _OPERATOR.match(text, end)
+        operand = operator and _NUMBER.match(text, operator.end())
+        if not operand:
+            break
+        end, operators = operand.end(), operators + 1
+    equals = _EQUALS.match(text, end)
+    result = equals and _NUMBER.match(text, equals.end())
+    if operators and result:
+        answer = result
+    value = parse_number(answer.group())
+    return format_number(value) if value is not None else None
 
 
 def extract_yes_no(text: str) -> str | None:
+    """The first whole word "yes" or "no" ("Nope", "not" and "eyes" do not count)."""
+    text = _answer_part(text, lambda rest: _YES_NO.search(rest) is not None)
     match = _YES_NO.search(text)
     return match.group(1).lower() if match else None
 
 
+def choice_letters(count: int) -> list[str]:
+    """The letters of ``count`` choices, "A", "B", ...: what :func:`extract` needs as
+    ``choices`` when only the number of choices is known (it uses only their count)."""
+    return [chr(ord("A") + i) for i in range(count)]
+
+
 def extract_choice(text: str, choices: list[str] | None) -> str | None:
-    letters = [chr(ord("A") + i) for i in range(len(choices))] if choices else None
-    # "(C)" is unambiguous; a bare "A" may be the article, so it only counts when no
-    # parenthesised letter is there.
-    for pattern in (_PARENTHESISED_CHOICE, _CHOICE):
-        for match in pattern.finditer(text):
-            letter = match.group(1)
-            if letters is None or letter in letters:
-                return letter
-    return None
+    """The first choice letter, a parenthesised one first; letters past the last choice are
+    not choices (Date Understanding has A-F, Tracking Shuffled Objects A-C)."""
+    letters = choice_letters(len(choices)) if choices else None
+
+    def find(part: str) -> str | None:
+        for pattern in (_PARENTHESISED_CHOICE, _BARE_CHOICE):
+            for match in pattern.finditer(part):
+                if letters is None or match.group(1) in letters:
+                    return match.group(1)
+        return None
+
+    return find(_answer_part(text, lambda rest: find(rest) is not None))
 
 
 def extract_text(text: str) -> str | None:
-    """The first word, lower-cased, without quotes or punctuation (Last Letters answers)."""
+    """The first word, lower-cased, without quotes or punctuation (Last Letters answers); a
+    word spelled letter by letter ("n a o a", "n-a-e-y") is that word: the letters are the
+    answer, the separators only spell it out."""
+    text = _answer_part(text, lambda rest: _WORD.search(rest) is not None)
     match = _WORD.search(text)
-    return match.group().lower() if match else None
+    return re.sub(r"[ -]", "", match.group()).lower() if match else None
 
 
 def extract(text: str, answer_type: str, choices: list[str] | None = None) -> str | None:
-    """The first answer of ``answer_type`` in ``text``, normalised; None when there is none."""
+    """The answer of ``answer_type`` in ``text``, normalised; None when there is none."""
     if answer_type == "number":
         return extract_number(text)
     if answer_type == "yes_no":
@@ -112,7 +188,11 @@ def normalize_gold(answer: str, answer_type: str) -> str:
 
 
 def is_correct(prediction: str | None, gold: str, answer_type: str) -> bool:
-    """Whether an extracted prediction equals the gold answer (numbers compared by value)."""
+    """Whether an extracted prediction equals the gold answer.
+
+    Numbers are compared by value within a relative 1e-6, so a decimal written out to the
+    float's last digit (``0.6666666666666667``, ``0.333333``) equals the fraction it stands for.
+    """
     if prediction is None:
         return False
     if answer_type == "number":

@@ -88,13 +88,22 @@ def teacher(params: ParamsOption = Path("params.yaml")) -> None:
         examples = first_per_dataset(
             read_records(layout.prepared("train"), PreparedExample), settings.max_questions
         )
-        backend = make_backend(settings)
-        records, stats = run_teacher(examples, settings, backend,
-                                     state_dir() / "teacher-cache.sqlite")
+        if settings.backend == "replay":
+            from cotdistill.teacher_replay import replay
+
+            records, replayed = replay(examples, Path(settings.replay_path),
+                                       samples=settings.samples, match=settings.replay_match)
+            log.info("replay: %d completions imported from %d file(s); %d for other questions, "
+                     "%d beyond teacher.samples", replayed.imported, replayed.files,
+                     replayed.not_asked, replayed.beyond_samples)
+        else:
+            records, stats = run_teacher(examples, settings, make_backend(settings),
+                                         state_dir() / "teacher-cache.sqlite")
+            log.info("teacher: %d model calls, %d answered from the cache", stats.generated,
+                     stats.cached)
         write_records(layout.COMPLETIONS, records)
-        correct = sum(record.correct for record in records)
-        log.info("teacher: %d completions (%d correct); %d model calls, %d from cache",
-                 len(records), correct, stats.generated, stats.cached)
+        log.info("teacher: %d completions for %d questions, %d correct", len(records),
+                 len(examples), sum(record.correct for record in records))
 
     _run(work)
 
@@ -170,6 +179,28 @@ def report(params: ParamsOption = Path("params.yaml")) -> None:
         from cotdistill import report as stage
 
         stage.run(_load(params))
+
+    _run(work)
+
+
+@app.command()
+def score(
+    files: Annotated[list[Path], typer.Argument(help="CompletionDataset JSON files to score.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Score teacher completions (reasoning-teacher CompletionDataset files) with our extractor."""
+
+    def work() -> None:
+        import json
+
+        from cotdistill.score import score_file
+
+        scores = [score_file(path) for path in files]  # all read before anything is printed
+        if json_output:
+            typer.echo(json.dumps([item.as_dict() for item in scores], indent=2))
+        else:
+            for item in scores:
+                typer.echo(item.line())
 
     _run(work)
 
