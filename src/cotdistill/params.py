@@ -57,8 +57,12 @@ class PrepareParams(Section):
 
 
 class TeacherParams(Section):
-    backend: Literal["transformers"] = "transformers"
+    backend: Literal["transformers", "replay"] = "transformers"
     model: str = "builtin:SmolLM2-135M-Instruct"  # builtin:NAME, a Hugging Face id or a path
+    # replay backend: a CompletionDataset file or a directory of them, and how entries are
+    # matched to examples (see cotdistill.teacher_replay)
+    replay_path: str | None = None
+    replay_match: Literal["question", "sample_index"] = "question"
     samples: Annotated[int, Field(gt=0)] = 2  # D, diverse reasoning samples per question
     temperature: Annotated[float, Field(ge=0)] = 0.7  # T; 0 means greedy (then samples must be 1)
     max_rationale_tokens: Annotated[int, Field(gt=0)] = 96
@@ -66,6 +70,12 @@ class TeacherParams(Section):
     batch_size: Annotated[int, Field(gt=0)] = 16
     max_questions: Annotated[int, Field(gt=0)] | None = None  # cap on train questions (None: all)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _replay_has_a_path(self) -> TeacherParams:
+        if self.backend == "replay" and not self.replay_path:
+            raise ValueError("the replay backend needs teacher.replay_path")
+        return self
 
     @model_validator(mode="after")
     def _greedy_is_single(self) -> TeacherParams:
