@@ -210,3 +210,23 @@ def test_checksum_mismatch(tmp_path):
     altered.write_bytes(bytes(content))
     with pytest.raises(CotdistillError, match="checksum mismatch"):
         LOADERS["addsub"](FileSource(mirror=tmp_path, cache=tmp_path / "cache", download=False))
+
+
+def test_no_test_question_is_in_train_or_val_for_any_dataset(tmp_path):
+    """After case and whitespace are normalised, through the prepare stage with val carved."""
+    from cotdistill.params import PrepareParams
+    from cotdistill.prepare import prepare
+    from cotdistill.splits import normalize_question
+
+    source = FileSource(mirror=MIRROR, cache=tmp_path, download=False)
+    prepared = prepare(PrepareParams(datasets=OFFLINE, val_fraction=0.1), source)
+    for key in OFFLINE:
+        test = {normalize_question(e.question) for e in prepared["test"] if e.dataset == key}
+        assert len(test) > 0
+        for split in ("train", "val"):
+            questions = [normalize_question(e.question) for e in prepared[split] if e.dataset == key]
+            assert questions, (key, split)
+            assert not test & set(questions), (key, split)
+            assert len(questions) == len(set(questions)), (key, split)
+        # the published test split is kept whole
+        assert sum(e.dataset == key for e in prepared["test"]) == SPLITS[key][0][1]
