@@ -269,3 +269,13 @@ def test_repo_root_defaults_to_the_working_directory(tmp_path, monkeypatch):
     nested.mkdir(parents=True)
     monkeypatch.chdir(nested)
     assert repo_root() == tmp_path.resolve()
+
+
+def test_relative_params_paths_are_taken_from_the_repository_root(tmp_path, monkeypatch):
+    from cotdistill.paths import from_root
+
+    experiment = tmp_path / ".dvc" / "tmp" / "exps" / "tmpxyz"
+    experiment.mkdir(parents=True)
+    monkeypatch.chdir(experiment)
+    assert from_root("../shared/mirror") == tmp_path / "../shared/mirror"
+    assert from_root("/abs/mirror") == Path("/abs/mirror")

@@ -63,7 +63,10 @@ def prepare(params: ParamsOption = Path("params.yaml")) -> None:
         from cotdistill.prepare import prepare as build
 
         settings = _load(params).prepare
-        splits = build(settings, FileSource(settings.mirror, cache_home() / "data"))
+        from cotdistill.paths import from_root
+
+        mirror = from_root(settings.mirror) if settings.mirror else None
+        splits = build(settings, FileSource(mirror, cache_home() / "data"))
         with atomic_dir(layout.PREPARED) as tmp:
             for split, examples in splits.items():
                 write_records(tmp / f"{split}.jsonl", examples)
@@ -79,7 +82,7 @@ def teacher(params: ParamsOption = Path("params.yaml")) -> None:
     def work() -> None:
         from cotdistill import layout
         from cotdistill.jsonl import read_records, write_records
-        from cotdistill.paths import state_dir
+        from cotdistill.paths import from_root, state_dir
         from cotdistill.records import PreparedExample
         from cotdistill.splits import first_per_dataset
         from cotdistill.teacher import make_backend, run_teacher
@@ -91,7 +94,7 @@ def teacher(params: ParamsOption = Path("params.yaml")) -> None:
         if settings.backend == "replay":
             from cotdistill.teacher_replay import replay
 
-            records, replayed = replay(examples, Path(settings.replay_path),
+            records, replayed = replay(examples, from_root(settings.replay_path),
                                        samples=settings.samples, match=settings.replay_match)
             log.info("replay: %d completions imported from %d file(s); %d for other questions, "
                      "%d beyond teacher.samples", replayed.imported, replayed.files,

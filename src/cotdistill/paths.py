@@ -22,3 +22,10 @@ def repo_root(start: Path | str | None = None) -> Path:
 def state_dir() -> Path:
     """Local, unversioned state of this checkout (the teacher response cache)."""
     return repo_root() / ".cotdistill"
+
+
+def from_root(path: str | Path) -> Path:
+    """A path from params: relative ones are relative to the repository root, not the cwd,
+    so ``../shared/data/mirror`` means the same in a ``dvc exp run --temp`` copy."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else repo_root() / path
