@@ -23,7 +23,7 @@ def completion(
     return TeacherCompletion(
         id=id, dataset=dataset, sample=sample, backend="transformers", model="tiny",
         prompt_id="zs_cot@test", sampling={"temperature": 0.7}, rationale=rationale,
-        answer_text="", prediction=None, correct=correct,
+        answer_text="", prediction="given" if correct else None, correct=correct,
     )
 
 

@@ -120,15 +120,20 @@ def curate(params: ParamsOption = Path("params.yaml")) -> None:
 
         from cotdistill import layout
         from cotdistill.atomic import atomic_dir, write_text
-        from cotdistill.curate import curate as select, curation_stats
+        from cotdistill.curate import curate as select
+        from cotdistill.curate import curation_stats, diversity, select_rationales
+        from cotdistill.rationale_filters import FilterReport
         from cotdistill.jsonl import read_records, write_records
         from cotdistill.records import PreparedExample, TeacherCompletion
 
         settings = _load(params).curate
         examples = read_records(layout.prepared("train"), PreparedExample)
         completions = read_records(layout.COMPLETIONS, TeacherCompletion)
-        curated = select(examples, completions, settings)
+        report = FilterReport()
+        curated = select(examples, completions, settings, report)
         stats = curation_stats(examples, completions, curated)
+        stats["filtered"] = report.as_dict()
+        stats.update(diversity(completions, select_rationales(examples, completions, settings)))
         with atomic_dir(layout.CURATED) as tmp:
             for method, rows in curated.items():
                 write_records(tmp / f"{method}.jsonl", rows)

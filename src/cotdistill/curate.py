@@ -2,7 +2,10 @@
 
 Fine-tune-CoT keeps a completion only when its extracted answer equals the gold answer; each
 kept completion becomes ``{q} ###`` -> `` {rationale} --> {answer}``. The answer-only baseline
-uses every training question with its gold answer. Statistics go to ``reports/curate.json``.
+uses every training question with its gold answer. Before formatting, the quality filters of
+:mod:`cotdistill.rationale_filters` run over each question's correct samples (all optional).
+Statistics, with what each filter dropped and the samples' diversity before and after, go to
+``reports/curate.json``.
 
 Usage: ``cotdistill curate``.
 """
@@ -13,20 +16,48 @@ from collections import Counter, defaultdict
 
 from cotdistill.methods import METHODS
 from cotdistill.params import CurateParams
+from cotdistill.rationale_filters import (
+    FilterReport,
+    FilterSettings,
+    filter_question,
+    mean_pairwise_similarity,
+)
 from cotdistill.records import CuratedExample, PreparedExample, TeacherCompletion
 
 
+def select_rationales(
+    examples: list[PreparedExample], completions: list[TeacherCompletion], params: CurateParams,
+    report: FilterReport | None = None,
+) -> dict[str, list[TeacherCompletion]]:
+    """Per question id, its correct samples that pass the filters, capped, in sample order."""
+    report = report if report is not None else FilterReport()
+    settings = FilterSettings(
+        min_words=params.min_rationale_words, max_words=params.max_rationale_words,
+        dedupe_threshold=params.dedupe_threshold, drop_answer_first=params.drop_answer_first,
+        drop_truncated=params.drop_truncated,
+    )
+    known = {example.id for example in examples}
+    correct: dict[str, list[TeacherCompletion]] = defaultdict(list)
+    for completion in sorted(completions, key=lambda c: (c.id, c.sample)):
+        if completion.id in known and completion.correct and completion.rationale:
+            correct[completion.id].append(completion)
+    kept = {}
+    for question, samples in correct.items():
+        passing = filter_question(samples, settings, report)
+        if params.max_per_question is not None and len(passing) > params.max_per_question:
+            report.dropped["over_cap"] += len(passing) - params.max_per_question
+            passing = passing[: params.max_per_question]
+        if passing:
+            kept[question] = passing
+    return kept
+
+
 def curate(
-    examples: list[PreparedExample], completions: list[TeacherCompletion], params: CurateParams
+    examples: list[PreparedExample], completions: list[TeacherCompletion], params: CurateParams,
+    report: FilterReport | None = None,
 ) -> dict[str, list[CuratedExample]]:
     """Curated training examples for every method, in question then sample order."""
-    by_id = {example.id: example for example in examples}
-    kept: dict[str, list[TeacherCompletion]] = defaultdict(list)
-    for completion in sorted(completions, key=lambda c: (c.id, c.sample)):
-        if completion.id not in by_id or not completion.correct or not completion.rationale:
-            continue
-        if params.max_per_question is None or len(kept[completion.id]) < params.max_per_question:
-            kept[completion.id].append(completion)
+    kept = select_rationales(examples, completions, params, report)
     out: dict[str, list[CuratedExample]] = {}
     for name, method in METHODS.items():
         rows = []
@@ -45,6 +76,22 @@ def curate(
                 )
         out[name] = rows
     return out
+
+
+def diversity(
+    completions: list[TeacherCompletion], kept: dict[str, list[TeacherCompletion]]
+) -> dict[str, float | None]:
+    """Mean pairwise similarity of each question's correct samples, before and after filters
+    (lower is more diverse; None with fewer than two samples per question)."""
+    before: dict[str, list[str]] = defaultdict(list)
+    for completion in completions:
+        if completion.correct and completion.rationale:
+            before[completion.id].append(completion.rationale)
+    return {
+        "similarity_before": mean_pairwise_similarity(list(before.values())),
+        "similarity_after": mean_pairwise_similarity(
+            [[c.rationale for c in samples] for samples in kept.values()]),
+    }
 
 
 def curation_stats(

@@ -86,6 +86,14 @@ class TeacherParams(Section):
 
 class CurateParams(Section):
     max_per_question: Annotated[int, Field(gt=0)] | None = None  # None keeps every correct sample
+    min_rationale_words: Annotated[int, Field(ge=0)] | None = None
+    max_rationale_words: Annotated[int, Field(gt=0)] | None = None
+    # drop a sample whose TF-IDF cosine similarity to one already kept for the same question
+    # reaches this (None: keep near-duplicates)
+    dedupe_threshold: Annotated[float, Field(gt=0, le=1)] | None = None
+    # CoT-Collection-style checks (off: Fine-tune-CoT keeps every correct rationale)
+    drop_answer_first: bool = False  # rationale states the answer before any reasoning
+    drop_truncated: bool = False  # rationale stops mid-sentence
 
 
 class Student(Section):
