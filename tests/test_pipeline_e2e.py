@@ -70,8 +70,8 @@ def pipeline(tmp_path_factory, tiny_model):
 
 def test_every_stage_ran_and_wrote_its_outputs(pipeline):
     repo, first = pipeline
-    for stage in ("prepare", "teacher", "curate", "train@tiny-fine_tune_cot",
-                  "evaluate@tiny-answer_only", "report"):
+    for stage in ("prepare", "teacher", "exemplars", "curate", "train@tiny-fine_tune_cot",
+                  "evaluate@tiny-answer_only", "baseline@tiny-few_shot_cot", "report"):
         assert f"Running stage '{stage}'" in first.stdout
     assert (repo / "reports/summary.md").read_text().startswith("# cotdistill summary")
     assert (repo / "reports/accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -101,8 +101,12 @@ def test_mlflow_holds_one_evaluated_run_per_student_and_method(pipeline):
     repo, _ = pipeline
     with sqlite3.connect(repo / "mlflow.db") as db:
         runs = dict(db.execute("SELECT run_uuid, name FROM runs WHERE status = 'FINISHED'"))
-        assert sorted(runs.values()) == ["tiny/answer_only", "tiny/fine_tune_cot"]
-        for run in runs:
+        assert sorted(runs.values()) == ["tiny/answer_only", "tiny/few_shot_cot",
+                                         "tiny/fine_tune_cot", "tiny/zero_shot",
+                                         "tiny/zero_shot_cot"]
+        trained = [run for run, name in runs.items() if name.endswith(("cot", "only"))
+                   and not name.endswith(("zero_shot_cot", "few_shot_cot"))]
+        for run in trained:
             metrics = {k for (k,) in db.execute("SELECT key FROM metrics WHERE run_uuid=?", (run,))}
             assert {"train_loss", "final_loss", "test_accuracy"} <= metrics
             tags = dict(db.execute("SELECT key, value FROM tags WHERE run_uuid=?", (run,)))

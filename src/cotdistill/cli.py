@@ -77,20 +77,20 @@ def prepare(params: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command()
 def teacher(params: ParamsOption = Path("params.yaml")) -> None:
-    """Ask the teacher for D zero-shot-CoT rationales per training question."""
+    """Ask the teacher for D zero-shot-CoT rationales per training question.
+
+    Exits 1 without writing completions when any request failed or teacher.max_usd stopped
+    the run; everything bought is cached, so the next run asks only for what is missing.
+    """
 
     def work() -> None:
         from cotdistill import layout
-        from cotdistill.jsonl import read_records, write_records
-        from cotdistill.paths import from_root, state_dir
-        from cotdistill.records import PreparedExample
-        from cotdistill.splits import first_per_dataset
+        from cotdistill.jsonl import write_records
+        from cotdistill.paths import from_root
         from cotdistill.teacher import make_backend, run_teacher
 
         settings = _load(params).teacher
-        examples = first_per_dataset(
-            read_records(layout.prepared("train"), PreparedExample), settings.max_questions
-        )
+        examples = _teacher_examples(settings)
         if settings.backend == "replay":
             from cotdistill.teacher_replay import replay
 
@@ -100,13 +100,61 @@ def teacher(params: ParamsOption = Path("params.yaml")) -> None:
                      "%d beyond teacher.samples", replayed.imported, replayed.files,
                      replayed.not_asked, replayed.beyond_samples)
         else:
-            records, stats = run_teacher(examples, settings, make_backend(settings),
-                                         state_dir() / "teacher-cache.sqlite")
-            log.info("teacher: %d model calls, %d answered from the cache", stats.generated,
-                     stats.cached)
+            for noisy in ("httpx", "httpx2", "openai"):  # one line per HTTP request otherwise
+                logging.getLogger(noisy).setLevel(logging.WARNING)
+            cache = _teacher_cache()
+            records, stats = run_teacher(examples, settings, make_backend(settings, cache), cache)
+            log.info("teacher: %d model calls (%d prompt + %d completion tokens, $%.4f), "
+                     "%d answered from the cache", stats.generated, stats.prompt_tokens,
+                     stats.completion_tokens, stats.usd, stats.cached)
         write_records(layout.COMPLETIONS, records)
         log.info("teacher: %d completions for %d questions, %d correct", len(records),
                  len(examples), sum(record.correct for record in records))
+
+    _run(work)
+
+
+def _teacher_examples(settings):
+    from cotdistill import layout
+    from cotdistill.jsonl import read_records
+    from cotdistill.records import PreparedExample
+    from cotdistill.splits import first_per_dataset
+
+    return first_per_dataset(
+        read_records(layout.prepared("train"), PreparedExample), settings.max_questions
+    )
+
+
+def _teacher_cache() -> Path:
+    from cotdistill.paths import state_dir
+
+    return state_dir() / "teacher-cache.sqlite"
+
+
+@app.command()
+def estimate(
+    params: ParamsOption = Path("params.yaml"),
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+) -> None:
+    """Print the calls, tokens and dollars the teacher stage would spend now (nothing is sent)."""
+
+    def work() -> None:
+        import json
+
+        from cotdistill.teacher import make_backend
+        from cotdistill.teacher_estimate import estimate as price_run
+
+        settings = _load(params).teacher
+        if settings.backend == "replay":
+            raise CotdistillError("teacher.backend is replay: the teacher stage calls no model")
+        cache = _teacher_cache()
+        result = price_run(_teacher_examples(settings), settings, make_backend(settings, cache),
+                           cache)
+        if json_output:
+            typer.echo(json.dumps(result.as_dict(), indent=2))
+        else:
+            for line in result.lines():
+                typer.echo(line)
 
     _run(work)
 
@@ -140,6 +188,36 @@ def curate(params: ParamsOption = Path("params.yaml")) -> None:
         write_text(layout.CURATE_STATS, json.dumps(stats, indent=2) + "\n")
         log.info("curated: %s; teacher accuracy %.1f%%", stats["examples"],
                  100 * stats["teacher_accuracy"])
+
+    _run(work)
+
+
+@app.command()
+def exemplars(params: ParamsOption = Path("params.yaml")) -> None:
+    """Cluster training questions; per cluster pick the nearest one the teacher got right."""
+
+    def work() -> None:
+        from cotdistill import layout
+        from cotdistill.embeddings import embed
+        from cotdistill.exemplars import select_exemplars
+        from cotdistill.jsonl import read_records, write_records
+        from cotdistill.records import PreparedExample, TeacherCompletion
+
+        settings = _load(params).exemplars
+        examples = read_records(layout.prepared("train"), PreparedExample)
+        completions = read_records(layout.COMPLETIONS, TeacherCompletion)
+        vectors = embed([example.question for example in examples], settings.embedder,
+                        "exemplars.embedder")
+        chosen = select_exemplars(
+            examples, completions, vectors, k=settings.k, seed=settings.seed,
+            max_question_chars=settings.max_question_chars,
+            max_rationale_chars=settings.max_rationale_chars,
+        )
+        write_records(layout.EXEMPLARS, chosen)
+        for dataset in dict.fromkeys(example.dataset for example in examples):
+            count = sum(exemplar.dataset == dataset for exemplar in chosen)
+            log.info("exemplars: %s: %d of %d clusters have a correct exemplar", dataset, count,
+                     settings.k)
 
     _run(work)
 
@@ -180,6 +258,25 @@ def evaluate(
 
 
 @app.command()
+def baseline(
+    student: StudentOption,
+    method: Annotated[str, typer.Option(help="zero_shot, zero_shot_cot or few_shot_cot.")],
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Score an untrained student with a prompting baseline, for comparison."""
+
+    def work() -> None:
+        from cotdistill import baseline as stage
+
+        settings = _load(params)
+        _check_choice("baseline", method, stage.BASELINES)
+        settings.student(student)
+        stage.run(settings, student, method)
+
+    _run(work)
+
+
+@app.command()
 def report(params: ParamsOption = Path("params.yaml")) -> None:
     """Write reports/summary.md, reports/accuracy.png and reports/metrics.json."""
 
@@ -209,6 +306,27 @@ def score(
         else:
             for item in scores:
                 typer.echo(item.line())
+
+    _run(work)
+
+
+@app.command()
+def serve(
+    model: Annotated[str, typer.Option("--model", help="Model spec: builtin:NAME, a directory, "
+                                                       "or a hub id.")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    max_batch: Annotated[int, typer.Option(help="Most rows per generate call.")] = 8,
+) -> None:
+    """Serve a local model over the OpenAI API (completions, chat, Batch API) until Ctrl-C."""
+
+    def work() -> None:
+        import uvicorn
+
+        from cotdistill.serve import create_app
+
+        uvicorn.run(create_app(model, max_batch=max_batch), host=host, port=port,
+                    log_level="info")
 
     _run(work)
 

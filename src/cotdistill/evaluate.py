@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
 
 from cotdistill import answers, layout
 from cotdistill.atomic import atomic_file
@@ -24,15 +26,13 @@ log = logging.getLogger(__name__)
 
 
 def score(
-    examples: list[PreparedExample], outputs: list[str], student: str, method: str
+    examples: list[PreparedExample], outputs: list[str], student: str, method: str,
+    read: Callable[[str, PreparedExample], str | None],
 ) -> list[Prediction]:
-    """Extract and judge each output against its example's gold answer."""
+    """Extract each output's answer with ``read`` and judge it against the gold answer."""
     predictions = []
     for example, output in zip(examples, outputs, strict=True):
-        predicted = answers.extract_student(
-            output, example.answer_type, example.choices,
-            with_rationale=METHODS[method].uses_rationale,
-        )
+        predicted = read(output, example)
         predictions.append(
             Prediction(
                 id=example.id, dataset=example.dataset, student=student, method=method,
@@ -41,6 +41,13 @@ def score(
             )
         )
     return predictions
+
+
+def student_reader(method: str) -> Callable[[str, PreparedExample], str | None]:
+    """How a student trained with ``method`` states its answer (``--> answer`` or bare)."""
+    with_rationale = METHODS[method].uses_rationale
+    return lambda output, example: answers.extract_student(
+        output, example.answer_type, example.choices, with_rationale=with_rationale)
 
 
 def accuracy_metrics(predictions: list[Prediction]) -> dict:
@@ -58,13 +65,53 @@ def accuracy_metrics(predictions: list[Prediction]) -> dict:
     }
 
 
-def run(params, student: str, method: str) -> dict:
-    """The stage: generate on test, score, write predictions and metrics, log to MLflow."""
+def test_examples(settings: EvaluateParams) -> list[PreparedExample]:
+    from cotdistill.jsonl import read_records
+
+    return first_per_dataset(read_records(layout.prepared("test"), PreparedExample),
+                             settings.max_examples)
+
+
+def record_results(
+    params, student: str, method: str, predictions: list[Prediction], *,
+    run_id: str | None, lineage: dict[str, Path], run_params: dict, extra: dict | None = None,
+) -> dict:
+    """Write predictions and metrics under reports/eval/, and log them to MLflow (to the
+    training run ``run_id`` when it still exists, else to a run of their own)."""
     import mlflow
 
     from cotdistill import tracking
+    from cotdistill.jsonl import write_records
+
+    metrics = {**accuracy_metrics(predictions), **(extra or {})}
+    out = layout.eval_reports(student, method)
+    write_records(out / "predictions.jsonl", predictions)
+    with atomic_file(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    experiment = tracking.use_experiment(params.mlflow)
+    client = mlflow.MlflowClient()
+    try:
+        run_id = client.get_run(run_id).info.run_id if run_id else None
+    except Exception:  # the store was reset since training
+        run_id = None
+    if run_id is None:
+        run_id = client.create_run(experiment, run_name=f"{student}/{method}",
+                                   tags={"student": student, "method": method}).info.run_id
+    with mlflow.start_run(run_id=run_id):
+        mlflow.set_tags({"evaluated": "true", **tracking.lineage_tags(lineage)})
+        mlflow.log_params(run_params)
+        mlflow.log_metric("test_accuracy", metrics["accuracy"])
+        for dataset, figures in metrics["datasets"].items():
+            mlflow.log_metric(f"test_accuracy.{dataset}", figures["accuracy"])
+        mlflow.log_artifact(str(out / "predictions.jsonl"))
+    log.info("%s/%s: test accuracy %.3f on %d questions", student, method,
+             metrics["accuracy"], metrics["n"])
+    return metrics
+
+
+def run(params, student: str, method: str) -> dict:
+    """The stage: generate on test with a trained student, score, record."""
     from cotdistill.generation import generate
-    from cotdistill.jsonl import read_records, write_records
     from cotdistill.model_store import load_causal_lm
     from cotdistill.train import TRAIN_INFO
 
@@ -73,36 +120,18 @@ def run(params, student: str, method: str) -> dict:
     info_path = model_dir / TRAIN_INFO
     if not info_path.is_file():
         raise CotdistillError(f"{model_dir}: no trained model (run `cotdistill train` first)")
-    test_path = layout.prepared("test")
-    examples = first_per_dataset(read_records(test_path, PreparedExample), settings.max_examples)
+    examples = test_examples(settings)
     model, tokenizer = load_causal_lm(str(model_dir), f"models/{student}/{method}",
                                       for_generation=True)
     prompts = [METHODS[method].format_input(example.question) for example in examples]
     generated = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens,
                          batch_size=settings.batch_size, desc=f"evaluate {student}/{method}")
-    predictions = score(examples, [g.text for g in generated], student, method)
-    metrics = accuracy_metrics(predictions)
-    out = layout.eval_reports(student, method)
-    write_records(out / "predictions.jsonl", predictions)
-    with atomic_file(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-
+    predictions = score(examples, [g.text for g in generated], student, method,
+                        student_reader(method))
     info = json.loads(info_path.read_text(encoding="utf-8"))
-    experiment = tracking.use_experiment(params.mlflow)
-    client = mlflow.MlflowClient()
-    try:
-        run_id = client.get_run(info["run_id"]).info.run_id
-    except Exception:  # the store was reset since training: record evaluation on its own
-        run_id = client.create_run(experiment, run_name=f"{student}/{method}").info.run_id
-    with mlflow.start_run(run_id=run_id):
-        mlflow.set_tags({"evaluated": "true", **tracking.lineage_tags(
-            {"test": test_path, "model": model_dir})})
-        mlflow.log_params({"eval_max_new_tokens": settings.max_new_tokens,
-                           "eval_max_examples": settings.max_examples})
-        mlflow.log_metric("test_accuracy", metrics["accuracy"])
-        for dataset, figures in metrics["datasets"].items():
-            mlflow.log_metric(f"test_accuracy.{dataset}", figures["accuracy"])
-        mlflow.log_artifact(str(out / "predictions.jsonl"))
-    log.info("%s/%s: test accuracy %.3f on %d questions", student, method,
-             metrics["accuracy"], metrics["n"])
-    return metrics
+    return record_results(
+        params, student, method, predictions, run_id=info.get("run_id"),
+        lineage={"test": layout.prepared("test"), "model": model_dir},
+        run_params={"eval_max_new_tokens": settings.max_new_tokens,
+                    "eval_max_examples": settings.max_examples},
+    )

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cotdistill.costs import Price
 from cotdistill.datasets import DATASETS
 from cotdistill.errors import CotdistillError
 from cotdistill.methods import METHODS
@@ -57,8 +58,11 @@ class PrepareParams(Section):
 
 
 class TeacherParams(Section):
-    backend: Literal["transformers", "replay"] = "transformers"
-    model: str = "builtin:SmolLM2-135M-Instruct"  # builtin:NAME, a Hugging Face id or a path
+    # transformers: in-process local model; openai: any OpenAI-compatible endpoint; openai_batch:
+    # the OpenAI Batch API (half price, results within completion_window); replay: published data
+    backend: Literal["transformers", "openai", "openai_batch", "replay"] = "transformers"
+    # builtin:NAME, a Hugging Face id or a path; for the openai backends the served model name
+    model: str = "builtin:SmolLM2-135M-Instruct"
     # replay backend: a CompletionDataset file or a directory of them, and how entries are
     # matched to examples (see cotdistill.teacher_replay)
     replay_path: str | None = None
@@ -70,6 +74,39 @@ class TeacherParams(Section):
     batch_size: Annotated[int, Field(gt=0)] = 16
     max_questions: Annotated[int, Field(gt=0)] | None = None  # cap on train questions (None: all)
     seed: int = 0
+    # --- openai / openai_batch backends -------------------------------------------------------
+    api: Literal["chat", "completions"] = "chat"  # /v1/chat/completions or /v1/completions
+    base_url: str | None = None  # None: https://api.openai.com/v1; vLLM, llama.cpp, Ollama...
+    # the environment variable holding the API key (the key itself never goes in params);
+    # with a base_url and the variable unset, a placeholder key is sent (local servers)
+    api_key_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "OPENAI_API_KEY"
+    concurrency: Annotated[int, Field(gt=0)] = 8  # requests in flight at once
+    rpm: Annotated[int, Field(gt=0)] | None = None  # requests per minute (None: no limit)
+    tpm: Annotated[int, Field(gt=0)] | None = None  # tokens per minute, prompt + max_tokens
+    max_retries: Annotated[int, Field(ge=0)] = 8  # on 429, 5xx, timeouts, dropped connections
+    retry_base_s: Annotated[float, Field(gt=0)] = 1.0  # first backoff; doubles each retry
+    retry_max_s: Annotated[float, Field(gt=0)] = 60.0  # backoff ceiling (Retry-After may exceed it)
+    timeout_s: Annotated[float, Field(gt=0)] = 120.0  # per request attempt
+    top_logprobs: Annotated[int, Field(ge=1, le=20)] | None = None  # store top-k per token
+    batch_poll_s: Annotated[float, Field(gt=0)] = 30.0  # openai_batch: seconds between polls
+    batch_window: str = "24h"  # openai_batch: completion_window
+    # --- dollars ------------------------------------------------------------------------------
+    # model -> {prompt, completion} in $ per 1M tokens (batch_discount: the Batch API's cut,
+    # default 0.5); a model without a price costs nothing (a local model)
+    prices: dict[str, Price] = {}
+    max_usd: Annotated[float, Field(gt=0)] | None = None  # stop before spending more (None: no cap)
+
+    @model_validator(mode="after")
+    def _api_settings_need_an_api_backend(self) -> TeacherParams:
+        if self.top_logprobs is not None and not self.backend.startswith("openai"):
+            raise ValueError("teacher.top_logprobs needs an openai backend")
+        return self
+
+    @model_validator(mode="after")
+    def _cap_needs_a_price(self) -> TeacherParams:
+        if self.max_usd is not None and self.model not in self.prices:
+            raise ValueError(f"teacher.max_usd needs a price for {self.model!r} in teacher.prices")
+        return self
 
     @model_validator(mode="after")
     def _replay_has_a_path(self) -> TeacherParams:
@@ -82,6 +119,14 @@ class TeacherParams(Section):
         if self.temperature == 0 and self.samples > 1:
             raise ValueError("temperature 0 (greedy) gives identical samples: set samples to 1")
         return self
+
+
+class ExemplarsParams(Section):
+    embedder: str = "builtin:all-MiniLM-L6-v2"  # Sentence-BERT: builtin:NAME, model id or path
+    k: Annotated[int, Field(gt=0)] = 8  # clusters (and so exemplars) per dataset
+    seed: int = 0  # k-means initialisation
+    max_question_chars: Annotated[int, Field(gt=0)] | None = None
+    max_rationale_chars: Annotated[int, Field(gt=0)] | None = None
 
 
 class CurateParams(Section):
@@ -129,6 +174,9 @@ class TrainParams(Section):
 
 
 class EvaluateParams(Section):
+    # prompting baselines run on each untrained student: zero_shot, zero_shot_cot, few_shot_cot
+    baselines: list[Literal["zero_shot", "zero_shot_cot", "few_shot_cot"]] = [
+        "zero_shot", "zero_shot_cot", "few_shot_cot"]
     batch_size: Annotated[int, Field(gt=0)] = 32
     max_new_tokens: Annotated[int, Field(gt=0)] = 96
     max_examples: Annotated[int, Field(gt=0)] | None = None  # cap on test questions (None: all)
@@ -146,6 +194,7 @@ class ReportParams(Section):
 class Params(Section):
     prepare: PrepareParams = PrepareParams()
     teacher: TeacherParams = TeacherParams()
+    exemplars: ExemplarsParams = ExemplarsParams()
     curate: CurateParams = CurateParams()
     students: dict[str, Student] = {"smollm2-135m": Student(model="builtin:SmolLM2-135M-Instruct")}
     train: TrainParams = TrainParams()

@@ -83,7 +83,8 @@ def accuracy_plot(path: Path, results: dict[tuple[str, str], dict]) -> None:
 
 def run(params) -> None:
     curation = _load(layout.CURATE_STATS)
-    results = collect(params.train.students, params.train.methods)
+    results = collect(params.train.students,
+                      [*params.train.methods, *params.evaluate.baselines])
     write_text(layout.SUMMARY, summary_markdown(params.report.title, curation, results))
     accuracy_plot(layout.ACCURACY_PLOT, results)
     metrics = {
