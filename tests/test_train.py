@@ -52,3 +52,42 @@ def test_deepspeed_can_train_twice_in_one_process(tiny_model, tmp_path):
         result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / f"run{run}",
                                use_deepspeed=True)
         assert result.engine == "DeepSpeedEngine" and result.steps == 2
+
+
+def test_the_checkpoint_kept_is_the_best_on_validation_not_the_last(tiny_model, tmp_path):
+    from cotdistill.model_selection import ValidationSelection
+    from cotdistill.records import PreparedExample
+
+    val = [PreparedExample(id=f"v-{i}", dataset="coin_flip", split="val", question=f"Q{i}?",
+                           answer="no", answer_type="yes_no") for i in range(3)]
+    scorings = []
+
+    def read(output, example):  # only the second scoring (step 4) answers right
+        scorings.append(example.id)
+        return "no" if len(scorings) in range(4, 7) else None
+
+    selection = ValidationSelection(examples=val, prompt=lambda q: f"{q} ###", read=read,
+                                    every=2, max_new_tokens=4)
+    hparams = HParams(max_steps=6, learning_rate=3e-3, batch_size=4, lr_scheduler="constant")
+    result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "selected",
+                           use_deepspeed=False, selection=selection)
+    assert result.steps == 6
+    assert selection.history == [(2, 0.0), (4, 1.0), (6, 0.0)]
+    assert selection.best_step == 4
+
+    shorter = HParams(max_steps=4, learning_rate=3e-3, batch_size=4, lr_scheduler="constant")
+    train_student(EXAMPLES, str(tiny_model), "k", shorter, tmp_path / "four", use_deepspeed=False)
+    last = HParams(max_steps=6, learning_rate=3e-3, batch_size=4, lr_scheduler="constant")
+    train_student(EXAMPLES, str(tiny_model), "k", last, tmp_path / "six", use_deepspeed=False)
+    selected, four, six = (_weights(tmp_path / name) for name in ("selected", "four", "six"))
+    assert all(torch.equal(selected[name], four[name]) for name in selected)
+    assert not all(torch.equal(selected[name], six[name]) for name in selected)
+
+
+def test_plain_training_after_deepspeed_in_the_same_process_is_plain(tiny_model, tmp_path):
+    hparams = HParams(max_steps=2, learning_rate=1e-3, batch_size=4)
+    assert train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "ds",
+                         use_deepspeed=True).engine == "DeepSpeedEngine"
+    plain = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "plain",
+                          use_deepspeed=False)
+    assert plain.engine != "DeepSpeedEngine" and plain.steps == 2

@@ -73,8 +73,14 @@ def teardown(trainer) -> None:
     import torch.distributed as dist
     from accelerate.state import AcceleratorState
 
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
     if trainer.deepspeed is not None:
         trainer.deepspeed.destroy()
+    unset_hf_deepspeed_config()
+    for name in [n for n in os.environ if n.startswith(("ACCELERATE_USE_DEEPSPEED",
+                                                         "ACCELERATE_DEEPSPEED_"))]:
+        del os.environ[name]  # set by TrainingArguments; a later plain run would inherit them
     if os.environ.pop("_COTDISTILL_OWN_WORLD", None) is None:
         return  # a launcher owns the world; leave it alone
     AcceleratorState._reset_state(reset_partial_state=True)

@@ -153,10 +153,16 @@ class HParams(Section):
     grad_accum: Annotated[int, Field(gt=0)] = 1
     max_length: Annotated[int, Field(gt=0)] = 192  # tokens; longer examples are truncated
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     logging_steps: Annotated[int, Field(gt=0)] = 1
     seed: int = 0
     deepspeed: Literal["auto", "on", "off"] = "auto"  # auto: DeepSpeed when CUDA is available
+    # model selection on the validation split: score every N steps (and after the last) with
+    # the answer library and keep the best checkpoint (None: keep the last)
+    select_every: Annotated[int, Field(gt=0)] | None = None
+    select_max_examples: Annotated[int, Field(gt=0)] | None = 20  # val questions per dataset
+    select_max_new_tokens: Annotated[int, Field(gt=0)] = 64
 
 
 class TrainParams(Section):
@@ -191,6 +197,9 @@ class ReportParams(Section):
     title: str = "cotdistill summary"
 
 
+from cotdistill.socratic_params import SocraticParams  # noqa: E402  (needs HParams above)
+
+
 class Params(Section):
     prepare: PrepareParams = PrepareParams()
     teacher: TeacherParams = TeacherParams()
@@ -201,6 +210,7 @@ class Params(Section):
     evaluate: EvaluateParams = EvaluateParams()
     mlflow: MlflowParams = MlflowParams()
     report: ReportParams = ReportParams()
+    socratic: SocraticParams = SocraticParams()
 
     @field_validator("students")
     @classmethod

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cotdistill import deepspeed_setup, layout, model_store
-from cotdistill.atomic import atomic_dir, atomic_file
+from cotdistill.atomic import atomic_dir, atomic_file, write_text
 from cotdistill.errors import CotdistillError
+from cotdistill.model_selection import ValidationSelection, selection_callback
 from cotdistill.params import HParams
 from cotdistill.records import CuratedExample
 from cotdistill.training_data import PadCollator, encode
@@ -63,10 +65,13 @@ def _loss_recorder(result: TrainResult, on_log=None):
 def train_student(
     examples: list[CuratedExample], model_spec: str, key: str, hparams: HParams,
     output_dir: Path, *, use_deepspeed: bool, on_log=None,
+    selection: ValidationSelection | None = None, on_val=None,
 ) -> TrainResult:
     """Train ``model_spec`` on ``examples`` and save model + tokenizer into ``output_dir``.
 
-    ``on_log(step, loss)`` is called at every logging step (MLflow hooks in here).
+    ``on_log(step, loss)`` is called at every logging step (MLflow hooks in here). With a
+    ``selection``, checkpoints are scored on validation (``on_val(step, accuracy)``) and the
+    best one is what is saved.
     """
     import torch
     from transformers import Trainer, TrainingArguments, set_seed
@@ -86,6 +91,7 @@ def train_student(
             num_train_epochs=hparams.epochs,
             max_steps=hparams.max_steps,
             warmup_steps=hparams.warmup_ratio,  # a float in [0, 1) is a ratio of all steps
+            lr_scheduler_type=hparams.lr_scheduler,
             weight_decay=hparams.weight_decay,
             logging_steps=hparams.logging_steps,
             save_strategy="no",
@@ -99,10 +105,13 @@ def train_student(
             disable_tqdm=False,
             deepspeed=deepspeed_setup.config() if use_deepspeed else None,
         )
+        callbacks = [_loss_recorder(result, on_log)]
+        best_dir = Path(scratch) / "best"
+        if selection is not None:
+            callbacks.append(selection_callback(selection, tokenizer, best_dir, on_val))
         trainer = Trainer(
             model=model, args=arguments, train_dataset=features,
-            data_collator=PadCollator(tokenizer.pad_token_id),
-            callbacks=[_loss_recorder(result, on_log)],
+            data_collator=PadCollator(tokenizer.pad_token_id), callbacks=callbacks,
         )
         started = time.perf_counter()
         output = trainer.train()
@@ -110,12 +119,41 @@ def train_student(
         result.steps = output.global_step
         result.engine = type(trainer.model_wrapped).__name__
         trainer.accelerator.wait_for_everyone()
-        unwrapped = trainer.accelerator.unwrap_model(trainer.model_wrapped)
-        unwrapped.save_pretrained(output_dir)
+        if selection is not None and selection.best_step is not None:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            for item in best_dir.iterdir():  # the best checkpoint, not the last one
+                shutil.copy2(item, output_dir / item.name)
+        else:
+            unwrapped = trainer.accelerator.unwrap_model(trainer.model_wrapped)
+            unwrapped.save_pretrained(output_dir)
         tokenizer.save_pretrained(output_dir)
         if use_deepspeed:
             deepspeed_setup.teardown(trainer)
     return result
+
+
+def _validation_selection(hparams: HParams, method: str) -> ValidationSelection | None:
+    """Validation questions and how to score them, when model selection is on."""
+    if hparams.select_every is None:
+        return None
+    from cotdistill.evaluate import student_reader
+    from cotdistill.jsonl import read_records
+    from cotdistill.methods import METHODS
+    from cotdistill.records import PreparedExample
+    from cotdistill.splits import first_per_dataset
+
+    path = layout.prepared("val")
+    examples = read_records(path, PreparedExample, allow_empty=True)
+    if not examples:
+        raise CotdistillError(
+            f"{path}: no validation questions to select a checkpoint on "
+            "(raise prepare.val_fraction, or set train.hparams.select_every: null)"
+        )
+    return ValidationSelection(
+        examples=first_per_dataset(examples, hparams.select_max_examples),
+        prompt=METHODS[method].format_input, read=student_reader(method),
+        every=hparams.select_every, max_new_tokens=hparams.select_max_new_tokens,
+    )
 
 
 def write_loss_curve(path: Path, result: TrainResult) -> None:
@@ -141,30 +179,44 @@ def run(params, student: str, method: str) -> TrainResult:
             f"{data_path}: no training examples for method {method} "
             "(for fine_tune_cot: the teacher answered no training question correctly)"
         )
-    use_ds = deepspeed_setup.wanted(params.train.hparams.deepspeed)
+    hparams = params.train.hparams
+    use_ds = deepspeed_setup.wanted(hparams.deepspeed)
+    selection = _validation_selection(hparams, method)
     out_dir = layout.model_dir(student, method)
     reports = layout.train_reports(student, method)
     experiment = tracking.use_experiment(params.mlflow)
-    tags = {"student": student, "method": method, "stage": "train", **tracking.lineage_tags(
-        {"curated": data_path})}
+    inputs = {"curated": data_path}
+    if selection is not None:
+        inputs["val"] = layout.prepared("val")
+    tags = {"student": student, "method": method, "stage": "train",
+            **tracking.lineage_tags(inputs)}
     with (
         atomic_dir(out_dir) as staging,
         mlflow.start_run(experiment_id=experiment, run_name=f"{student}/{method}", tags=tags) as run,
     ):
         mlflow.log_params({"student": student, "student_model": spec, "method": method,
-                           "deepspeed": use_ds, **params.train.hparams.model_dump()})
+                           "deepspeed": use_ds, **hparams.model_dump()})
         result = train_student(
-            examples, spec, key, params.train.hparams, staging, use_deepspeed=use_ds,
+            examples, spec, key, hparams, staging, use_deepspeed=use_ds,
             on_log=lambda step, loss: mlflow.log_metric("train_loss", loss, step=step),
+            selection=selection,
+            on_val=lambda step, acc: mlflow.log_metric("val_accuracy", acc, step=step),
         )
         metrics = {"first_loss": result.first_loss, "final_loss": result.final_loss,
                    "steps": result.steps, "train_examples": result.examples,
                    "train_seconds": round(result.seconds, 2)}
+        if selection is not None:
+            metrics.update(best_step=selection.best_step,
+                           best_val_accuracy=selection.best_accuracy,
+                           val_examples=len(selection.examples))
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         mlflow.log_artifacts(str(staging), artifact_path="model")
         info = {"run_id": run.info.run_id, "student": student, "student_model": spec,
                 "method": method, "deepspeed": use_ds, **metrics}
         (staging / TRAIN_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    history = selection.history if selection is not None else []
+    write_text(reports / "val.csv", "step,val_accuracy\n" + "".join(
+        f"{step},{accuracy:.6f}\n" for step, accuracy in history))
     write_loss_curve(reports / "loss.csv", result)
     with atomic_file(reports / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")

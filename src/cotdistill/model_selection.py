@@ -1,0 +1,64 @@
+"""Model selection on the validation split, scored with the answer library.
+
+Every ``every`` optimizer steps (and after the last) the student generates answers for the
+validation questions and is scored like the test evaluation scores it; the best checkpoint
+(highest accuracy, earliest on ties) is kept and becomes the trained model. The test split is
+never looked at: Fine-tune-CoT's authors chose epochs on test, which flatters every figure.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cotdistill import answers
+from cotdistill.records import PreparedExample
+
+
+@dataclass
+class ValidationSelection:
+    examples: list[PreparedExample]
+    prompt: Callable[[str], str]  # question -> the student's input (the method's format)
+    read: Callable[[str, PreparedExample], str | None]  # output -> extracted answer
+    every: int  # optimizer steps between scorings
+    batch_size: int = 32
+    max_new_tokens: int = 96
+    history: list[tuple[int, float]] = field(default_factory=list)  # (step, val accuracy)
+    best_step: int | None = None
+    best_accuracy: float = -1.0
+
+    def accuracy(self, model, tokenizer) -> float:
+        from cotdistill.generation import generate
+
+        outputs = generate(model, tokenizer, [self.prompt(e.question) for e in self.examples],
+                           max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
+                           desc="validation")
+        correct = [answers.is_correct(self.read(o.text, e), e.answer, e.answer_type)
+                   for o, e in zip(outputs, self.examples)]
+        return sum(correct) / len(correct) if correct else 0.0
+
+
+def selection_callback(selection: ValidationSelection, tokenizer, best_dir: Path, on_score=None):
+    """A ``TrainerCallback`` that scores on validation and saves each new best checkpoint."""
+    from transformers import TrainerCallback
+
+    class Selector(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            last = state.global_step >= state.max_steps
+            if state.global_step % selection.every and not last:
+                return
+            was_training = model.training
+            accuracy = selection.accuracy(model, tokenizer)
+            model.train(was_training)
+            selection.history.append((state.global_step, accuracy))
+            if on_score is not None:
+                on_score(state.global_step, accuracy)
+            if accuracy > selection.best_accuracy:
+                selection.best_accuracy, selection.best_step = accuracy, state.global_step
+                if best_dir.exists():
+                    shutil.rmtree(best_dir)
+                model.save_pretrained(best_dir)
+
+    return Selector()
