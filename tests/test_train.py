@@ -91,3 +91,15 @@ def test_plain_training_after_deepspeed_in_the_same_process_is_plain(tiny_model,
     plain = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "plain",
                           use_deepspeed=False)
     assert plain.engine != "DeepSpeedEngine" and plain.steps == 2
+
+
+def test_deepspeed_configs_in_the_repository_are_valid_and_chosen_by_param():
+    from conftest import REPO
+    from cotdistill.deepspeed_setup import config
+
+    for name in ("zero2", "zero3", "zero3_offload", "cpu"):
+        loaded = config(str(REPO / f"configs/deepspeed/{name}.json"))
+        assert loaded["train_micro_batch_size_per_gpu"] == "auto"
+    assert config(str(REPO / "configs/deepspeed/zero3_offload.json"))["zero_optimization"][
+        "offload_optimizer"]["device"] == "cpu"
+    assert config(None)["zero_optimization"]["stage"] == 0  # no CUDA here: cpu.json

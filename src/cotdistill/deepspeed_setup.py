@@ -8,9 +8,13 @@ the DeepSpeed engine run on the CPU (``DS_ACCELERATOR=cpu``, gloo) where there i
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
+from pathlib import Path
+
+from cotdistill.errors import CotdistillError
 
 
 def wanted(mode: str) -> bool:
@@ -23,31 +27,41 @@ def wanted(mode: str) -> bool:
     return torch.cuda.is_available()
 
 
-def config() -> dict:
+CONFIGS = Path("configs/deepspeed")  # in the repository: zero2, zero3, zero3_offload, cpu
+
+
+def config(path: str | None = None) -> dict:
     """The DeepSpeed config handed to ``TrainingArguments(deepspeed=...)``.
 
-    ``auto`` values are filled in by ``transformers`` from the training arguments. ZeRO-2 on
-    GPUs; stage 0 on the CPU, where there is one process and nothing to partition.
+    ``path`` (``train.hparams.deepspeed_config``) names a JSON file; by default ZeRO-2 on GPUs
+    and ``cpu.json`` (stage 0: one process, nothing to partition) without CUDA. ``auto`` values
+    are filled in by ``transformers`` from the training arguments.
     """
     import torch
 
+    from cotdistill.paths import from_root
+
     cuda = torch.cuda.is_available()
-    _single_process_environment(cuda)
-    return {
-        "train_micro_batch_size_per_gpu": "auto",
-        "gradient_accumulation_steps": "auto",
-        "train_batch_size": "auto",
-        "gradient_clipping": "auto",
-        "zero_optimization": {"stage": 2 if cuda else 0},
-        "bf16": {"enabled": "auto"},
-        "fp16": {"enabled": False},
-    }
+    chosen = from_root(path) if path else from_root(CONFIGS / ("zero2.json" if cuda else "cpu.json"))
+    try:
+        return json.loads(chosen.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CotdistillError(f"train.hparams.deepspeed_config: {chosen} not found") from None
+    except json.JSONDecodeError as exc:
+        raise CotdistillError(f"{chosen}:{exc.lineno}: not valid JSON") from None
 
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def prepare_environment() -> None:
+    """Make this process a DeepSpeed rank: the launcher's world if there is one, else our own."""
+    import torch
+
+    _single_process_environment(torch.cuda.is_available())
 
 
 def _single_process_environment(cuda: bool) -> None:

@@ -82,6 +82,8 @@ def train_student(
     model, tokenizer = model_store.load_causal_lm(model_spec, key)
     features = [encode(tokenizer, e.input, e.target, hparams.max_length) for e in examples]
     result = TrainResult(examples=len(features), deepspeed=use_deepspeed)
+    if use_deepspeed:
+        deepspeed_setup.prepare_environment()
     with tempfile.TemporaryDirectory(prefix="cotdistill-train-") as scratch:
         arguments = TrainingArguments(
             output_dir=scratch,
@@ -103,7 +105,7 @@ def train_student(
             dataloader_num_workers=0,
             remove_unused_columns=False,
             disable_tqdm=False,
-            deepspeed=deepspeed_setup.config() if use_deepspeed else None,
+            deepspeed=deepspeed_setup.config(hparams.deepspeed_config) if use_deepspeed else None,
         )
         callbacks = [_loss_recorder(result, on_log)]
         best_dir = Path(scratch) / "best"
