@@ -158,6 +158,9 @@ class HParams(Section):
     logging_steps: Annotated[int, Field(gt=0)] = 1
     seed: int = 0
     deepspeed: Literal["auto", "on", "off"] = "auto"  # auto: DeepSpeed when CUDA is available
+    # a DeepSpeed JSON config (None: configs/deepspeed/zero2.json on GPUs, cpu.json without);
+    # zero3.json and zero3_offload.json for models that do not fit
+    deepspeed_config: str | None = None
     # model selection on the validation split: score every N steps (and after the last) with
     # the answer library and keep the best checkpoint (None: keep the last)
     select_every: Annotated[int, Field(gt=0)] | None = None
