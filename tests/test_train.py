@@ -103,3 +103,21 @@ def test_deepspeed_configs_in_the_repository_are_valid_and_chosen_by_param():
     assert config(str(REPO / "configs/deepspeed/zero3_offload.json"))["zero_optimization"][
         "offload_optimizer"]["device"] == "cpu"
     assert config(None)["zero_optimization"]["stage"] == 0  # no CUDA here: cpu.json
+
+
+def test_an_encoder_decoder_student_learns_the_bare_question_to_rationale_format(tmp_path):
+    from cotdistill.generation import generate
+    from cotdistill.model_store import load_causal_lm
+    from cotdistill.tiny_model import build_tiny_model
+
+    t5 = build_tiny_model(tmp_path / "t5", family="t5")
+    hparams = HParams(max_steps=40, learning_rate=1e-2, batch_size=4)
+    result = train_student(EXAMPLES, str(t5), "students.t5.model", hparams, tmp_path / "out",
+                           use_deepspeed=False)
+    assert result.final_loss < 0.5 * result.first_loss
+    model, tokenizer = load_causal_lm(str(tmp_path / "out"), "k", for_generation=True)
+    assert model.config.is_encoder_decoder
+    output = generate(model, tokenizer, [EXAMPLES[0].input.removesuffix(" ###")],
+                      max_new_tokens=24, batch_size=1)[0]
+    # only the new text comes back (no echo of the question), and it is the learned rationale
+    assert output.text.startswith("Ann flips it") and output.completion_tokens > 0

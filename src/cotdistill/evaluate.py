@@ -17,7 +17,7 @@ from pathlib import Path
 from cotdistill import answers, layout
 from cotdistill.atomic import atomic_file
 from cotdistill.errors import CotdistillError
-from cotdistill.methods import METHODS
+from cotdistill.methods import METHODS, student_text
 from cotdistill.params import EvaluateParams
 from cotdistill.records import PreparedExample, Prediction
 from cotdistill.splits import first_per_dataset
@@ -123,7 +123,9 @@ def run(params, student: str, method: str) -> dict:
     examples = test_examples(settings)
     model, tokenizer = load_causal_lm(str(model_dir), f"models/{student}/{method}",
                                       for_generation=True)
-    prompts = [METHODS[method].format_input(example.question) for example in examples]
+    encoder_decoder = bool(model.config.is_encoder_decoder)
+    prompts = [student_text(METHODS[method].format_input(example.question), None,
+                            encoder_decoder)[0] for example in examples]
     generated = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens,
                          batch_size=settings.batch_size, desc=f"evaluate {student}/{method}")
     predictions = score(examples, [g.text for g in generated], student, method,

@@ -45,6 +45,8 @@ def generate(
 ) -> list[Generated]:
     """Complete every prompt; greedy when ``temperature`` is 0. Output order = prompt order.
 
+    Works for decoder-only and encoder-decoder models alike.
+
     ``on_batch`` receives each finished batch ({prompt index: output}) before the next starts,
     so a caller can store results durably as they arrive.
     """
@@ -71,7 +73,9 @@ def generate(
                 stop_strings=stop or None,
                 tokenizer=tokenizer if stop else None,
             )
-            width = batch["input_ids"].shape[1]
+            # decoder-only outputs repeat the prompt; encoder-decoder outputs are new text after
+            # the decoder's start token
+            width = 1 if model.config.is_encoder_decoder else batch["input_ids"].shape[1]
             finished_batch: dict[int, Generated] = {}
             for row, index in enumerate(indices):
                 new = output[row, width:]

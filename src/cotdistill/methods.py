@@ -29,6 +29,15 @@ class Method:
         return f" {answer}"
 
 
+def student_text(input_text: str, target: str | None, encoder_decoder: bool) -> tuple[str, str | None]:
+    """The (input, target) a student of its family sees: decoder-only students continue
+    ``{q} ###`` with `` {rationale} --> {answer}``; encoder-decoder students (T5) read the bare
+    question and write the rationale and answer (Fine-tune-CoT's format for each family)."""
+    if not encoder_decoder:
+        return input_text, target
+    return input_text.removesuffix(PROMPT_SUFFIX), target.strip() if target is not None else None
+
+
 METHODS: dict[str, Method] = {
     "fine_tune_cot": Method("fine_tune_cot", uses_rationale=True),
     "answer_only": Method("answer_only", uses_rationale=False),

@@ -31,8 +31,12 @@ class ValidationSelection:
 
     def accuracy(self, model, tokenizer) -> float:
         from cotdistill.generation import generate
+        from cotdistill.methods import student_text
 
-        outputs = generate(model, tokenizer, [self.prompt(e.question) for e in self.examples],
+        encoder_decoder = bool(model.config.is_encoder_decoder)
+        prompts = [student_text(self.prompt(e.question), None, encoder_decoder)[0]
+                   for e in self.examples]
+        outputs = generate(model, tokenizer, prompts,
                            max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
                            desc="validation")
         correct = [answers.is_correct(self.read(o.text, e), e.answer, e.answer_type)

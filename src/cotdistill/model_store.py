@@ -89,14 +89,18 @@ def _convert_gguf(source: Path, filename: str, target: Path) -> None:
 def load_causal_lm(spec: str, key: str, *, for_generation: bool = False):
     """Load (model, tokenizer) for ``spec``; a pad token is guaranteed.
 
+    Decoder-only models (GPT-2, SmolLM2, Qwen, Llama) load as causal LMs, encoder-decoder ones
+    (T5, Flan-T5) as seq2seq LMs; ``model.config.is_encoder_decoder`` tells them apart.
     ``for_generation`` pads on the left, as batched decoder-only generation needs.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     location = resolve(spec, key)
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
-        model = AutoModelForCausalLM.from_pretrained(location)
+        config = AutoConfig.from_pretrained(location)
+        family = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+        model = family.from_pretrained(location)
     except OSError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CotdistillError(f"{key}: cannot load model {spec!r}: {first}") from None

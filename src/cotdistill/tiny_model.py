@@ -25,11 +25,21 @@ def default_corpus() -> list[str]:
 def build_tiny_model(
     path: Path | str, *, corpus: Iterable[str] | None = None, vocab_size: int = 512,
     hidden_size: int = 64, layers: int = 2, heads: int = 4, seed: int = 0,
+    family: str = "llama",
 ) -> Path:
-    """Write a tiny Llama-architecture model and its tokenizer to ``path``; return it."""
+    """Write a tiny model and its tokenizer to ``path``; return it.
+
+    ``family``: ``llama`` (decoder-only) or ``t5`` (encoder-decoder).
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import (
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+        T5Config,
+        T5ForConditionalGeneration,
+    )
 
     path = Path(path)
     specials = ["<pad>", "<s>", "</s>"]
@@ -45,6 +55,16 @@ def build_tiny_model(
         tokenizer_object=tokenizer, pad_token="<pad>", bos_token="<s>", eos_token="</s>"
     )
     torch.manual_seed(seed)
+    if family == "t5":
+        model = T5ForConditionalGeneration(T5Config(
+            vocab_size=len(fast), d_model=hidden_size, d_kv=hidden_size // heads,
+            d_ff=hidden_size * 2, num_layers=layers, num_decoder_layers=layers, num_heads=heads,
+            pad_token_id=fast.pad_token_id, eos_token_id=fast.eos_token_id,
+            decoder_start_token_id=fast.pad_token_id,
+        ))
+        model.save_pretrained(path)
+        fast.save_pretrained(path)
+        return path
     config = LlamaConfig(
         vocab_size=len(fast), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,

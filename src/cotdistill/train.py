@@ -80,7 +80,9 @@ def train_student(
         raise CotdistillError(f"{key}: no training examples to train on")
     set_seed(hparams.seed)
     model, tokenizer = model_store.load_causal_lm(model_spec, key)
-    features = [encode(tokenizer, e.input, e.target, hparams.max_length) for e in examples]
+    encoder_decoder = bool(model.config.is_encoder_decoder)
+    features = [encode(tokenizer, e.input, e.target, hparams.max_length,
+                       encoder_decoder=encoder_decoder) for e in examples]
     result = TrainResult(examples=len(features), deepspeed=use_deepspeed)
     if use_deepspeed:
         deepspeed_setup.prepare_environment()

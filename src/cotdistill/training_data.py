@@ -10,11 +10,22 @@ from dataclasses import dataclass
 
 import torch
 
+from cotdistill.methods import student_text
+
 IGNORE = -100
 
 
-def encode(tokenizer, prompt: str, target: str, max_length: int) -> dict[str, list[int]]:
-    """Token ids and labels for one example; labels are IGNORE over the prompt."""
+def encode(tokenizer, prompt: str, target: str, max_length: int, *,
+           encoder_decoder: bool = False) -> dict[str, list[int]]:
+    """Token ids and labels for one example; labels are IGNORE over the prompt.
+
+    Encoder-decoder students get the prompt as encoder input and the target (+ EOS) as labels.
+    """
+    if encoder_decoder:
+        source, target_text = student_text(prompt, target, encoder_decoder=True)
+        labels = tokenizer(target_text, add_special_tokens=False)["input_ids"]
+        return {"input_ids": tokenizer(source)["input_ids"][:max_length],
+                "labels": (labels + [tokenizer.eos_token_id])[:max_length]}
     prompt_ids = tokenizer(prompt)["input_ids"]
     target_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     input_ids = (prompt_ids + target_ids)[:max_length]
@@ -30,11 +41,12 @@ class PadCollator:
 
     def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
         width = max(len(f["input_ids"]) for f in features)
+        label_width = max(len(f["labels"]) for f in features)  # differs for encoder-decoders
         ids, labels, mask = [], [], []
         for feature in features:
             pad = width - len(feature["input_ids"])
             ids.append(feature["input_ids"] + [self.pad_token_id] * pad)
-            labels.append(feature["labels"] + [IGNORE] * pad)
+            labels.append(feature["labels"] + [IGNORE] * (label_width - len(feature["labels"])))
             mask.append([1] * len(feature["input_ids"]) + [0] * pad)
         return {
             "input_ids": torch.tensor(ids),
