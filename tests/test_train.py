@@ -121,3 +121,37 @@ def test_an_encoder_decoder_student_learns_the_bare_question_to_rationale_format
                       max_new_tokens=24, batch_size=1)[0]
     # only the new text comes back (no echo of the question), and it is the learned rationale
     assert output.text.startswith("Ann flips it") and output.completion_tokens > 0
+
+
+def test_lora_trains_only_adapters_and_saves_a_merged_plain_checkpoint(tiny_model, tmp_path):
+    from cotdistill.params import LoraParams
+
+    hparams = HParams(max_steps=15, learning_rate=2e-2, batch_size=4,
+                      lora=LoraParams(r=4, alpha=8, dropout=0.0))
+    result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "out",
+                           use_deepspeed=False)
+    assert result.final_loss < result.first_loss
+    before, after = _weights(tiny_model), _weights(tmp_path / "out")
+    assert set(after) == set(before)  # merged: same tensors as the base model, no adapters
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all(name.endswith("proj.weight") for name in changed)
+    assert not any("embed" in name or "norm" in name for name in changed)
+
+
+def test_packing_flattens_batches_and_still_learns(tiny_model, tmp_path):
+    from cotdistill.train import _collator
+    from cotdistill.training_data import encode
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    features = [encode(tokenizer, e.input, e.target, 64) for e in EXAMPLES[:3]]
+    batch = _collator(tokenizer, packing=True)(features)
+    assert batch["input_ids"].shape[0] == 1  # one row, no padding
+    assert batch["input_ids"].shape[1] == sum(len(f["input_ids"]) for f in features)
+    starts = (batch["position_ids"][0] == 0).nonzero().flatten().tolist()
+    assert starts == [0, len(features[0]["input_ids"]),
+                      len(features[0]["input_ids"]) + len(features[1]["input_ids"])]
+    hparams = HParams(max_steps=25, learning_rate=3e-3, batch_size=4, packing=True)
+    result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "out",
+                           use_deepspeed=False)
+    assert result.final_loss < 0.5 * result.first_loss

@@ -8,10 +8,8 @@ never looked at: Fine-tune-CoT's authors chose epochs on test, which flatters ev
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cotdistill import answers
 from cotdistill.records import PreparedExample
@@ -28,6 +26,7 @@ class ValidationSelection:
     history: list[tuple[int, float]] = field(default_factory=list)  # (step, val accuracy)
     best_step: int | None = None
     best_accuracy: float = -1.0
+    best_state: dict | None = None  # the best checkpoint's weights
 
     def accuracy(self, model, tokenizer) -> float:
         from cotdistill.generation import generate
@@ -44,8 +43,10 @@ class ValidationSelection:
         return sum(correct) / len(correct) if correct else 0.0
 
 
-def selection_callback(selection: ValidationSelection, tokenizer, best_dir: Path, on_score=None):
-    """A ``TrainerCallback`` that scores on validation and saves each new best checkpoint."""
+def selection_callback(selection: ValidationSelection, tokenizer, on_score=None):
+    """A ``TrainerCallback`` that scores on validation and keeps each new best checkpoint's
+    weights in ``selection.best_state`` (a CPU copy; not for ZeRO-3, whose weights are
+    partitioned across ranks)."""
     from transformers import TrainerCallback
 
     class Selector(TrainerCallback):
@@ -61,8 +62,7 @@ def selection_callback(selection: ValidationSelection, tokenizer, best_dir: Path
                 on_score(state.global_step, accuracy)
             if accuracy > selection.best_accuracy:
                 selection.best_accuracy, selection.best_step = accuracy, state.global_step
-                if best_dir.exists():
-                    shutil.rmtree(best_dir)
-                model.save_pretrained(best_dir)
+                selection.best_state = {name: tensor.detach().to("cpu", copy=True)
+                                        for name, tensor in model.state_dict().items()}
 
     return Selector()

@@ -145,6 +145,13 @@ class Student(Section):
     model: str  # builtin:NAME, a Hugging Face id or a local path
 
 
+class LoraParams(Section):
+    r: Annotated[int, Field(gt=0)] = 8
+    alpha: Annotated[int, Field(gt=0)] = 16
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    target_modules: str | list[str] = "all-linear"
+
+
 class HParams(Section):
     epochs: Annotated[float, Field(gt=0)] = 1.0
     max_steps: int = -1  # > 0 overrides epochs
@@ -158,6 +165,8 @@ class HParams(Section):
     logging_steps: Annotated[int, Field(gt=0)] = 1
     seed: int = 0
     deepspeed: Literal["auto", "on", "off"] = "auto"  # auto: DeepSpeed when CUDA is available
+    lora: LoraParams | None = None  # LoRA adapters (peft), merged into the saved model
+    packing: bool = False  # decoder-only: flatten each batch into one row, no padding
     # a DeepSpeed JSON config (None: configs/deepspeed/zero2.json on GPUs, cpu.json without);
     # zero3.json and zero3_offload.json for models that do not fit
     deepspeed_config: str | None = None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -81,6 +80,10 @@ def train_student(
     set_seed(hparams.seed)
     model, tokenizer = model_store.load_causal_lm(model_spec, key)
     encoder_decoder = bool(model.config.is_encoder_decoder)
+    if hparams.packing and encoder_decoder:
+        raise CotdistillError(f"{key}: train.hparams.packing is for decoder-only students")
+    if hparams.lora is not None:
+        model = _with_lora(model, hparams.lora, encoder_decoder)
     features = [encode(tokenizer, e.input, e.target, hparams.max_length,
                        encoder_decoder=encoder_decoder) for e in examples]
     result = TrainResult(examples=len(features), deepspeed=use_deepspeed)
@@ -110,12 +113,11 @@ def train_student(
             deepspeed=deepspeed_setup.config(hparams.deepspeed_config) if use_deepspeed else None,
         )
         callbacks = [_loss_recorder(result, on_log)]
-        best_dir = Path(scratch) / "best"
         if selection is not None:
-            callbacks.append(selection_callback(selection, tokenizer, best_dir, on_val))
+            callbacks.append(selection_callback(selection, tokenizer, on_val))
         trainer = Trainer(
             model=model, args=arguments, train_dataset=features,
-            data_collator=PadCollator(tokenizer.pad_token_id), callbacks=callbacks,
+            data_collator=_collator(tokenizer, hparams.packing), callbacks=callbacks,
         )
         started = time.perf_counter()
         output = trainer.train()
@@ -123,17 +125,38 @@ def train_student(
         result.steps = output.global_step
         result.engine = type(trainer.model_wrapped).__name__
         trainer.accelerator.wait_for_everyone()
-        if selection is not None and selection.best_step is not None:
-            output_dir.mkdir(parents=True, exist_ok=True)
-            for item in best_dir.iterdir():  # the best checkpoint, not the last one
-                shutil.copy2(item, output_dir / item.name)
-        else:
-            unwrapped = trainer.accelerator.unwrap_model(trainer.model_wrapped)
-            unwrapped.save_pretrained(output_dir)
+        trained = trainer.accelerator.unwrap_model(trainer.model_wrapped)
+        if selection is not None and selection.best_state is not None:
+            trained.load_state_dict(selection.best_state)  # the best checkpoint, not the last
+        if hparams.lora is not None:
+            trained = trained.merge_and_unload()  # a plain checkpoint, loadable without peft
+        trained.save_pretrained(output_dir)
         tokenizer.save_pretrained(output_dir)
         if use_deepspeed:
             deepspeed_setup.teardown(trainer)
     return result
+
+
+def _collator(tokenizer, packing: bool):
+    """Padding per batch, or packing: the batch's examples flattened into one row whose
+    position ids restart at each example, so no compute is spent on padding."""
+    if not packing:
+        return PadCollator(tokenizer.pad_token_id)
+    from transformers import DataCollatorWithFlattening
+
+    return DataCollatorWithFlattening(return_position_ids=True)
+
+
+def _with_lora(model, lora, encoder_decoder: bool):
+    """Wrap ``model`` with LoRA adapters (peft); only they train."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    config = LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type=TaskType.SEQ_2_SEQ_LM if encoder_decoder else TaskType.CAUSAL_LM,
+    )
+    return get_peft_model(model, config)
 
 
 def _validation_selection(hparams: HParams, method: str) -> ValidationSelection | None:
