@@ -112,8 +112,10 @@ def test_mlflow_holds_one_evaluated_run_per_student_and_method(pipeline):
             tags = dict(db.execute("SELECT key, value FROM tags WHERE run_uuid=?", (run,)))
             assert len(tags["git_commit"].removesuffix("+dirty")) == 40
             assert tags["input.curated.md5"] and tags["input.test.md5"]
+        aliases = db.execute("SELECT name, alias FROM registered_model_aliases").fetchall()
+        assert aliases == [("cotdistill-student", "champion")]  # best on validation
     artifacts = list((repo / "mlartifacts").rglob("model.safetensors"))
-    assert len(artifacts) == 2
+    assert len(artifacts) == 2  # each trained student, logged with mlflow.transformers
 
 
 def test_a_second_repro_does_nothing(pipeline):

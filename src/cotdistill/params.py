@@ -203,6 +203,9 @@ class EvaluateParams(Section):
 class MlflowParams(Section):
     tracking_uri: str | None = None  # None: sqlite:///<repository root>/mlflow.db
     experiment: str = "cotdistill"
+    # the student with the best validation accuracy is registered under this name and alias
+    registered_model: str = "cotdistill-student"
+    alias: str = "champion"
 
 
 class ReportParams(Section):

@@ -237,7 +237,10 @@ def run(params, student: str, method: str) -> TrainResult:
                            best_val_accuracy=selection.best_accuracy,
                            val_examples=len(selection.examples))
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-        mlflow.log_artifacts(str(staging), artifact_path="model")
+        logged = tracking.log_student(staging)
+        if selection is not None:
+            tracking.register_if_best(params.mlflow, run.info.run_id, logged.model_uri,
+                                      selection.best_accuracy)
         info = {"run_id": run.info.run_id, "student": student, "student_model": spec,
                 "method": method, "deepspeed": use_ds, **metrics}
         (staging / TRAIN_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
