@@ -49,7 +49,7 @@ def curated():
 
 
 def test_every_method_gets_a_list(curated):
-    assert set(curated) == {"fine_tune_cot", "answer_only"}
+    assert set(curated) == {"fine_tune_cot", "answer_only", "distill_step_by_step"}
 
 
 def test_fine_tune_cot_keeps_only_correct_completions(curated):
@@ -138,7 +138,7 @@ def test_stats_kept_rationales_counts_curated_fine_tune_cot_rows(stats):
 
 
 def test_stats_examples_per_method(stats):
-    assert stats["examples"] == {"fine_tune_cot": 3, "answer_only": 3}
+    assert stats["examples"] == {"fine_tune_cot": 3, "answer_only": 3, "distill_step_by_step": 6}
 
 
 def test_stats_per_dataset(stats):
@@ -182,3 +182,12 @@ def test_stats_without_completions_are_zero():
     assert stats["kept_rationales"] == 0
     assert stats["datasets"]["coin_flip"]["teacher_accuracy"] == 0.0
     assert stats["datasets"]["coin_flip"]["kept_per_question"] == 0.0
+
+
+def test_distill_step_by_step_makes_an_answer_task_and_a_rationale_task_per_rationale():
+    rows = curate(EXAMPLES, COMPLETIONS, CurateParams())["distill_step_by_step"]
+    first = [row for row in rows if row.source == "cf-1#0"]
+    assert [(row.task, row.input, row.target) for row in first] == [
+        ("answer", f"[answer] {Q1.question} ###", " no"),
+        ("rationale", f"[rationale] {Q1.question} ###", " Ann flips once, so it is tails."),
+    ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
+from cotdistill.errors import CotdistillError
 from cotdistill.params import HParams
 from cotdistill.records import CuratedExample
 from cotdistill.train import train_student
@@ -155,3 +157,33 @@ def test_packing_flattens_batches_and_still_learns(tiny_model, tmp_path):
     result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "out",
                            use_deepspeed=False)
     assert result.final_loss < 0.5 * result.first_loss
+
+
+def test_token_level_kd_to_a_teacher_sharing_the_tokenizer(tiny_model, tmp_path):
+    from cotdistill.params import KDParams
+    from cotdistill.tiny_model import build_tiny_model
+
+    teacher_dir = tmp_path / "teacher"
+    train_student(EXAMPLES, str(tiny_model), "k", HParams(max_steps=20, learning_rate=3e-3,
+                  batch_size=4), teacher_dir, use_deepspeed=False)
+    hparams = HParams(max_steps=15, learning_rate=3e-3, batch_size=4,
+                      kd=KDParams(teacher=str(teacher_dir), weight=0.5, temperature=2.0))
+    result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "student",
+                           use_deepspeed=False)
+    assert result.final_loss < result.first_loss
+
+    other = build_tiny_model(tmp_path / "other", corpus=["completely different words"] * 5,
+                             vocab_size=300)
+    mismatched = HParams(max_steps=1, kd=KDParams(teacher=str(other)))
+    with pytest.raises(CotdistillError, match="different tokenizer"):
+        train_student(EXAMPLES, str(tiny_model), "k", mismatched, tmp_path / "x",
+                      use_deepspeed=False)
+
+
+def test_rationale_weight_zero_trains_only_the_answer_task(tiny_model, tmp_path):
+    tasks = [e.model_copy(update={"task": "answer", "target": " no"}) for e in EXAMPLES]
+    tasks += [e.model_copy(update={"task": "rationale", "target": " Ann flips it."}) for e in EXAMPLES]
+    hparams = HParams(max_steps=10, learning_rate=3e-3, batch_size=4, rationale_weight=0.0)
+    result = train_student(tasks, str(tiny_model), "k", hparams, tmp_path / "out",
+                           use_deepspeed=False)
+    assert result.steps == 10 and result.final_loss < result.first_loss

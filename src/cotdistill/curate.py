@@ -64,16 +64,14 @@ def curate(
         for example in examples:
             sources = kept.get(example.id, []) if method.uses_rationale else [None]
             for completion in sources:
-                rows.append(
-                    CuratedExample(
+                for text, target, task in method.examples(
+                    example.question, example.answer, completion.rationale if completion else None
+                ):
+                    rows.append(CuratedExample(
                         id=example.id, dataset=example.dataset, method=name,
                         source=f"{completion.id}#{completion.sample}" if completion else None,
-                        input=method.format_input(example.question),
-                        target=method.format_target(
-                            example.answer, completion.rationale if completion else None
-                        ),
-                    )
-                )
+                        input=text, target=target, task=task,
+                    ))
         out[name] = rows
     return out
 

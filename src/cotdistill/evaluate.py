@@ -45,7 +45,7 @@ def score(
 
 def student_reader(method: str) -> Callable[[str, PreparedExample], str | None]:
     """How a student trained with ``method`` states its answer (``--> answer`` or bare)."""
-    with_rationale = METHODS[method].uses_rationale
+    with_rationale = METHODS[method].answer_after_marker
     return lambda output, example: answers.extract_student(
         output, example.answer_type, example.choices, with_rationale=with_rationale)
 

@@ -152,6 +152,12 @@ class LoraParams(Section):
     target_modules: str | list[str] = "all-linear"
 
 
+class KDParams(Section):
+    teacher: str  # a local model sharing the student's tokenizer (builtin:NAME, id or path)
+    weight: Annotated[float, Field(gt=0, le=1)] = 0.5  # (1 - w) x CE + w x KL
+    temperature: Annotated[float, Field(gt=0)] = 2.0
+
+
 class HParams(Section):
     epochs: Annotated[float, Field(gt=0)] = 1.0
     max_steps: int = -1  # > 0 overrides epochs
@@ -166,6 +172,8 @@ class HParams(Section):
     seed: int = 0
     deepspeed: Literal["auto", "on", "off"] = "auto"  # auto: DeepSpeed when CUDA is available
     lora: LoraParams | None = None  # LoRA adapters (peft), merged into the saved model
+    kd: KDParams | None = None  # token-level KD to a local teacher's distribution
+    rationale_weight: Annotated[float, Field(ge=0)] = 1.0  # distill_step_by_step: rationale task
     packing: bool = False  # decoder-only: flatten each batch into one row, no padding
     # a DeepSpeed JSON config (None: configs/deepspeed/zero2.json on GPUs, cpu.json without);
     # zero3.json and zero3_offload.json for models that do not fit

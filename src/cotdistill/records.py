@@ -66,6 +66,7 @@ class CuratedExample(_Record):
     source: str | None  # "<id>#<sample>" of the teacher completion; None for gold-only methods
     input: str
     target: str
+    task: str | None = None  # multi-task methods: which task ("answer", "rationale")
 
 
 class Prediction(_Record):

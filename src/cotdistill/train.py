@@ -86,6 +86,17 @@ def train_student(
         model = _with_lora(model, hparams.lora, encoder_decoder)
     features = [encode(tokenizer, e.input, e.target, hparams.max_length,
                        encoder_decoder=encoder_decoder) for e in examples]
+    weighted = any(e.task is not None for e in examples)
+    if weighted:
+        for feature, example in zip(features, examples):
+            feature["weight"] = hparams.rationale_weight if example.task == "rationale" else 1.0
+    kd_teacher = None
+    if hparams.kd is not None or weighted:
+        if encoder_decoder or hparams.packing:
+            raise CotdistillError(f"{key}: token-level KD and task weights need a decoder-only "
+                                  "student without packing")
+        if hparams.kd is not None:
+            kd_teacher = _kd_teacher(hparams.kd.teacher, tokenizer)
     result = TrainResult(examples=len(features), deepspeed=use_deepspeed)
     if use_deepspeed:
         deepspeed_setup.prepare_environment()
@@ -115,9 +126,11 @@ def train_student(
         callbacks = [_loss_recorder(result, on_log)]
         if selection is not None:
             callbacks.append(selection_callback(selection, tokenizer, on_val))
-        trainer = Trainer(
+        trainer_class = Trainer if kd_teacher is None and not weighted else _distillation_trainer()
+        extra = {} if trainer_class is Trainer else {"kd_teacher": kd_teacher, "kd": hparams.kd}
+        trainer = trainer_class(
             model=model, args=arguments, train_dataset=features,
-            data_collator=_collator(tokenizer, hparams.packing), callbacks=callbacks,
+            data_collator=_collator(tokenizer, hparams.packing), callbacks=callbacks, **extra,
         )
         started = time.perf_counter()
         output = trainer.train()
@@ -145,6 +158,55 @@ def _collator(tokenizer, packing: bool):
     from transformers import DataCollatorWithFlattening
 
     return DataCollatorWithFlattening(return_position_ids=True)
+
+
+def _kd_teacher(spec: str, student_tokenizer):
+    """The KD teacher, refused unless it shares the student's tokenizer (token-level KD
+    compares distributions over the same vocabulary, position by position)."""
+    import torch
+
+    teacher, tokenizer = model_store.load_causal_lm(spec, "train.hparams.kd.teacher")
+    if tokenizer.get_vocab() != student_tokenizer.get_vocab():
+        raise CotdistillError(
+            f"train.hparams.kd.teacher: {spec!r} has a different tokenizer from the student's; "
+            "token-level KD needs a shared tokenizer"
+        )
+    teacher.eval()
+    if torch.cuda.is_available():
+        teacher.to("cuda")
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher
+
+
+def _distillation_trainer():
+    """A ``Trainer`` whose loss is :func:`cotdistill.losses.distillation_loss`."""
+    import torch
+    from transformers import Trainer
+
+    from cotdistill.losses import distillation_loss
+
+    class DistillationTrainer(Trainer):
+        def __init__(self, *args, kd_teacher=None, kd=None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.kd_teacher, self.kd = kd_teacher, kd
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            weights = inputs.pop("weight", None)
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            teacher_logits = None
+            if self.kd_teacher is not None:
+                with torch.no_grad():
+                    teacher_logits = self.kd_teacher(**inputs).logits
+            loss = distillation_loss(
+                outputs.logits, labels, weights=weights, teacher_logits=teacher_logits,
+                kd_weight=self.kd.weight if self.kd else 0.0,
+                temperature=self.kd.temperature if self.kd else 1.0,
+            )
+            return (loss, outputs) if return_outputs else loss
+
+    return DistillationTrainer
 
 
 def _with_lora(model, lora, encoder_decoder: bool):

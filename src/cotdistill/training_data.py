@@ -48,8 +48,11 @@ class PadCollator:
             ids.append(feature["input_ids"] + [self.pad_token_id] * pad)
             labels.append(feature["labels"] + [IGNORE] * (label_width - len(feature["labels"])))
             mask.append([1] * len(feature["input_ids"]) + [0] * pad)
-        return {
+        batch = {
             "input_ids": torch.tensor(ids),
             "labels": torch.tensor(labels),
             "attention_mask": torch.tensor(mask),
         }
+        if "weight" in features[0]:  # multi-task examples carry their task's loss weight
+            batch["weight"] = torch.tensor([float(f["weight"]) for f in features])
+        return batch
