@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -271,6 +272,11 @@ def run(params, student: str, method: str) -> TrainResult:
     hparams = params.train.hparams
     use_ds = deepspeed_setup.wanted(hparams.deepspeed)
     selection = _validation_selection(hparams, method)
+    if int(os.environ.get("RANK", "0")) != 0:
+        # under a multi-process launcher every rank trains; only rank 0 writes and logs
+        with tempfile.TemporaryDirectory() as scratch:
+            return train_student(examples, spec, key, hparams, Path(scratch) / "model",
+                                 use_deepspeed=use_ds, selection=selection)
     out_dir = layout.model_dir(student, method)
     reports = layout.train_reports(student, method)
     experiment = tracking.use_experiment(params.mlflow)
