@@ -100,7 +100,12 @@ def test_the_loss_fell_for_every_run(pipeline):
 def test_mlflow_holds_one_evaluated_run_per_student_and_method(pipeline):
     repo, _ = pipeline
     with sqlite3.connect(repo / "mlflow.db") as db:
-        runs = dict(db.execute("SELECT run_uuid, name FROM runs WHERE status = 'FINISHED'"))
+        runs = dict(db.execute("SELECT run_uuid, name FROM runs WHERE status = 'FINISHED' "
+                               "AND name != 'teacher+curate'"))
+        curation = db.execute("SELECT run_uuid FROM runs WHERE name = 'teacher+curate'").fetchall()
+        assert len(curation) == 1
+        costs = {k for (k,) in db.execute("SELECT key FROM metrics WHERE run_uuid=?", curation[0])}
+        assert {"teacher_accuracy", "teacher_calls", "teacher_usd"} <= costs
         assert sorted(runs.values()) == ["tiny/answer_only", "tiny/few_shot_cot",
                                          "tiny/fine_tune_cot", "tiny/zero_shot",
                                          "tiny/zero_shot_cot"]

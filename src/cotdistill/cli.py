@@ -174,7 +174,8 @@ def curate(params: ParamsOption = Path("params.yaml")) -> None:
         from cotdistill.jsonl import read_records, write_records
         from cotdistill.records import PreparedExample, TeacherCompletion
 
-        settings = _load(params).curate
+        settings_all = _load(params)
+        settings = settings_all.curate
         examples = read_records(layout.prepared("train"), PreparedExample)
         completions = read_records(layout.COMPLETIONS, TeacherCompletion)
         report = FilterReport()
@@ -186,10 +187,28 @@ def curate(params: ParamsOption = Path("params.yaml")) -> None:
             for method, rows in curated.items():
                 write_records(tmp / f"{method}.jsonl", rows)
         write_text(layout.CURATE_STATS, json.dumps(stats, indent=2) + "\n")
+        _log_curation(settings_all.mlflow, stats)
         log.info("curated: %s; teacher accuracy %.1f%%", stats["examples"],
                  100 * stats["teacher_accuracy"])
 
     _run(work)
+
+
+def _log_curation(mlflow_params, stats: dict) -> None:
+    """The teacher's accuracy, accepted rationales and cost as an MLflow run of their own."""
+    import mlflow
+
+    from cotdistill import layout, tracking
+
+    experiment = tracking.use_experiment(mlflow_params)
+    with mlflow.start_run(experiment_id=experiment, run_name="teacher+curate",
+                          tags={"stage": "curate", **tracking.lineage_tags(
+                              {"completions": layout.COMPLETIONS})}):
+        figures = {"teacher_accuracy": stats["teacher_accuracy"],
+                   "kept_rationales": stats["kept_rationales"]}
+        figures.update({f"teacher_{k}": v for k, v in stats.get("cost", {}).items()
+                        if v is not None})
+        mlflow.log_metrics({k: float(v) for k, v in figures.items()})
 
 
 @app.command()
@@ -329,6 +348,9 @@ def serve(
                     log_level="info")
 
     _run(work)
+
+
+from cotdistill import cli_socratic  # noqa: E402,F401  (registers the socratic commands)
 
 
 def main() -> None:  # pragma: no cover - `python -m cotdistill`

@@ -92,6 +92,19 @@ def diversity(
     }
 
 
+def teacher_cost(completions: list[TeacherCompletion], accepted: int) -> dict[str, float | int]:
+    """What the rationales cost: calls, tokens, dollars, and per accepted rationale."""
+    calls = sum(c.usage.calls for c in completions)
+    prompt = sum(c.usage.prompt_tokens for c in completions)
+    completion = sum(c.usage.completion_tokens for c in completions)
+    usd = sum(c.usage.usd for c in completions)
+    per = max(accepted, 1)
+    return {"calls": calls, "prompt_tokens": prompt, "completion_tokens": completion,
+            "usd": round(usd, 6), "calls_per_accepted": calls / per if accepted else None,
+            "tokens_per_accepted": (prompt + completion) / per if accepted else None,
+            "usd_per_accepted": round(usd / per, 6) if accepted else None}
+
+
 def curation_stats(
     examples: list[PreparedExample], completions: list[TeacherCompletion],
     curated: dict[str, list[CuratedExample]],
@@ -116,5 +129,6 @@ def curation_stats(
     total = len(completions)
     stats["teacher_accuracy"] = sum(c.correct for c in completions) / total if total else 0.0
     stats["kept_rationales"] = sum(kept_per_question.values())
+    stats["cost"] = teacher_cost(completions, stats["kept_rationales"])
     stats["examples"] = {method: len(rows) for method, rows in curated.items()}
     return stats

@@ -33,6 +33,7 @@ class PreparedExample(_Record):
 
 
 class Usage(_Record):
+    calls: int = 0  # model calls that made this completion (zero-shot-CoT: rationale + answer)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     usd: float = 0.0

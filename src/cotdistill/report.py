@@ -46,6 +46,21 @@ def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], 
         f"| **all** | | | {100 * curation['teacher_accuracy']:.1f}% | "
         f"{curation['kept_rationales']} | |"
     )
+    cost = curation.get("cost")
+    if cost:
+        per = cost["usd_per_accepted"]
+        lines += ["", f"Teacher cost: {cost['calls']} calls, {cost['prompt_tokens']} prompt + "
+                  f"{cost['completion_tokens']} completion tokens, ${cost['usd']:.4f}"
+                  + (f" (${per:.6f} and {cost['calls_per_accepted']:.1f} calls per accepted "
+                     "rationale)" if per is not None else "")]
+    if curation.get("filtered"):
+        dropped = ", ".join(f"{reason} {count}" for reason, count in curation["filtered"].items())
+        lines += ["", f"Curation filters dropped: {dropped}."]
+    if curation.get("similarity_before") is not None:
+        after = curation.get("similarity_after")
+        lines += ["", f"Diversity (mean pairwise similarity of a question's correct samples, "
+                  f"lower is more diverse): {curation['similarity_before']:.3f} before filters, "
+                  + (f"{after:.3f} after." if after is not None else "n/a after.")]
     datasets = sorted({d for metrics in results.values() for d in metrics["datasets"]})
     lines += ["", "## Students (test accuracy)", "",
               "| student | method | " + " | ".join(datasets) + " | all |",
@@ -90,6 +105,7 @@ def run(params) -> None:
     metrics = {
         "teacher_accuracy": curation["teacher_accuracy"],
         "kept_rationales": curation["kept_rationales"],
+        "teacher_cost": curation.get("cost", {}),
         "students": {f"{s}/{m}": metrics["accuracy"] for (s, m), metrics in results.items()},
     }
     write_text(layout.METRICS, json.dumps(metrics, indent=2) + "\n")

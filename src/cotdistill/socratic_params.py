@@ -32,7 +32,9 @@ class SocraticParams(Section):
     # reports/eval/<student>/socratic row are the QA student's
     qg_student: str = "smollm2-135m"
     qa_student: str = "smollm2-135m"
-    unified: bool = False  # also train and evaluate one model that writes questions and answers
+    # also train and evaluate one model that writes sub-questions and answers in turn
+    # (`socratic-train --role unified` and `socratic-evaluate --unified` refuse otherwise)
+    unified: bool = False
     max_steps: Annotated[int, Field(gt=0)] = 8  # most (sub-question, sub-answer) pairs per problem
     # where training decompositions come from: the teacher's, GSM8K's gold ones, or both
     source: Literal["teacher", "gold", "both"] = "both"

@@ -346,6 +346,7 @@ def run_teacher(
                 prediction=prediction,
                 correct=answers.is_correct(prediction, example.answer, example.answer_type),
                 usage=Usage(
+                    calls=2,
                     prompt_tokens=rationale.prompt_tokens + answer.prompt_tokens,
                     completion_tokens=rationale.completion_tokens + answer.completion_tokens,
                     usd=round(rationale.usd + answer.usd, 10),
