@@ -49,6 +49,9 @@ def _tiny_params(repo: Path, student: Path) -> None:
     params["train"]["students"] = ["tiny"]
     params["train"]["hparams"].update(max_steps=20, learning_rate=3e-3, batch_size=4)
     params["evaluate"].update(max_examples=4, max_new_tokens=24)
+    params["socratic"].update(qg_student="tiny", qa_student="tiny", max_questions=3,
+                              max_tokens=24, max_examples=2, max_steps=2)
+    params["socratic"]["hparams"].update(max_steps=3, batch_size=4)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -71,7 +74,8 @@ def pipeline(tmp_path_factory, tiny_model):
 def test_every_stage_ran_and_wrote_its_outputs(pipeline):
     repo, first = pipeline
     for stage in ("prepare", "teacher", "exemplars", "curate", "train@tiny-fine_tune_cot",
-                  "evaluate@tiny-answer_only", "baseline@tiny-few_shot_cot", "report"):
+                  "evaluate@tiny-answer_only", "baseline@tiny-few_shot_cot", "decompose",
+                  "socratic_train_qg", "socratic_train_qa", "socratic_evaluate", "report"):
         assert f"Running stage '{stage}'" in first.stdout
     assert (repo / "reports/summary.md").read_text().startswith("# cotdistill summary")
     assert (repo / "reports/accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -106,11 +110,10 @@ def test_mlflow_holds_one_evaluated_run_per_student_and_method(pipeline):
         assert len(curation) == 1
         costs = {k for (k,) in db.execute("SELECT key FROM metrics WHERE run_uuid=?", curation[0])}
         assert {"teacher_accuracy", "teacher_calls", "teacher_usd"} <= costs
-        assert sorted(runs.values()) == ["tiny/answer_only", "tiny/few_shot_cot",
-                                         "tiny/fine_tune_cot", "tiny/zero_shot",
-                                         "tiny/zero_shot_cot"]
-        trained = [run for run, name in runs.items() if name.endswith(("cot", "only"))
-                   and not name.endswith(("zero_shot_cot", "few_shot_cot"))]
+        assert {"tiny/answer_only", "tiny/few_shot_cot", "tiny/fine_tune_cot", "tiny/zero_shot",
+                "tiny/zero_shot_cot", "tiny/socratic"} <= set(runs.values())
+        trained = [run for run, name in runs.items()
+                   if name in ("tiny/answer_only", "tiny/fine_tune_cot")]
         for run in trained:
             metrics = {k for (k,) in db.execute("SELECT key FROM metrics WHERE run_uuid=?", (run,))}
             assert {"train_loss", "final_loss", "test_accuracy"} <= metrics
@@ -120,7 +123,7 @@ def test_mlflow_holds_one_evaluated_run_per_student_and_method(pipeline):
         aliases = db.execute("SELECT name, alias FROM registered_model_aliases").fetchall()
         assert aliases == [("cotdistill-student", "champion")]  # best on validation
     artifacts = list((repo / "mlartifacts").rglob("model.safetensors"))
-    assert len(artifacts) == 2  # each trained student, logged with mlflow.transformers
+    assert len(artifacts) >= 2  # each trained student, logged with mlflow.transformers
 
 
 def test_a_second_repro_does_nothing(pipeline):

@@ -187,3 +187,14 @@ def test_rationale_weight_zero_trains_only_the_answer_task(tiny_model, tmp_path)
     result = train_student(tasks, str(tiny_model), "k", hparams, tmp_path / "out",
                            use_deepspeed=False)
     assert result.steps == 10 and result.final_loss < result.first_loss
+
+
+def test_example_weights_reach_the_loss(tiny_model, tmp_path):
+    """curate.hinted downweight: an example's weight multiplies its loss (0: not learned)."""
+    silent = [e.model_copy(update={"weight": 0.0}) for e in EXAMPLES]
+    hparams = HParams(max_steps=3, learning_rate=3e-3, batch_size=4, deepspeed="off")
+    result = train_student(silent, str(tiny_model), "k", hparams, tmp_path / "out",
+                           use_deepspeed=False)
+    assert result.steps == 3 and result.final_loss == 0.0
+    before, after = _weights(tiny_model), _weights(tmp_path / "out")
+    assert all(torch.equal(before[name], after[name]) for name in before)

@@ -178,11 +178,21 @@ def curate(params: ParamsOption = Path("params.yaml")) -> None:
         settings = settings_all.curate
         examples = read_records(layout.prepared("train"), PreparedExample)
         completions = read_records(layout.COMPLETIONS, TeacherCompletion)
+        fewshot = (read_records(layout.FEWSHOT_COMPLETIONS, TeacherCompletion)
+                   if layout.FEWSHOT_COMPLETIONS.is_file() else None)  # new_fine_tune_cot
         report = FilterReport()
-        curated = select(examples, completions, settings, report)
+        curated = select(examples, completions, settings, report, fewshot=fewshot)
         stats = curation_stats(examples, completions, curated)
         stats["filtered"] = report.as_dict()
         stats.update(diversity(completions, select_rationales(examples, completions, settings)))
+        if fewshot is not None:
+            fewshot_report = FilterReport()
+            fewshot_stats = curation_stats(examples, fewshot, curated, method="new_fine_tune_cot")
+            fewshot_stats.pop("examples")
+            fewshot_stats.update(diversity(fewshot, select_rationales(
+                examples, fewshot, settings, fewshot_report)))
+            fewshot_stats["filtered"] = fewshot_report.as_dict()
+            stats["new_fine_tune_cot"] = fewshot_stats
         with atomic_dir(layout.CURATED) as tmp:
             for method, rows in curated.items():
                 write_records(tmp / f"{method}.jsonl", rows)
@@ -346,6 +356,57 @@ def serve(
 
         uvicorn.run(create_app(model, max_batch=max_batch), host=host, port=port,
                     log_level="info")
+
+    _run(work)
+
+
+@app.command("teacher-fewshot")
+def teacher_fewshot(params: ParamsOption = Path("params.yaml")) -> None:
+    """New-Fine-tune-CoT's teacher pass: few-shot-CoT from the exemplars, adaptive answers.
+
+    Writes data/teacher/fewshot_completions.jsonl and reports/teacher_fewshot.json (calls per
+    question, adaptive vs always two-step). Exits 1 without writing completions when any
+    request failed or teacher.max_usd stopped the run, like ``teacher``.
+    """
+
+    def work() -> None:
+        import json
+
+        from cotdistill import layout
+        from cotdistill.atomic import write_text
+        from cotdistill.exemplars import Exemplar
+        from cotdistill.jsonl import read_records, write_records
+        from cotdistill.records import PreparedExample
+        from cotdistill.splits import first_per_dataset
+        from cotdistill.teacher import make_backend
+        from cotdistill.teacher_fewshot import run_teacher_fewshot
+
+        settings_all = _load(params)
+        settings, fewshot = settings_all.teacher, settings_all.teacher_fewshot
+        if settings.backend == "replay":
+            raise CotdistillError("teacher.backend is replay: the few-shot pass needs a model")
+        if not layout.EXEMPLARS.is_file():
+            raise CotdistillError(f"{layout.EXEMPLARS}: not found (run `cotdistill exemplars`)")
+        limit = fewshot.max_questions if fewshot.max_questions is not None \
+            else settings.max_questions
+        examples = first_per_dataset(read_records(layout.prepared("train"), PreparedExample),
+                                     limit)
+        shots = read_records(layout.EXEMPLARS, Exemplar, allow_empty=True)
+        for noisy in ("httpx", "httpx2", "openai"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        cache = _teacher_cache()
+        records, run = run_teacher_fewshot(examples, shots, settings,
+                                           make_backend(settings, cache), cache,
+                                           hint_wrong=fewshot.hints, fewshot=fewshot)
+        summary = run.report(records)
+        write_records(layout.FEWSHOT_COMPLETIONS, records)
+        write_text(layout.FEWSHOT_REPORT, json.dumps(summary, indent=2) + "\n")
+        log.info("teacher-fewshot: %d completions for %d questions, accuracy %.1f%%; calls per "
+                 "question %.2f adaptive vs %.2f two-step; %d hinted; %d model calls, %d cached",
+                 summary["completions"], summary["questions"], 100 * summary["accuracy"],
+                 summary["calls"]["adaptive_per_question"],
+                 summary["calls"]["two_step_per_question"], summary["hinted"],
+                 run.stats.generated, run.stats.cached)
 
     _run(work)
 

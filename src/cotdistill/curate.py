@@ -39,6 +39,9 @@ def select_rationales(
     known = {example.id for example in examples}
     correct: dict[str, list[TeacherCompletion]] = defaultdict(list)
     for completion in sorted(completions, key=lambda c: (c.id, c.sample)):
+        if completion.hinted and params.hinted == "drop":
+            report.dropped["hinted"] += 1
+            continue
         if completion.id in known and completion.correct and completion.rationale:
             correct[completion.id].append(completion)
     kept = {}
@@ -54,15 +57,26 @@ def select_rationales(
 
 def curate(
     examples: list[PreparedExample], completions: list[TeacherCompletion], params: CurateParams,
-    report: FilterReport | None = None,
+    report: FilterReport | None = None, fewshot: list[TeacherCompletion] | None = None,
 ) -> dict[str, list[CuratedExample]]:
-    """Curated training examples for every method, in question then sample order."""
-    kept = select_rationales(examples, completions, params, report)
+    """Curated training examples for every method, in question then sample order.
+
+    Methods whose rationales come from the few-shot teacher pass (``new_fine_tune_cot``) get
+    the same filters over ``fewshot``, and are left out when it is None. A hinted completion
+    (answer-hint rationalization) is kept, dropped, or kept with loss weight
+    ``params.hint_weight``, as ``params.hinted`` says.
+    """
+    kept = {"zero_shot": select_rationales(examples, completions, params, report)}
+    if fewshot is not None:
+        kept["few_shot"] = select_rationales(examples, fewshot, params, FilterReport())
     out: dict[str, list[CuratedExample]] = {}
     for name, method in METHODS.items():
+        if method.rationales not in kept:
+            continue
         rows = []
         for example in examples:
-            sources = kept.get(example.id, []) if method.uses_rationale else [None]
+            sources = (kept[method.rationales].get(example.id, []) if method.uses_rationale
+                       else [None])
             for completion in sources:
                 for text, target, task in method.examples(
                     example.question, example.answer, completion.rationale if completion else None
@@ -71,6 +85,8 @@ def curate(
                         id=example.id, dataset=example.dataset, method=name,
                         source=f"{completion.id}#{completion.sample}" if completion else None,
                         input=text, target=target, task=task,
+                        weight=(params.hint_weight if completion is not None and completion.hinted
+                                and params.hinted == "downweight" else None),
                     ))
         out[name] = rows
     return out
@@ -107,15 +123,15 @@ def teacher_cost(completions: list[TeacherCompletion], accepted: int) -> dict[st
 
 def curation_stats(
     examples: list[PreparedExample], completions: list[TeacherCompletion],
-    curated: dict[str, list[CuratedExample]],
+    curated: dict[str, list[CuratedExample]], method: str = "fine_tune_cot",
 ) -> dict:
-    """Teacher accuracy and kept rationales, overall and per dataset."""
+    """Teacher accuracy and kept rationales (``method``'s rows), overall and per dataset."""
     asked = {completion.id for completion in completions}
-    kept_per_question = Counter(row.id for row in curated.get("fine_tune_cot", []))
+    kept_per_question = Counter(row.id for row in curated.get(method, []))
     stats: dict = {"datasets": {}}
     for dataset in sorted({example.dataset for example in examples}):
         ids = [e.id for e in examples if e.dataset == dataset and e.id in asked]
-        mine = [c for c in completions if c.dataset == dataset]
+        mine = [c for c in completions if c.dataset == dataset and not c.hinted]
         correct = sum(c.correct for c in mine)
         kept = [kept_per_question.get(i, 0) for i in ids]
         stats["datasets"][dataset] = {
@@ -126,8 +142,10 @@ def curation_stats(
             "kept_per_question": sum(kept) / len(ids) if ids else 0.0,
             "questions_with_a_kept_rationale": sum(1 for k in kept if k),
         }
-    total = len(completions)
-    stats["teacher_accuracy"] = sum(c.correct for c in completions) / total if total else 0.0
+    unhinted = [c for c in completions if not c.hinted]  # a hint makes the answer right
+    total = len(unhinted)
+    stats["teacher_accuracy"] = sum(c.correct for c in unhinted) / total if total else 0.0
+    stats["hinted"] = len(completions) - total
     stats["kept_rationales"] = sum(kept_per_question.values())
     stats["cost"] = teacher_cost(completions, stats["kept_rationales"])
     stats["examples"] = {method: len(rows) for method, rows in curated.items()}

@@ -355,13 +355,24 @@ def gold_decompositions(
     examples: Sequence[PreparedExample], source: FileSource,
     files: Sequence[RemoteFile] = GSM8K_SOCRATIC_FILES, stats: GoldStats | None = None,
 ) -> list[Decomposition]:
-    """Published decompositions for the examples whose question a socratic file has.
+    """Gold decompositions: an example's own gold steps (generated datasets carry them), else
+    the published one for its question in a socratic file.
 
     Questions are matched as the splits match them (case and whitespace ignored). A file that
     cannot be had (offline, not mirrored) is logged and listed in ``stats.missing_files``
     rather than failing: the gold source is optional beside the teacher's.
     """
     stats = stats if stats is not None else GoldStats()
+    found = []
+    for example in examples:  # datasets that carry their own gold steps (the generated ones)
+        if example.subquestions:
+            text = "\n".join(f"{question} ** {answer}" for question, answer in example.subquestions)
+            decomposition = decomposition_from_text(example, text, "gold", stats)
+            if decomposition is not None:
+                found.append(decomposition)
+    examples = [example for example in examples if not example.subquestions]
+    if not examples:
+        return found
     published: dict[str, str] = {}
     for file in files:
         try:
@@ -372,7 +383,6 @@ def gold_decompositions(
             continue
         for question, answer in read_socratic_file(path).items():
             published.setdefault(question, answer)
-    found = []
     for example in examples:
         text = published.get(normalize_question(example.question))
         if text is None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 PREPARED = Path("data/prepared")
 COMPLETIONS = Path("data/teacher/completions.jsonl")
+FEWSHOT_COMPLETIONS = Path("data/teacher/fewshot_completions.jsonl")
+FEWSHOT_REPORT = Path("reports/teacher_fewshot.json")
 CURATED = Path("data/curated")
 CURATE_STATS = Path("reports/curate.json")
 EXEMPLARS = Path("data/exemplars.jsonl")

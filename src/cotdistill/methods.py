@@ -1,6 +1,7 @@
 """Training-example formats, one per distillation method.
 
-Fine-tune-CoT (Ho et al. 2023) trains on ``{q} ###`` -> `` {rationale} --> {answer}``; the
+Fine-tune-CoT (Ho et al. 2023) and New-Fine-tune-CoT (its rationales from the few-shot
+teacher pass) train on ``{q} ###`` -> `` {rationale} --> {answer}``; the
 vanilla baseline on ``{q} ###`` -> `` {answer}``; distilling step-by-step (Hsieh et al. 2023)
 makes two examples of each rationale, ``[answer] {q} ###`` -> `` {answer}`` and
 ``[rationale] {q} ###`` -> `` {rationale}``, tagged with their task so that training can weight
@@ -21,6 +22,9 @@ class Method:
     name: str
     uses_rationale: bool  # True: needs a correct teacher completion per example
     multitask: bool = False  # answer and rationale as two tagged tasks
+    # where its rationales come from: the zero-shot-CoT teacher (data/teacher/completions.jsonl)
+    # or the few-shot-CoT one of New-Fine-tune-CoT (data/teacher/fewshot_completions.jsonl)
+    rationales: str = "zero_shot"
 
     @property
     def answer_after_marker(self) -> bool:
@@ -61,6 +65,9 @@ def student_text(input_text: str, target: str | None, encoder_decoder: bool) -> 
 
 METHODS: dict[str, Method] = {
     "fine_tune_cot": Method("fine_tune_cot", uses_rationale=True),
+    # New-Fine-tune-CoT (Li et al. 2024): fine_tune_cot's format, rationales from the few-shot
+    # teacher pass (clustered, heuristic-corrected exemplars; adaptive answers; optional hints)
+    "new_fine_tune_cot": Method("new_fine_tune_cot", uses_rationale=True, rationales="few_shot"),
     "answer_only": Method("answer_only", uses_rationale=False),
     "distill_step_by_step": Method("distill_step_by_step", uses_rationale=True, multitask=True),
 }

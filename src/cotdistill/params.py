@@ -129,6 +129,24 @@ class ExemplarsParams(Section):
     max_rationale_chars: Annotated[int, Field(gt=0)] | None = None
 
 
+class FewshotParams(Section):
+    """The ``teacher_fewshot`` stage (New-Fine-tune-CoT): backend, model, D, T and seed are the
+    ``teacher`` section's; only what differs from the zero-shot-CoT pass is here."""
+
+    # train questions per dataset (None: teacher.max_questions)
+    max_questions: Annotated[int, Field(gt=0)] | None = None
+    # rationale length in tokens (None: teacher.max_rationale_tokens); few-shot rationales end
+    # with "The answer is X.", so they may need a few more tokens than zero-shot ones
+    max_rationale_tokens: Annotated[int, Field(gt=0)] | None = None
+    # adaptive answer (seed 004 section 2.3): take the answer the rationale states and make
+    # the "Therefore, the answer ... is" call only when it states none; False: always two calls
+    adaptive: bool = True
+    # answer-hint rationalization (seed 002): questions with no correct sample are asked again
+    # with the gold answer as a hint; those completions are flagged hinted (see curate.hinted)
+    hints: bool = False
+    hint_samples: Annotated[int, Field(gt=0)] = 1  # hinted rationales per such question
+
+
 class CurateParams(Section):
     max_per_question: Annotated[int, Field(gt=0)] | None = None  # None keeps every correct sample
     min_rationale_words: Annotated[int, Field(ge=0)] | None = None
@@ -139,6 +157,10 @@ class CurateParams(Section):
     # CoT-Collection-style checks (off: Fine-tune-CoT keeps every correct rationale)
     drop_answer_first: bool = False  # rationale states the answer before any reasoning
     drop_truncated: bool = False  # rationale stops mid-sentence
+    # answer-hinted rationales (teacher_fewshot.hints): keep them as any other, drop them, or
+    # downweight them (their training examples get loss weight hint_weight instead of 1)
+    hinted: Literal["keep", "drop", "downweight"] = "keep"
+    hint_weight: Annotated[float, Field(ge=0)] = 0.5
 
 
 class Student(Section):
@@ -227,6 +249,7 @@ class Params(Section):
     prepare: PrepareParams = PrepareParams()
     teacher: TeacherParams = TeacherParams()
     exemplars: ExemplarsParams = ExemplarsParams()
+    teacher_fewshot: FewshotParams = FewshotParams()
     curate: CurateParams = CurateParams()
     students: dict[str, Student] = {"smollm2-135m": Student(model="builtin:SmolLM2-135M-Instruct")}
     train: TrainParams = TrainParams()

@@ -91,6 +91,8 @@ def prepare(params: PrepareParams, source: FileSource | None = None) -> dict[str
                         answer_type=spec.answer_type,
                         choices=list(example.choices) if example.choices else None,
                         rationale=example.rationale,
+                        subquestions=[list(step) for step in example.subquestions]
+                        if example.subquestions else None,
                     )
                 )
     return out

@@ -68,6 +68,7 @@ class CuratedExample(_Record):
     input: str
     target: str
     task: str | None = None  # multi-task methods: which task ("answer", "rationale")
+    weight: float | None = None  # loss weight (curate.hinted downweight); None: 1
 
 
 class Prediction(_Record):

@@ -25,11 +25,11 @@ def _load(path: Path) -> dict:
         raise CotdistillError(f"{path}:{exc.lineno}: not valid JSON") from None
 
 
-def collect(students: list[str], methods: list[str]) -> dict[tuple[str, str], dict]:
-    return {
-        (student, method): _load(layout.eval_reports(student, method) / "metrics.json")
-        for student in students for method in methods
-    }
+def collect(students: list[str], methods: list[str],
+            extra: list[tuple[str, str]] = ()) -> dict[tuple[str, str], dict]:
+    """Evaluation metrics of every student x method, then of the ``extra`` pairs."""
+    pairs = [(student, method) for student in students for method in methods] + list(extra)
+    return {pair: _load(layout.eval_reports(*pair) / "metrics.json") for pair in pairs}
 
 
 def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], dict]) -> str:
@@ -72,6 +72,11 @@ def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], 
         ]
         lines.append(f"| {student} | {method} | " + " | ".join(cells)
                      + f" | {100 * metrics['accuracy']:.1f}% (n={metrics['n']}) |")
+    for (student, method), metrics in results.items():
+        if "mean_steps" in metrics:
+            lines.append(f"\n{student}/{method}: {metrics['mean_steps']:.2f} loop steps per "
+                         f"question on average; {100 * metrics['step_limit_share']:.0f}% hit the "
+                         "step limit.")
     lines += ["", "![accuracy](accuracy.png)", ""]
     return "\n".join(lines)
 
@@ -99,7 +104,8 @@ def accuracy_plot(path: Path, results: dict[tuple[str, str], dict]) -> None:
 def run(params) -> None:
     curation = _load(layout.CURATE_STATS)
     results = collect(params.train.students,
-                      [*params.train.methods, *params.evaluate.baselines])
+                      [*params.train.methods, *params.evaluate.baselines],
+                      extra=[(params.socratic.qa_student, "socratic")])
     write_text(layout.SUMMARY, summary_markdown(params.report.title, curation, results))
     accuracy_plot(layout.ACCURACY_PLOT, results)
     metrics = {

@@ -91,10 +91,10 @@ def run(params, student: str, *, unified: bool = False) -> dict:
     examples: list[PreparedExample] = first_per_dataset(
         select_examples(read_records(layout.prepared("test"), PreparedExample),
                         settings.datasets, where=str(layout.prepared("test"))),
-        params.evaluate.max_examples)
+        params.socratic.max_examples)
     questions = [example.question for example in examples]
     run_params = {"socratic_max_steps": settings.max_steps,
-                  "eval_max_examples": params.evaluate.max_examples}
+                  "eval_max_examples": params.socratic.max_examples}
     tags = {"stage": "socratic-evaluate"}
     if unified:
         method = UNIFIED_METHOD

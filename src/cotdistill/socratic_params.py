@@ -36,6 +36,9 @@ class SocraticParams(Section):
     # (`socratic-train --role unified` and `socratic-evaluate --unified` refuse otherwise)
     unified: bool = False
     max_steps: Annotated[int, Field(gt=0)] = 8  # most (sub-question, sub-answer) pairs per problem
+    # test questions per dataset for the loop (None: all); the loop makes 2 x max_steps
+    # generation passes, so it is capped apart from evaluate.max_examples
+    max_examples: Annotated[int, Field(gt=0)] | None = 20
     # where training decompositions come from: the teacher's, GSM8K's gold ones, or both
     source: Literal["teacher", "gold", "both"] = "both"
     # --- decompose (teacher backend and model from the `teacher` section) --------------------

@@ -87,15 +87,16 @@ def train_student(
         model = _with_lora(model, hparams.lora, encoder_decoder)
     features = [encode(tokenizer, e.input, e.target, hparams.max_length,
                        encoder_decoder=encoder_decoder) for e in examples]
-    weighted = any(e.task is not None for e in examples)
-    if weighted:
+    weighted = any(e.task is not None or e.weight is not None for e in examples)
+    if weighted:  # task weight (multi-task methods) x example weight (down-weighted hints)
         for feature, example in zip(features, examples):
-            feature["weight"] = hparams.rationale_weight if example.task == "rationale" else 1.0
+            task = hparams.rationale_weight if example.task == "rationale" else 1.0
+            feature["weight"] = task * (example.weight if example.weight is not None else 1.0)
     kd_teacher = None
     if hparams.kd is not None or weighted:
         if encoder_decoder or hparams.packing:
-            raise CotdistillError(f"{key}: token-level KD and task weights need a decoder-only "
-                                  "student without packing")
+            raise CotdistillError(f"{key}: token-level KD and task or example weights need a "
+                                  "decoder-only student without packing")
         if hparams.kd is not None:
             kd_teacher = _kd_teacher(hparams.kd.teacher, tokenizer)
     result = TrainResult(examples=len(features), deepspeed=use_deepspeed)

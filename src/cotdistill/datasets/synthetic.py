@@ -25,6 +25,8 @@ class RawExample(NamedTuple):
     answer: str
     choices: tuple[str, ...] | None = None
     rationale: str | None = None  # a gold rationale, where the dataset publishes one
+    # gold (sub-question, sub-answer) steps, where known (Socratic CoT's gold decompositions)
+    subquestions: tuple[tuple[str, str], ...] | None = None
 
 
 @functools.cache
@@ -50,6 +52,16 @@ def _name_lists(seed: int, num_examples: int, num_items: int) -> list[list[str]]
     return [rng.sample(pool, num_items) for _ in range(num_examples)]
 
 
+def _coin_steps(people: list[str], flips: list[bool]) -> tuple[tuple[str, str], ...]:
+    """The gold decomposition: after each person's turn, is the coin still heads up?"""
+    steps, heads = [], True
+    for name, flip in zip(people, flips):
+        heads ^= flip
+        steps.append((f"After {name}'s turn, is the coin still heads up?",
+                      "yes" if heads else "no"))
+    return tuple(steps)
+
+
 def coin_flip(seed: int, num_examples: int, num_items: int = 4) -> list[RawExample]:
     """Coin Flip questions; answer ``yes`` when the number of flips is even."""
     rng = random.Random(f"coin_flip/{seed}")
@@ -64,7 +76,8 @@ def coin_flip(seed: int, num_examples: int, num_items: int = 4) -> list[RawExamp
             f"A coin is heads up. {steps} Is the coin still heads up? "
             'Note that "flip" here means "reverse".'
         )
-        examples.append(RawExample(question, "yes" if sum(flips) % 2 == 0 else "no"))
+        examples.append(RawExample(question, "yes" if sum(flips) % 2 == 0 else "no",
+                                   subquestions=_coin_steps(people, flips)))
     return examples
 
 
@@ -75,5 +88,10 @@ def last_letter_concatenation(seed: int, num_examples: int, num_items: int = 4) 
         question = (
             f'Take the last letters of each words in "{" ".join(people)}" and concatenate them.'
         )
-        examples.append(RawExample(question, "".join(name[-1] for name in people).lower()))
+        answer = "".join(name[-1] for name in people).lower()
+        steps = tuple((f'What is the last letter of "{name}"?', f'"{name[-1].lower()}"')
+                      for name in people)
+        steps += ((f"What do the letters {', '.join(s for _, s in steps)} make when "
+                   "concatenated?", answer),)
+        examples.append(RawExample(question, answer, subquestions=steps))
     return examples
