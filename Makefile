@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # dvc runs each stage's `cotdistill ...` command through the shell: the venv must be on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test test-all
+.PHONY: setup repro test test-slow test-all
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml scripts/setup.sh
@@ -16,5 +16,8 @@ repro: setup          ## install everything, then run the default pipeline end t
 test: setup           ## the default test suite (slow tests left out)
 	$(PY) -m pytest
 
-test-all: setup       ## every test, slow ones included (what CI runs)
+test-slow: setup      ## only the tests marked slow (CI runs them after `make test`)
+	$(PY) -m pytest -m slow
+
+test-all: setup       ## every test, slow ones included
 	$(PY) -m pytest -m ""

@@ -30,7 +30,9 @@ def replayed(tmp_path_factory, tiny_model):
     params["train"]["hparams"].update(max_steps=10, learning_rate=3e-3, batch_size=4)
     params["evaluate"].update(max_examples=6, max_new_tokens=24)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    result = _dvc(repo, "repro")
+    # the Fine-tune-CoT student and what it needs; the few-shot and Socratic stages need a
+    # model teacher (the few-shot pass records that it was skipped)
+    result = _dvc(repo, "repro", "evaluate@tiny-fine_tune_cot")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return repo, result
 

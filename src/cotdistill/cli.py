@@ -178,7 +178,7 @@ def curate(params: ParamsOption = Path("params.yaml")) -> None:
         settings = settings_all.curate
         examples = read_records(layout.prepared("train"), PreparedExample)
         completions = read_records(layout.COMPLETIONS, TeacherCompletion)
-        fewshot = (read_records(layout.FEWSHOT_COMPLETIONS, TeacherCompletion)
+        fewshot = (read_records(layout.FEWSHOT_COMPLETIONS, TeacherCompletion, allow_empty=True)
                    if layout.FEWSHOT_COMPLETIONS.is_file() else None)  # new_fine_tune_cot
         report = FilterReport()
         curated = select(examples, completions, settings, report, fewshot=fewshot)
@@ -384,7 +384,13 @@ def teacher_fewshot(params: ParamsOption = Path("params.yaml")) -> None:
         settings_all = _load(params)
         settings, fewshot = settings_all.teacher, settings_all.teacher_fewshot
         if settings.backend == "replay":
-            raise CotdistillError("teacher.backend is replay: the few-shot pass needs a model")
+            # Published completions have no few-shot pass to replay: say so and leave
+            # new_fine_tune_cot without data rather than fail the whole pipeline.
+            reason = "teacher.backend is replay: no model to run the few-shot pass with"
+            log.warning("teacher-fewshot: skipped (%s)", reason)
+            write_records(layout.FEWSHOT_COMPLETIONS, [])
+            write_text(layout.FEWSHOT_REPORT, json.dumps({"skipped": reason}, indent=2) + "\n")
+            return
         if not layout.EXEMPLARS.is_file():
             raise CotdistillError(f"{layout.EXEMPLARS}: not found (run `cotdistill exemplars`)")
         limit = fewshot.max_questions if fewshot.max_questions is not None \
