@@ -198,3 +198,18 @@ def test_example_weights_reach_the_loss(tiny_model, tmp_path):
     assert result.steps == 3 and result.final_loss == 0.0
     before, after = _weights(tiny_model), _weights(tmp_path / "out")
     assert all(torch.equal(before[name], after[name]) for name in before)
+
+
+def test_the_launcher_is_torchrun_only_with_several_gpus_and_no_launcher_yet(monkeypatch):
+    from cotdistill.cli import launcher_command
+
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert launcher_command("auto", ["train"]) is None
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    command = launcher_command("auto", ["train", "--student", "s"])
+    assert command[1:4] == ["-m", "torch.distributed.run", "--nproc_per_node=4"]
+    assert command[-3:] == ["train", "--student", "s"]
+    assert launcher_command("none", ["train"]) is None
+    monkeypatch.setenv("RANK", "0")  # already under a launcher
+    assert launcher_command("auto", ["train"]) is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,24 @@ def _load(path: Path):
     from cotdistill.params import load_params
 
     return load_params(path)
+
+
+def launcher_command(launcher: str, arguments: list[str]) -> list[str] | None:
+    """The multi-process launch of ``cotdistill ARGUMENTS`` when it is wanted, else None.
+
+    ``auto``: torchrun with one process per GPU when there are several and no launcher started
+    this process already (RANK unset); ``none``: never. Multi-node runs are started by hand
+    with ``deepspeed --hostfile`` (README).
+    """
+    if launcher == "none" or "RANK" in os.environ:
+        return None
+    import torch
+
+    gpus = torch.cuda.device_count()
+    if gpus < 2:
+        return None
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}",
+            "-m", "cotdistill.cli", *arguments]
 
 
 def _check_choice(kind: str, name: str, known) -> None:
@@ -264,6 +283,12 @@ def train(
         settings = _load(params)
         _check_choice("method", method, METHODS)
         settings.student(student)
+        command = launcher_command(settings.train.hparams.launcher,
+                                   ["train", "--student", student, "--method", method,
+                                    "--params", str(params)])
+        if command is not None:  # several GPUs: every rank runs this command under torchrun
+            log.info("launching %s", " ".join(command))
+            raise typer.Exit(subprocess.run(command).returncode)
         stage.run(settings, student, method)
 
     _run(work)

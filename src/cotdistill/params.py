@@ -193,6 +193,9 @@ class HParams(Section):
     logging_steps: Annotated[int, Field(gt=0)] = 1
     seed: int = 0
     deepspeed: Literal["auto", "on", "off"] = "auto"  # auto: DeepSpeed when CUDA is available
+    # auto: with several GPUs, `cotdistill train` re-runs itself under torchrun, one process
+    # per GPU (only rank 0 writes); none: one process
+    launcher: Literal["auto", "none"] = "auto"
     lora: LoraParams | None = None  # LoRA adapters (peft), merged into the saved model
     kd: KDParams | None = None  # token-level KD to a local teacher's distribution
     rationale_weight: Annotated[float, Field(ge=0)] = 1.0  # distill_step_by_step: rationale task
