@@ -49,7 +49,7 @@ def curated():
 
 
 def test_every_method_gets_a_list(curated):
-    assert set(curated) == {"fine_tune_cot", "answer_only", "distill_step_by_step"}
+    assert set(curated) == {"fine_tune_cot", "answer_only", "distill_step_by_step", "two_stage_cot"}
 
 
 def test_fine_tune_cot_keeps_only_correct_completions(curated):
@@ -138,7 +138,8 @@ def test_stats_kept_rationales_counts_curated_fine_tune_cot_rows(stats):
 
 
 def test_stats_examples_per_method(stats):
-    assert stats["examples"] == {"fine_tune_cot": 3, "answer_only": 3, "distill_step_by_step": 6}
+    assert stats["examples"] == {"fine_tune_cot": 3, "answer_only": 3, "distill_step_by_step": 6,
+                                 "two_stage_cot": 3}
 
 
 def test_stats_per_dataset(stats):

@@ -213,3 +213,21 @@ def test_the_launcher_is_torchrun_only_with_several_gpus_and_no_launcher_yet(mon
     assert launcher_command("none", ["train"]) is None
     monkeypatch.setenv("RANK", "0")  # already under a launcher
     assert launcher_command("auto", ["train"]) is None
+
+
+def test_two_stage_cot_trains_on_the_pool_then_on_one_dataset(tiny_model, tmp_path):
+    from cotdistill.train import train_stages
+
+    other = [e.model_copy(update={"dataset": "last_letters", "id": f"ll-{i}"})
+             for i, e in enumerate(EXAMPLES)]
+    hparams = HParams(max_steps=4, learning_rate=3e-3, batch_size=4,
+                      two_stage_dataset="last_letters")
+    result = train_stages(EXAMPLES + other, str(tiny_model), "k", hparams, tmp_path / "out",
+                          use_deepspeed=False, two_stage=True)
+    assert result.steps == 8
+    assert [step for step, _ in result.losses] == list(range(1, 9))
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    with pytest.raises(CotdistillError, match="no training examples of 'gsm8k'"):
+        train_stages(EXAMPLES, str(tiny_model), "k", hparams.model_copy(
+            update={"two_stage_dataset": "gsm8k"}), tmp_path / "x", use_deepspeed=False,
+            two_stage=True)

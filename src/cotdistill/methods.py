@@ -22,6 +22,7 @@ class Method:
     name: str
     uses_rationale: bool  # True: needs a correct teacher completion per example
     multitask: bool = False  # answer and rationale as two tagged tasks
+    two_stage: bool = False  # train on the pooled datasets, then on one (CoT Collection)
     # where its rationales come from: the zero-shot-CoT teacher (data/teacher/completions.jsonl)
     # or the few-shot-CoT one of New-Fine-tune-CoT (data/teacher/fewshot_completions.jsonl)
     rationales: str = "zero_shot"
@@ -70,4 +71,5 @@ METHODS: dict[str, Method] = {
     "new_fine_tune_cot": Method("new_fine_tune_cot", uses_rationale=True, rationales="few_shot"),
     "answer_only": Method("answer_only", uses_rationale=False),
     "distill_step_by_step": Method("distill_step_by_step", uses_rationale=True, multitask=True),
+    "two_stage_cot": Method("two_stage_cot", uses_rationale=True, two_stage=True),
 }

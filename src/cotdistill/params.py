@@ -199,6 +199,7 @@ class HParams(Section):
     lora: LoraParams | None = None  # LoRA adapters (peft), merged into the saved model
     kd: KDParams | None = None  # token-level KD to a local teacher's distribution
     rationale_weight: Annotated[float, Field(ge=0)] = 1.0  # distill_step_by_step: rationale task
+    two_stage_dataset: str | None = None  # two_stage_cot: the second stage's dataset
     packing: bool = False  # decoder-only: flatten each batch into one row, no padding
     # a DeepSpeed JSON config (None: configs/deepspeed/zero2.json on GPUs, cpu.json without);
     # zero3.json and zero3_offload.json for models that do not fit

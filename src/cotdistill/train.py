@@ -22,6 +22,7 @@ from cotdistill import deepspeed_setup, layout, model_store
 from cotdistill.atomic import atomic_dir, atomic_file, write_text
 from cotdistill.errors import CotdistillError
 from cotdistill.model_selection import ValidationSelection, selection_callback
+from cotdistill.methods import METHODS
 from cotdistill.params import HParams
 from cotdistill.records import CuratedExample
 from cotdistill.training_data import PadCollator, encode
@@ -152,6 +153,41 @@ def train_student(
     return result
 
 
+def train_stages(
+    examples: list[CuratedExample], model_spec: str, key: str, hparams: HParams,
+    output_dir: Path, *, use_deepspeed: bool, two_stage: bool = False, on_log=None,
+    selection: ValidationSelection | None = None, on_val=None,
+) -> TrainResult:
+    """One training, or two-stage CoT fine-tuning (CoT Collection): first on the pooled
+    examples of every dataset, then, from that model, on one dataset's
+    (``train.hparams.two_stage_dataset``; default the first dataset in the data). Validation
+    selection and the logged losses belong to the second stage, whose steps follow the first's.
+    """
+    if not two_stage:
+        return train_student(examples, model_spec, key, hparams, output_dir,
+                             use_deepspeed=use_deepspeed, on_log=on_log, selection=selection,
+                             on_val=on_val)
+    target = hparams.two_stage_dataset or examples[0].dataset
+    focused = [example for example in examples if example.dataset == target]
+    if not focused:
+        raise CotdistillError(f"train.hparams.two_stage_dataset: no training examples of "
+                              f"{target!r} (have: {', '.join(sorted({e.dataset for e in examples}))})")
+    with tempfile.TemporaryDirectory(prefix="cotdistill-stage1-") as scratch:
+        first = train_student(examples, model_spec, key, hparams, Path(scratch) / "pooled",
+                              use_deepspeed=use_deepspeed, on_log=on_log)
+        offset = first.steps
+        second = train_student(
+            focused, str(Path(scratch) / "pooled"), key, hparams, output_dir,
+            use_deepspeed=use_deepspeed, selection=selection, on_val=on_val,
+            on_log=(lambda step, loss: on_log(offset + step, loss)) if on_log else None,
+        )
+    second.losses = first.losses + [(offset + step, loss) for step, loss in second.losses]
+    second.steps += offset
+    second.examples = first.examples
+    second.seconds += first.seconds
+    return second
+
+
 def _collator(tokenizer, packing: bool):
     """Padding per batch, or packing: the batch's examples flattened into one row whose
     position ids restart at each example, so no compute is spent on padding."""
@@ -229,7 +265,6 @@ def _validation_selection(hparams: HParams, method: str) -> ValidationSelection 
         return None
     from cotdistill.evaluate import student_reader
     from cotdistill.jsonl import read_records
-    from cotdistill.methods import METHODS
     from cotdistill.records import PreparedExample
     from cotdistill.splits import first_per_dataset
 
@@ -292,8 +327,9 @@ def run(params, student: str, method: str) -> TrainResult:
     ):
         mlflow.log_params({"student": student, "student_model": spec, "method": method,
                            "deepspeed": use_ds, **hparams.model_dump()})
-        result = train_student(
+        result = train_stages(
             examples, spec, key, hparams, staging, use_deepspeed=use_ds,
+            two_stage=METHODS[method].two_stage,
             on_log=lambda step, loss: mlflow.log_metric("train_loss", loss, step=step),
             selection=selection,
             on_val=lambda step, acc: mlflow.log_metric("val_accuracy", acc, step=step),
