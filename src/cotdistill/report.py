@@ -32,6 +32,30 @@ def collect(students: list[str], methods: list[str],
     return {pair: _load(layout.eval_reports(*pair) / "metrics.json") for pair in pairs}
 
 
+def rationale_sources(curation: dict) -> list[str]:
+    """Zero-shot-CoT (Fine-tune-CoT) vs few-shot-CoT (New-Fine-tune-CoT) rationales side by side:
+    teacher accuracy, accepted rationales, calls and tokens per accepted one, diversity."""
+    rows = [("fine_tune_cot (zero-shot-CoT teacher)", curation)]
+    if "new_fine_tune_cot" in curation:
+        rows.append(("new_fine_tune_cot (few-shot-CoT teacher)", curation["new_fine_tune_cot"]))
+    lines = ["", "## Rationales by method", "",
+             "| method | teacher accuracy | accepted | calls / accepted | tokens / accepted | "
+             "similarity before -> after filters |", "|---|---:|---:|---:|---:|---|"]
+
+    def number(value, digits: int = 1) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    for name, stats in rows:
+        cost = stats.get("cost", {})
+        lines.append(
+            f"| {name} | {100 * stats['teacher_accuracy']:.1f}% | {stats['kept_rationales']} | "
+            f"{number(cost.get('calls_per_accepted'))} | {number(cost.get('tokens_per_accepted'), 0)}"
+            f" | {number(stats.get('similarity_before'), 3)} -> "
+            f"{number(stats.get('similarity_after'), 3)} |"
+        )
+    return lines
+
+
 def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], dict]) -> str:
     lines = [f"# {title}", "", "## Teacher", "",
              "| dataset | questions | completions | teacher accuracy | kept rationales | "
@@ -61,6 +85,7 @@ def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], 
         lines += ["", f"Diversity (mean pairwise similarity of a question's correct samples, "
                   f"lower is more diverse): {curation['similarity_before']:.3f} before filters, "
                   + (f"{after:.3f} after." if after is not None else "n/a after.")]
+    lines += rationale_sources(curation)
     datasets = sorted({d for metrics in results.values() for d in metrics["datasets"]})
     lines += ["", "## Students (test accuracy)", "",
               "| student | method | " + " | ".join(datasets) + " | all |",
