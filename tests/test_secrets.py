@@ -38,6 +38,11 @@ def _repo_with_openai_teacher(tmp_path: Path, tiny_model: Path, base_url: str) -
     params["train"].update(students=["tiny"], methods=["answer_only"])
     params["train"]["hparams"].update(max_steps=2, batch_size=4, select_every=None)
     params["evaluate"].update(max_examples=2, max_new_tokens=8, baselines=["zero_shot"])
+    # gold decompositions: the tiny model's 512-token context cannot hold the few-shot
+    # decomposition prompt, and the teacher's requests are covered by the stages above
+    params["socratic"].update(qg_student="tiny", qa_student="tiny", source="gold",
+                              max_questions=2, max_examples=1, max_steps=1)
+    params["socratic"]["hparams"].update(max_steps=1, batch_size=2)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return repo
 
