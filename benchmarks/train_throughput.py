@@ -85,7 +85,9 @@ def run_one(model: str, deepspeed: bool, packing: bool, steps: int, batch_size: 
         parameters = count_parameters(Path(out) / "m" / "model.safetensors")
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model)
+    from cotdistill.model_store import resolve
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve(model, "--model"))
     tokens = sum(len(tokenizer(r.input + r.target)["input_ids"]) + 1 for r in rows)
     figures = {"tokens_per_s": tokens / result.seconds, "seconds": result.seconds,
                "engine": result.engine, "parameters": parameters}
