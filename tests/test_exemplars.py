@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from cotdistill.embeddings import embed
 from cotdistill.exemplars import cluster_order, pick_exemplars, select_exemplars

@@ -293,6 +293,21 @@ def _incomplete_message(stats: CallStats, budget: Budget, total: int) -> str:
     )
 
 
+def ask_answers(backend, cache, pairs, rationales, indices: list[int], stats, ans, budget
+                ) -> dict[int, Outcome]:
+    """The second zero-shot-CoT step for the ``indices`` of ``pairs``: each (example, sample)'s
+    rationale followed by its answer trigger, through the cache; outcomes by index."""
+    outputs = _cached_complete(
+        backend, cache,
+        [(prompts.answer_prompt(pairs[i][0].question, rationales[i].text,
+                                pairs[i][0].answer_type, pairs[i][0].choices), pairs[i][1])
+         for i in indices],
+        stats, max_tokens=ans.max_tokens, temperature=ans.temperature, seed=ans.seed,
+        stop=ans.stop, budget=budget,
+    )
+    return dict(zip(indices, outputs))
+
+
 def run_teacher(
     examples: list[PreparedExample], params: TeacherParams, backend: Backend, cache_path: Path
 ) -> tuple[list[TeacherCompletion], CallStats]:
@@ -316,18 +331,11 @@ def run_teacher(
         stats.mark("rationale", before)
         before = stats.totals()
         answered = [i for i, r in enumerate(rationales) if isinstance(r, Completion)]
-        answer_outputs = _cached_complete(
-            backend, cache,
-            [(prompts.answer_prompt(pairs[i][0].question, rationales[i].text,
-                                    pairs[i][0].answer_type, pairs[i][0].choices), pairs[i][1])
-             for i in answered],
-            stats, max_tokens=ans.max_tokens, temperature=ans.temperature, seed=ans.seed,
-            stop=ans.stop, budget=budget,
-        )
+        answer_texts = ask_answers(backend, cache, pairs, rationales, answered, stats, ans,
+                                   budget)
         stats.mark("answer", before)
     finally:
         cache.close()
-    answer_texts: dict[int, Outcome] = dict(zip(answered, answer_outputs))
     if stats.failed or stats.not_sent or len(answer_texts) < len(pairs):
         raise TeacherIncomplete(_incomplete_message(stats, budget, len(pairs)), stats)
     records = []

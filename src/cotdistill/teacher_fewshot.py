@@ -46,11 +46,11 @@ from cotdistill.teacher import (
     Backend,
     CallStats,
     Completion,
-    Outcome,
     TeacherIncomplete,
     _cached_complete,
     _incomplete_message,
     answer_step,
+    ask_answers,
     make_budget,
     rationale_step,
 )
@@ -186,16 +186,8 @@ def run_teacher_fewshot(
         asked = [i for i, r in enumerate(rationales) if isinstance(r, Completion)
                  and i not in stated]
         before = stats.totals()
-        answer_outputs = _cached_complete(
-            backend, cache,
-            [(prompts.answer_prompt(pairs[i][0].question, rationales[i].text,
-                                    pairs[i][0].answer_type, pairs[i][0].choices), pairs[i][1])
-             for i in asked],
-            stats, max_tokens=ans.max_tokens, temperature=ans.temperature, seed=ans.seed,
-            stop=ans.stop, budget=budget,
-        )
+        answer_texts = ask_answers(backend, cache, pairs, rationales, asked, stats, ans, budget)
         stats.mark("answer", before)
-        answer_texts: dict[int, Outcome] = dict(zip(asked, answer_outputs))
         if (stats.failed or stats.not_sent
                 or any(not isinstance(r, Completion) for r in rationales)
                 or any(not isinstance(a, Completion) for a in answer_texts.values())):
