@@ -22,6 +22,13 @@ from cotdistill.methods import METHODS
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def check_known_datasets(names: list[str]) -> None:
+    """Raise ValueError naming the first name that is not in the dataset registry."""
+    for name in names:
+        if name not in DATASETS:
+            raise ValueError(f"unknown dataset {name!r} (known: {', '.join(sorted(DATASETS))})")
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,9 +50,7 @@ class PrepareParams(Section):
     def _known(cls, names: list[str]) -> list[str]:
         if not names:
             raise ValueError("at least one dataset is needed")
-        for name in names:
-            if name not in DATASETS:
-                raise ValueError(f"unknown dataset {name!r} (known: {', '.join(sorted(DATASETS))})")
+        check_known_datasets(names)
         if len(set(names)) != len(names):
             raise ValueError("a dataset is listed twice")
         return names

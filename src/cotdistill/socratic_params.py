@@ -19,8 +19,7 @@ if "cotdistill.params" not in sys.modules:
 
 from pydantic import Field, field_validator, model_validator
 
-from cotdistill.datasets import DATASETS
-from cotdistill.params import HParams, Section
+from cotdistill.params import HParams, Section, check_known_datasets
 
 
 class SocraticParams(Section):
@@ -63,9 +62,7 @@ class SocraticParams(Section):
             return names
         if not names:
             raise ValueError("at least one dataset, or null for every prepared dataset")
-        for name in names:
-            if name not in DATASETS:
-                raise ValueError(f"unknown dataset {name!r} (known: {', '.join(sorted(DATASETS))})")
+        check_known_datasets(names)
         return names
 
     @model_validator(mode="after")
