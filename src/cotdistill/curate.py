@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+from cotdistill.kd_logprobs import teacher_tokens
 from cotdistill.methods import METHODS
 from cotdistill.params import CurateParams
 from cotdistill.rationale_filters import (
@@ -87,6 +88,8 @@ def curate(
                         input=text, target=target, task=task,
                         weight=(params.hint_weight if completion is not None and completion.hinted
                                 and params.hinted == "downweight" else None),
+                        teacher_tokens=(teacher_tokens(completion, target)
+                                        if completion is not None else None),
                     ))
         out[name] = rows
     return out
@@ -149,4 +152,8 @@ def curation_stats(
     stats["kept_rationales"] = sum(kept_per_question.values())
     stats["cost"] = teacher_cost(completions, stats["kept_rationales"])
     stats["examples"] = {method: len(rows) for method, rows in curated.items()}
+    # examples carrying the teacher's token log-probabilities (teacher.top_logprobs), for KD
+    stats["examples_with_teacher_logprobs"] = {
+        method: sum(row.teacher_tokens is not None for row in rows)
+        for method, rows in curated.items()}
     return stats

@@ -2,8 +2,11 @@
 
 - Token-level KD (Fu et al. 2023; seed 002): at every target token, a KL term pulls the
   student's next-token distribution towards the teacher's (temperature-softened), weighted
-  against cross-entropy by ``kd_weight``. Needs teacher logits over the *same* vocabulary:
-  a local teacher sharing the student's tokenizer (mismatches are refused before training).
+  against cross-entropy by ``kd_weight``. Needs the teacher's distribution over the *same*
+  vocabulary (mismatches are refused before training): dense logits of a local teacher
+  sharing the student's tokenizer (:func:`token_kl`), or the top-k log-probabilities an API
+  teacher returned, renormalised over those k tokens (:func:`sparse_token_kl`; positions
+  without a stored distribution, such as the answer after ``-->``, get cross-entropy only).
 - Multi-task rationale loss (distilling step-by-step, Hsieh et al. 2023): answer and
   rationale are two tasks over separate examples; each example's loss is scaled by its task's
   weight, so ``rationale_weight`` trades answer accuracy against rationale imitation.
@@ -14,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cotdistill.training_data import IGNORE
+from cotdistill.training_data import IGNORE, MISSING
 
 
 def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -36,15 +39,48 @@ def token_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels:
     return (kl * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1) * temperature**2
 
 
+def sparse_token_kl(student_logits: torch.Tensor, kd_ids: torch.Tensor,
+                    kd_logprobs: torch.Tensor, temperature: float
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example mean KL(teacher top-k || student) over positions with a teacher distribution.
+
+    ``kd_ids`` / ``kd_logprobs`` are [batch, length, k], aligned with the labels (position t
+    holds the teacher's distribution over token t); slots at :data:`MISSING` are empty. The
+    teacher's k log-probabilities are softened by ``temperature`` and renormalised over the k;
+    the student's distribution is over its whole vocabulary, so the KL is >= 0 and 0 only when
+    the student puts all its mass on the k tokens in the teacher's proportions. Returns the KL
+    (times T^2) and, per example, whether it had any such position.
+    """
+    ids, logprobs = kd_ids[:, 1:, :], kd_logprobs[:, 1:, :].float()  # bf16 under DeepSpeed
+    valid = logprobs > MISSING / 2
+    position = valid.any(dim=-1).float()
+    teacher = F.log_softmax(logprobs.masked_fill(~valid, MISSING * 1e4) / temperature, dim=-1)
+    student = F.log_softmax(student_logits[:, :-1, :].float() / temperature, dim=-1)
+    student = student.gather(-1, ids)
+    kl = torch.where(valid, teacher.exp() * (teacher - student), torch.zeros_like(student))
+    counts = position.sum(dim=1)
+    per_example = (kl.sum(dim=-1) * position).sum(dim=1) / counts.clamp(min=1)
+    return per_example * temperature**2, counts > 0
+
+
 def distillation_loss(
     student_logits: torch.Tensor, labels: torch.Tensor, *, weights: torch.Tensor | None = None,
     teacher_logits: torch.Tensor | None = None, kd_weight: float = 0.0, temperature: float = 1.0,
+    kd_ids: torch.Tensor | None = None, kd_logprobs: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """(1 - kd_weight) x CE + kd_weight x KL per example, scaled by example weights, averaged."""
+    """(1 - kd_weight) x CE + kd_weight x KL per example, scaled by example weights, averaged.
+
+    The teacher is either dense ``teacher_logits`` or sparse ``kd_ids``/``kd_logprobs``; an
+    example without any sparse teacher position keeps its plain cross-entropy.
+    """
     per_example = token_cross_entropy(student_logits, labels)
     if teacher_logits is not None and kd_weight > 0:
         kl = token_kl(student_logits, teacher_logits, labels, temperature)
         per_example = (1 - kd_weight) * per_example + kd_weight * kl
+    elif kd_ids is not None and kd_logprobs is not None and kd_weight > 0:
+        kl, has_teacher = sparse_token_kl(student_logits, kd_ids, kd_logprobs, temperature)
+        mixed = (1 - kd_weight) * per_example + kd_weight * kl
+        per_example = torch.where(has_teacher, mixed, per_example)
     if weights is not None:
         return (per_example * weights).sum() / weights.sum().clamp(min=1e-8)
     return per_example.mean()

@@ -180,9 +180,23 @@ class LoraParams(Section):
 
 
 class KDParams(Section):
-    teacher: str  # a local model sharing the student's tokenizer (builtin:NAME, id or path)
+    # where the teacher's token distributions come from: "model", a local model sharing the
+    # student's tokenizer, run on every batch; "logprobs", the top-k log-probabilities the
+    # teacher stage stored with each rationale (teacher.top_logprobs; curate keeps them)
+    source: Literal["model", "logprobs"] = "model"
+    teacher: str | None = None  # source model: builtin:NAME, a Hugging Face id or a path
     weight: Annotated[float, Field(gt=0, le=1)] = 0.5  # (1 - w) x CE + w x KL
     temperature: Annotated[float, Field(gt=0)] = 2.0
+
+    @model_validator(mode="after")
+    def _teacher_for_source(self) -> KDParams:
+        if self.source == "model" and not self.teacher:
+            raise ValueError("source model needs teacher (a local model sharing the "
+                             "student's tokenizer)")
+        if self.source == "logprobs" and self.teacher:
+            raise ValueError("source logprobs uses the stored teacher log-probabilities; "
+                             "leave teacher out")
+        return self
 
 
 class HParams(Section):
@@ -202,7 +216,7 @@ class HParams(Section):
     # per GPU (only rank 0 writes); none: one process
     launcher: Literal["auto", "none"] = "auto"
     lora: LoraParams | None = None  # LoRA adapters (peft), merged into the saved model
-    kd: KDParams | None = None  # token-level KD to a local teacher's distribution
+    kd: KDParams | None = None  # token-level KD to the teacher's token distributions
     rationale_weight: Annotated[float, Field(ge=0)] = 1.0  # distill_step_by_step: rationale task
     two_stage_dataset: str | None = None  # two_stage_cot: the second stage's dataset
     packing: bool = False  # decoder-only: flatten each batch into one row, no padding

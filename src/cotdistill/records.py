@@ -55,7 +55,23 @@ class TeacherCompletion(_Record):
     correct: bool
     hinted: bool = False
     usage: Usage = Usage()
+    # teacher.top_logprobs: per generated rationale token, the top-k {token text: logprob}, and
+    # the generated tokens' texts (token-level KD aligns the two with the student's tokens)
     top_logprobs: list[dict[str, float]] | None = None
+    tokens: list[str] | None = None
+
+
+class TeacherTokens(_Record):
+    """The teacher's tokens over a rationale, with their top-k log-probabilities.
+
+    ``starts[j]`` is where ``tokens[j]`` begins in the example's target. Only tokens whose
+    characters could be placed are kept (not, e.g., the pieces of a character that the
+    teacher split across tokens).
+    """
+
+    starts: list[int]
+    tokens: list[str]
+    top_logprobs: list[dict[str, float]]
 
 
 class CuratedExample(_Record):
@@ -69,6 +85,9 @@ class CuratedExample(_Record):
     target: str
     task: str | None = None  # multi-task methods: which task ("answer", "rationale")
     weight: float | None = None  # loss weight (curate.hinted downweight); None: 1
+    # the teacher's token distribution over the rationale in ``target`` (teacher.top_logprobs),
+    # for token-level KD (train.hparams.kd.source: logprobs); None when not stored
+    teacher_tokens: TeacherTokens | None = None
 
 
 class Prediction(_Record):

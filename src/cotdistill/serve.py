@@ -184,12 +184,14 @@ class _Engine:
         with self.tok_lock:
             return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
 
-    def decode(self, ids: list[int], *, skip_special: bool = True) -> str:
+    def decode(self, ids: list[int], *, skip_special: bool = True, exact: bool = False) -> str:
         with self.tok_lock:
-            return self.tokenizer.decode(ids, skip_special_tokens=skip_special)
+            extra = {"clean_up_tokenization_spaces": False} if exact else {}
+            return self.tokenizer.decode(ids, skip_special_tokens=skip_special, **extra)
 
     def token_text(self, token: int) -> str:
-        return self.decode([token], skip_special=False)
+        """The token's own text, spaces untouched (what token-level KD aligns on)."""
+        return self.decode([token], skip_special=False, exact=True)
 
     # --- queue
 

@@ -44,6 +44,7 @@ class Completion(Generated):
     """One generated text with its usage; ``usd`` is what the call cost when it was bought."""
 
     top_logprobs: list[dict[str, float]] | None = None  # per generated token: {token: logprob}
+    tokens: list[str] | None = None  # with top_logprobs: the generated tokens' texts
     usd: float = 0.0
 
 
@@ -359,7 +360,7 @@ def run_teacher(
                     completion_tokens=rationale.completion_tokens + answer.completion_tokens,
                     usd=round(rationale.usd + answer.usd, 10),
                 ),
-                top_logprobs=rationale.top_logprobs,
+                top_logprobs=rationale.top_logprobs, tokens=rationale.tokens,
             )
         )
     return records, stats

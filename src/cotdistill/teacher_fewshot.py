@@ -216,7 +216,7 @@ def run_teacher_fewshot(
                 correct=answers.is_correct(prediction, example.answer, example.answer_type),
                 usage=Usage(calls=calls, prompt_tokens=prompt_tokens,
                             completion_tokens=completion_tokens, usd=round(usd, 10)),
-                top_logprobs=rationale.top_logprobs,
+                top_logprobs=rationale.top_logprobs, tokens=rationale.tokens,
             ))
         hinted_questions = 0
         if hint_wrong:
@@ -247,7 +247,7 @@ def run_teacher_fewshot(
                     hinted=True,
                     usage=Usage(calls=1, prompt_tokens=hint.prompt_tokens,
                                 completion_tokens=hint.completion_tokens, usd=round(hint.usd, 10)),
-                    top_logprobs=hint.top_logprobs,
+                    top_logprobs=hint.top_logprobs, tokens=hint.tokens,
                 ))
     finally:
         cache.close()

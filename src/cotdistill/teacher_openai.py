@@ -95,18 +95,21 @@ def parse_response(api: str, body: dict[str, Any]) -> Completion:
     usage = body.get("usage") or {}
     logprobs = choice.get("logprobs") or {}
     top: list[dict[str, float]] | None = None
+    tokens: list[str] | None = None
     if api == "chat":
         text = (choice.get("message") or {}).get("content") or ""
         if logprobs.get("content"):
             top = [{t["token"]: t["logprob"] for t in item.get("top_logprobs") or []}
                    or {item["token"]: item["logprob"]} for item in logprobs["content"]]
+            tokens = [item["token"] for item in logprobs["content"]]
     else:
         text = choice.get("text") or ""
         if logprobs.get("top_logprobs"):
             top = [dict(entry or {}) for entry in logprobs["top_logprobs"]]
+            tokens = list(logprobs.get("tokens") or []) or None
     return Completion(text=text, prompt_tokens=int(usage.get("prompt_tokens") or 0),
                       completion_tokens=int(usage.get("completion_tokens") or 0),
-                      top_logprobs=top)
+                      top_logprobs=top, tokens=tokens)
 
 
 def retry_after_s(headers: Any) -> float | None:

@@ -40,6 +40,7 @@ class TrainResult:
     seconds: float = 0.0
     deepspeed: bool = False
     engine: str = ""  # the class that wrapped the model for training, e.g. DeepSpeedEngine
+    kd: dict[str, float] = field(default_factory=dict)  # KD from stored log-probs: coverage
 
     @property
     def first_loss(self) -> float:
@@ -93,14 +94,16 @@ def train_student(
         for feature, example in zip(features, examples):
             task = hparams.rationale_weight if example.task == "rationale" else 1.0
             feature["weight"] = task * (example.weight if example.weight is not None else 1.0)
-    kd_teacher = None
+    kd_teacher, kd_figures = None, {}
     if hparams.kd is not None or weighted:
         if encoder_decoder or hparams.packing:
             raise CotdistillError(f"{key}: token-level KD and task or example weights need a "
                                   "decoder-only student without packing")
-        if hparams.kd is not None:
+        if hparams.kd is not None and hparams.kd.source == "model":
             kd_teacher = _kd_teacher(hparams.kd.teacher, tokenizer)
-    result = TrainResult(examples=len(features), deepspeed=use_deepspeed)
+        elif hparams.kd is not None:
+            kd_figures = _attach_stored_distributions(features, examples, tokenizer)
+    result = TrainResult(examples=len(features), deepspeed=use_deepspeed, kd=kd_figures)
     if use_deepspeed:
         deepspeed_setup.prepare_environment()
     with tempfile.TemporaryDirectory(prefix="cotdistill-train-") as scratch:
@@ -129,7 +132,8 @@ def train_student(
         callbacks = [_loss_recorder(result, on_log)]
         if selection is not None:
             callbacks.append(selection_callback(selection, tokenizer, on_val))
-        trainer_class = Trainer if kd_teacher is None and not weighted else _distillation_trainer()
+        plain = kd_teacher is None and not kd_figures and not weighted
+        trainer_class = Trainer if plain else _distillation_trainer()
         extra = {} if trainer_class is Trainer else {"kd_teacher": kd_teacher, "kd": hparams.kd}
         trainer = trainer_class(
             model=model, args=arguments, train_dataset=features,
@@ -198,6 +202,35 @@ def _collator(tokenizer, packing: bool):
     return DataCollatorWithFlattening(return_position_ids=True)
 
 
+def _attach_stored_distributions(features: list[dict], examples: list[CuratedExample],
+                                 tokenizer) -> dict[str, float]:
+    """Give each feature its sparse teacher distributions (``feature["kd"]``: positions in the
+    full sequence) from the log-probabilities curate stored; return coverage figures.
+
+    A method without rationales (answer_only) has none to use and trains on cross-entropy.
+    """
+    from cotdistill.kd_logprobs import kd_targets
+    from cotdistill.training_data import IGNORE
+
+    method = examples[0].method
+    if not METHODS[method].uses_rationale:
+        log.info("%s: no teacher rationales, so no stored distributions: cross-entropy only",
+                 method)
+        return {}
+    target_ids = [tokenizer(e.target, add_special_tokens=False)["input_ids"] for e in examples]
+    per_example, figures = kd_targets(tokenizer, examples, target_ids, method)
+    for feature, positions in zip(features, per_example):
+        offset = next((i for i, label in enumerate(feature["labels"]) if label != IGNORE),
+                      len(feature["labels"]))
+        width = len(feature["input_ids"])
+        feature["kd"] = [(offset + i, ids, lps) for i, ids, lps in positions
+                         if offset + i < width]
+    log.info("%s: teacher distributions at %d target tokens of %d examples (%.1f%% of the "
+             "teacher's tokens line up)", method, figures["kd_positions"],
+             figures["kd_examples"], 100 * figures["kd_aligned_share"])
+    return figures
+
+
 def _kd_teacher(spec: str, student_tokenizer):
     """The KD teacher, refused unless it shares the student's tokenizer (token-level KD
     compares distributions over the same vocabulary, position by position)."""
@@ -231,6 +264,7 @@ def _distillation_trainer():
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             weights = inputs.pop("weight", None)
+            kd_ids, kd_logprobs = inputs.pop("kd_ids", None), inputs.pop("kd_logprobs", None)
             labels = inputs.pop("labels")
             outputs = model(**inputs)
             teacher_logits = None
@@ -241,6 +275,7 @@ def _distillation_trainer():
                 outputs.logits, labels, weights=weights, teacher_logits=teacher_logits,
                 kd_weight=self.kd.weight if self.kd else 0.0,
                 temperature=self.kd.temperature if self.kd else 1.0,
+                kd_ids=kd_ids, kd_logprobs=kd_logprobs,
             )
             return (loss, outputs) if return_outputs else loss
 
@@ -336,7 +371,7 @@ def run(params, student: str, method: str) -> TrainResult:
         )
         metrics = {"first_loss": result.first_loss, "final_loss": result.final_loss,
                    "steps": result.steps, "train_examples": result.examples,
-                   "train_seconds": round(result.seconds, 2)}
+                   "train_seconds": round(result.seconds, 2), **result.kd}
         if selection is not None:
             metrics.update(best_step=selection.best_step,
                            best_val_accuracy=selection.best_accuracy,

@@ -13,6 +13,7 @@ import torch
 from cotdistill.methods import student_text
 
 IGNORE = -100
+MISSING = -1e4  # log-probability marking an empty slot of a sparse teacher distribution
 
 
 def encode(tokenizer, prompt: str, target: str, max_length: int, *,
@@ -55,4 +56,19 @@ class PadCollator:
         }
         if "weight" in features[0]:  # multi-task examples carry their task's loss weight
             batch["weight"] = torch.tensor([float(f["weight"]) for f in features])
+        if "kd" in features[0]:  # sparse teacher distributions: [(position, ids, logprobs)]
+            batch["kd_ids"], batch["kd_logprobs"] = _sparse_teacher(features, label_width)
         return batch
+
+
+def _sparse_teacher(features: list[dict], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dense [batch, width, k] ids and log-probabilities; empty slots hold MISSING."""
+    k = max((len(ids) for f in features for _, ids, _ in f["kd"]), default=1)
+    ids = torch.zeros((len(features), width, k), dtype=torch.long)
+    logprobs = torch.full((len(features), width, k), MISSING)
+    for row, feature in enumerate(features):
+        for position, token_ids, values in feature["kd"]:
+            if position < width:
+                ids[row, position, :len(token_ids)] = torch.tensor(token_ids)
+                logprobs[row, position, :len(values)] = torch.tensor(values)
+    return ids, logprobs
