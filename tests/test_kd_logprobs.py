@@ -114,6 +114,16 @@ def test_training_with_stored_distributions_moves_the_student_towards_the_teache
     assert result.final_loss < 0.8 * result.first_loss
 
 
+def test_stored_distributions_train_under_deepspeed_too(shared_teacher, tiny_model, tmp_path):
+    rows = curated(shared_teacher)
+    hparams = HParams(max_steps=4, learning_rate=3e-3, batch_size=len(rows), deepspeed="on",
+                      kd=KDParams(source="logprobs", weight=1.0, temperature=1.0))
+    result = train_student(rows, str(tiny_model), "k", hparams, tmp_path / "student",
+                           use_deepspeed=True)
+    assert result.engine == "DeepSpeedEngine" and result.steps == 4
+    assert result.kd["kd_positions"] > 0 and result.final_loss < result.first_loss
+
+
 def test_stored_distributions_change_the_loss_and_answer_only_ignores_them(
         shared_teacher, tiny_model, tmp_path):
     rows = curated(shared_teacher)
