@@ -176,6 +176,11 @@ def test_tokens_are_placed_over_the_rationale_they_spell():
     assert stored.tokens == [" It", " is", " fl", "ped", " once", "."]
     assert stored.starts == [0, 3, 6, 11, 14, 19]
     assert teacher_tokens(spelled, " no") is None  # an answer-only target
+    special = spelled.model_copy(update={
+        "tokens": [" It", " is", "<pad>", " flipped", " once", "."],
+        "top_logprobs": [{"x": -1.0}] * 6})
+    assert place(special.tokens, special.rationale) == [(0, -1), (1, 2), (3, 5), (4, 13),
+                                                          (5, 18)]
 
 
 # --- the sparse loss

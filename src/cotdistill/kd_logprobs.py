@@ -58,37 +58,35 @@ def place(tokens: list[str], rationale: str) -> list[tuple[int, int]]:
     """(token index, start in ``rationale``) for the generated tokens that spell it.
 
     The rationale was stripped, so whitespace tokens before it are skipped and the first
-    word's token may start before it (a negative start: its leading space). A run of opaque
-    tokens (pieces of a character split across tokens) covers at most one character each;
-    placement resumes at the next token found right after them. It stops at the rationale's
-    end, or where the tokens no longer spell it.
+    word's token may start before it (a negative start: its leading space). A token that does
+    not spell the text at the cursor (a piece of a character split across tokens, a special
+    token left out of the text) is skipped and allows one character of slack: placement
+    resumes at the next token found within that slack. It stops at the rationale's end.
     """
     placed: list[tuple[int, int]] = []
     cursor, skipped, begun = 0, 0, False
     for j, token in enumerate(tokens):
-        if cursor >= len(rationale) or not token:
+        if cursor >= len(rationale):
             break
-        if _opaque(token):
-            skipped += 1
-            begun = True
-            continue
-        if not begun:
+        if not begun and not _opaque(token):
             word = token.lstrip()
             if not word:
                 continue  # whitespace before the (stripped) rationale
-            if not rationale.startswith(word):
-                break
-            placed.append((j, len(word) - len(token)))
-            cursor, begun = len(word), True
+            begun = True
+            if rationale.startswith(word):
+                placed.append((j, len(word) - len(token)))
+                cursor = len(word)
+                continue
+        begun = True
+        start = -1
+        if token and not _opaque(token):
+            if rationale.startswith(token, cursor):
+                start = cursor
+            elif skipped:
+                start = rationale.find(token, cursor, cursor + skipped + len(token))
+        if start < 0:
+            skipped += 1
             continue
-        if skipped:
-            start = rationale.find(token, cursor, cursor + skipped + len(token))
-            if start < 0:
-                break
-        elif rationale.startswith(token, cursor):
-            start = cursor
-        else:
-            break
         placed.append((j, start))
         cursor, skipped = start + len(token), 0
     return placed
