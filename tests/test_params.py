@@ -178,3 +178,15 @@ def test_several_problems_are_reported_in_one_error(tmp_path):
     with pytest.raises(CotdistillError) as info:
         load_params(path)
     assert "teacher.samples" in str(info.value) and "teacher.colour: unknown key" in str(info.value)
+
+
+@pytest.mark.parametrize("kd, message", [
+    ("{source: logprobs, teacher: builtin:SmolLM2-135M-Instruct}", "leave teacher out"),
+    ("{weight: 0.5}", "needs teacher"),
+    ("{source: logits}", "source"),
+])
+def test_a_kd_section_naming_the_wrong_teacher_is_refused_with_its_key(tmp_path, kd, message):
+    path = _write(tmp_path, f"train:\n  hparams:\n    kd: {kd}\n")
+    with pytest.raises(CotdistillError, match=message) as info:
+        load_params(path)
+    assert "params.yaml: train.hparams.kd" in str(info.value)
