@@ -62,6 +62,22 @@ def test_the_teacher_stage_stores_the_generated_tokens_with_their_top_k(
             record.tokens[j][max(-start, 0):]) for j, start in placed)
 
 
+def test_the_in_process_teacher_stores_the_same_kind_of_top_k(tiny_model, tmp_path):
+    params = TeacherParams(backend="transformers", model=str(tiny_model), samples=1,
+                           temperature=0.8, max_rationale_tokens=12, max_answer_tokens=4,
+                           top_logprobs=3)
+    records, _ = run_teacher(QUESTIONS, params, make_backend(params), tmp_path / "c.sqlite")
+    for record in records:
+        assert record.tokens and len(record.tokens) == len(record.top_logprobs)
+        assert all(1 <= len(top) <= 3 and all(lp <= 0 for lp in top.values())
+                   for top in record.top_logprobs)
+        assert place(record.tokens, record.rationale)
+    # the same requests without logprobs are other cache entries, not served these
+    plain = params.model_copy(update={"top_logprobs": None})
+    again, stats = run_teacher(QUESTIONS, plain, make_backend(plain), tmp_path / "c.sqlite")
+    assert stats.generated > 0 and all(r.tokens is None for r in again)
+
+
 def test_curate_keeps_the_teacher_tokens_over_each_rationale(shared_teacher):
     rows = curated(shared_teacher)
     assert rows and all(row.teacher_tokens is not None for row in rows)

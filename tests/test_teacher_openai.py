@@ -323,7 +323,7 @@ def test_estimate_command_prints_the_same_figures(server, tiny_model, tmp_path, 
 
 @pytest.mark.parametrize("update, message", [
     ({"max_usd": 1.0}, "needs a price"),
-    ({"backend": "transformers", "top_logprobs": 2}, "needs an openai backend"),
+    ({"backend": "replay", "top_logprobs": 2}, "needs a model to ask"),
 ])
 def test_settings_that_cannot_work_are_refused(update, message):
     with pytest.raises(ValueError, match=message):

@@ -19,6 +19,8 @@ class Generated:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    top_logprobs: list[dict[str, float]] | None = None  # per generated token: {token: logprob}
+    tokens: list[str] | None = None  # with top_logprobs: the generated tokens' texts
 
 
 def _cut(text: str, stops: list[str]) -> str:
@@ -42,10 +44,13 @@ def generate(
     stop: list[str] | None = None,
     desc: str = "generate",
     on_batch: Callable[[dict[int, Generated]], None] | None = None,
+    top_logprobs: int | None = None,
 ) -> list[Generated]:
     """Complete every prompt; greedy when ``temperature`` is 0. Output order = prompt order.
 
-    Works for decoder-only and encoder-decoder models alike.
+    Works for decoder-only and encoder-decoder models alike. With ``top_logprobs`` = k, each
+    output also carries its tokens' texts and, per token, the k likeliest tokens with their
+    log-probabilities under the model (before temperature), as an OpenAI server returns them.
 
     ``on_batch`` receives each finished batch ({prompt index: output}) before the next starts,
     so a caller can store results durably as they arrive.
@@ -72,7 +77,11 @@ def generate(
                 eos_token_id=tokenizer.eos_token_id,
                 stop_strings=stop or None,
                 tokenizer=tokenizer if stop else None,
+                return_dict_in_generate=True,
+                output_logits=bool(top_logprobs),
             )
+            steps = output.logits
+            output = output.sequences
             # decoder-only outputs repeat the prompt; encoder-decoder outputs are new text after
             # the decoder's start token
             width = 1 if model.config.is_encoder_decoder else batch["input_ids"].shape[1]
@@ -82,10 +91,16 @@ def generate(
                 finished = (new == tokenizer.pad_token_id) | (new == tokenizer.eos_token_id)
                 length = int(finished.int().argmax()) + 1 if finished.any() else len(new)
                 text = tokenizer.decode(new, skip_special_tokens=True)
+                tokens = top = None
+                if top_logprobs:
+                    visible = length - 1 if finished.any() else length  # the EOS is not text
+                    tokens, top = _top_logprobs(tokenizer, new[:visible], steps, row,
+                                                top_logprobs)
                 finished_batch[index] = Generated(
                     text=_cut(text, stop),
                     prompt_tokens=int(batch["attention_mask"][row].sum()),
                     completion_tokens=min(length, len(new)),
+                    top_logprobs=top, tokens=tokens,
                 )
             for index, result in finished_batch.items():
                 results[index] = result
@@ -93,3 +108,19 @@ def generate(
                 on_batch(finished_batch)
             progress.update(len(indices))
     return [result for result in results if result is not None]
+
+
+def _top_logprobs(tokenizer, ids: torch.Tensor, steps: tuple[torch.Tensor, ...], row: int,
+                  k: int) -> tuple[list[str], list[dict[str, float]]]:
+    """The tokens' exact texts and, per step, the top-k {token text: log-probability}."""
+    texts = tokenizer.batch_decode([[int(i)] for i in ids], clean_up_tokenization_spaces=False)
+    top: list[dict[str, float]] = []
+    for step in range(len(texts)):
+        values, indices = torch.log_softmax(steps[step][row].float(), dim=-1).topk(k)
+        names = tokenizer.batch_decode([[int(i)] for i in indices],
+                                       clean_up_tokenization_spaces=False)
+        entry: dict[str, float] = {}
+        for name, value in zip(names, values.tolist()):
+            entry.setdefault(name, value)  # two ids may print alike: the likelier one stays
+        top.append(entry)
+    return texts, top

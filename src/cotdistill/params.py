@@ -102,9 +102,10 @@ class TeacherParams(Section):
     max_usd: Annotated[float, Field(gt=0)] | None = None  # stop before spending more (None: no cap)
 
     @model_validator(mode="after")
-    def _api_settings_need_an_api_backend(self) -> TeacherParams:
-        if self.top_logprobs is not None and not self.backend.startswith("openai"):
-            raise ValueError("teacher.top_logprobs needs an openai backend")
+    def _logprobs_need_a_model(self) -> TeacherParams:
+        if self.top_logprobs is not None and self.backend == "replay":
+            raise ValueError("teacher.top_logprobs needs a model to ask (replayed completions "
+                             "carry none)")
         return self
 
     @model_validator(mode="after")

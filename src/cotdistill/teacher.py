@@ -43,8 +43,6 @@ ANSWER_STOPS = ["\n\n"]  # answers often open with ":" and a line break
 class Completion(Generated):
     """One generated text with its usage; ``usd`` is what the call cost when it was bought."""
 
-    top_logprobs: list[dict[str, float]] | None = None  # per generated token: {token: logprob}
-    tokens: list[str] | None = None  # with top_logprobs: the generated tokens' texts
     usd: float = 0.0
 
 
@@ -88,12 +86,15 @@ class TransformersBackend:
     """A local ``transformers`` model run in-process; loaded on the first cache miss only."""
 
     name = "transformers"
-    identity: dict[str, Any] = {}  # keys stay what they were before other backends existed
     batch_priced = False
 
-    def __init__(self, model: str, batch_size: int) -> None:
+    def __init__(self, model: str, batch_size: int, top_logprobs: int | None = None) -> None:
         self.model = model
         self.batch_size = batch_size
+        self.top_logprobs = top_logprobs
+        # cache keys stay what they were before other backends existed, unless logprobs are
+        # asked for (a response without them would not do)
+        self.identity: dict[str, Any] = {"top_logprobs": top_logprobs} if top_logprobs else {}
         self._loaded = None
 
     def complete(
@@ -124,7 +125,7 @@ class TransformersBackend:
 
             generate(model, tokenizer, [prompts[i] for i in indices], max_new_tokens=max_tokens,
                      batch_size=self.batch_size, temperature=temperature, seed=seed, stop=stop,
-                     on_batch=forward, desc="teacher")
+                     on_batch=forward, desc="teacher", top_logprobs=self.top_logprobs)
         return [results[i] for i in range(len(prompts))]
 
 
@@ -369,7 +370,7 @@ def run_teacher(
 def make_backend(params: TeacherParams, cache_path: Path | None = None) -> Backend:
     """The backend ``teacher.backend`` names; the Batch API one keeps its jobs in the cache."""
     if params.backend == "transformers":
-        return TransformersBackend(params.model, params.batch_size)
+        return TransformersBackend(params.model, params.batch_size, params.top_logprobs)
     if params.backend == "openai":
         from cotdistill.teacher_openai import OpenAIBackend
 
