@@ -29,7 +29,7 @@ QUESTIONS = [
                     answer="no", answer_type="yes_no")
     for i in range(4)
 ]
-STORED = KDParams(source="logprobs", weight=0.5, temperature=1.0)
+STORED = KDParams(source="logprobs", weight=0.5)
 
 
 def ask_teacher(model, cache, api: str = "completions") -> list[TeacherCompletion]:
@@ -120,7 +120,7 @@ def test_a_shared_tokenizer_lines_up_the_rationale_tokens(shared_teacher, tiny_m
 def test_training_with_stored_distributions_moves_the_student_towards_the_teacher(
         shared_teacher, tiny_model, tmp_path):
     rows = curated(shared_teacher)
-    only_kd = KDParams(source="logprobs", weight=1.0, temperature=1.0)
+    only_kd = KDParams(source="logprobs", weight=1.0)
     hparams = HParams(max_steps=12, learning_rate=3e-3, batch_size=len(rows), kd=only_kd)
     result = train_student(rows, str(tiny_model), "k", hparams, tmp_path / "student",
                            use_deepspeed=False)
@@ -133,7 +133,7 @@ def test_training_with_stored_distributions_moves_the_student_towards_the_teache
 def test_stored_distributions_train_under_deepspeed_too(shared_teacher, tiny_model, tmp_path):
     rows = curated(shared_teacher)
     hparams = HParams(max_steps=4, learning_rate=3e-3, batch_size=len(rows), deepspeed="on",
-                      kd=KDParams(source="logprobs", weight=1.0, temperature=1.0))
+                      kd=KDParams(source="logprobs", weight=1.0))
     result = train_student(rows, str(tiny_model), "k", hparams, tmp_path / "student",
                            use_deepspeed=True)
     assert result.engine == "DeepSpeedEngine" and result.steps == 4
@@ -202,34 +202,34 @@ def test_tokens_are_placed_over_the_rationale_they_spell():
 # --- the sparse loss
 
 
+def _stored(logprobs: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top-k of each position's distribution, stored at the label's position (one later)."""
+    values, ids = logprobs.topk(k, dim=-1)
+    empty_ids, empty = torch.zeros_like(ids[:, :1]), torch.full_like(values[:, :1], MISSING)
+    return torch.cat([empty_ids, ids[:, :-1]], dim=1), torch.cat([empty, values[:, :-1]], dim=1)
+
+
 def test_sparse_kl_over_the_whole_vocabulary_equals_the_dense_kl():
     torch.manual_seed(0)
     batch, length, vocab = 2, 5, 11
     student, teacher = torch.randn(batch, length, vocab), torch.randn(batch, length, vocab)
     labels = torch.randint(0, vocab, (batch, length))
-    ids = torch.arange(vocab).expand(batch, length, vocab).clone()
-    logprobs = torch.log_softmax(teacher, dim=-1)
-    # teacher distribution for token t sits at position t (the label's position)
-    sparse_ids = torch.cat([torch.zeros_like(ids[:, :1]), ids[:, :-1]], dim=1)
-    sparse_lp = torch.cat([torch.full_like(logprobs[:, :1], MISSING), logprobs[:, :-1]], dim=1)
-    for temperature in (1.0, 2.0):
-        sparse, has = sparse_token_kl(student, sparse_ids, sparse_lp, temperature)
-        dense = token_kl(student, teacher, labels, temperature)
-        assert has.all()
-        assert torch.allclose(sparse, dense, atol=1e-5)
+    ids, logprobs = _stored(torch.log_softmax(teacher, dim=-1), vocab)
+    sparse, has = sparse_token_kl(student, ids, logprobs)
+    assert has.all()
+    assert torch.allclose(sparse, token_kl(student, teacher, labels, 1.0), atol=1e-5)
 
 
-def test_sparse_kl_is_zero_when_the_student_matches_the_teachers_top_k():
-    vocab = 6
-    logits = torch.full((1, 3, vocab), -1e4)
-    logits[0, :, 1], logits[0, :, 4] = 0.0, torch.log(torch.tensor(3.0))  # p = 1/4, 3/4
-    ids = torch.tensor([[[0, 0], [1, 4], [1, 4]]])
-    logprobs = torch.tensor([[[MISSING, MISSING], [-2.0, -2.0 + torch.log(torch.tensor(3.0))],
-                              [-5.0, -5.0 + torch.log(torch.tensor(3.0))]]])
-    kl, has = sparse_token_kl(logits, ids, logprobs, 1.0)
-    assert has.item() and kl.item() == pytest.approx(0.0, abs=1e-5)
-    other = torch.zeros_like(logits)
-    assert sparse_token_kl(other, ids, logprobs, 1.0)[0].item() > 0.1
+def test_sparse_kl_is_zero_for_a_student_identical_to_the_teacher_and_below_the_full_kl():
+    torch.manual_seed(2)
+    student, teacher = torch.randn(2, 6, 50), torch.randn(2, 6, 50)
+    labels = torch.randint(0, 50, (2, 6))
+    ids, logprobs = _stored(torch.log_softmax(teacher, dim=-1), 5)
+    same, _ = sparse_token_kl(teacher, ids, logprobs)
+    assert torch.allclose(same, torch.zeros_like(same), atol=1e-5)  # the tail is not charged
+    other, _ = sparse_token_kl(student, ids, logprobs)
+    full = token_kl(student, teacher, labels, 1.0)
+    assert (other > 0.01).all() and (other <= full + 1e-5).all()
 
 
 def test_examples_without_a_stored_distribution_keep_plain_cross_entropy():

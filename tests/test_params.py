@@ -184,6 +184,7 @@ def test_several_problems_are_reported_in_one_error(tmp_path):
     ("{source: logprobs, teacher: builtin:SmolLM2-135M-Instruct}", "leave teacher out"),
     ("{weight: 0.5}", "needs teacher"),
     ("{source: logits}", "source"),
+    ("{source: logprobs, temperature: 2.0}", "temperature must be 1"),
 ])
 def test_a_kd_section_naming_the_wrong_teacher_is_refused_with_its_key(tmp_path, kd, message):
     path = _write(tmp_path, f"train:\n  hparams:\n    kd: {kd}\n")

@@ -187,7 +187,15 @@ class KDParams(Section):
     source: Literal["model", "logprobs"] = "model"
     teacher: str | None = None  # source model: builtin:NAME, a Hugging Face id or a path
     weight: Annotated[float, Field(gt=0, le=1)] = 0.5  # (1 - w) x CE + w x KL
-    temperature: Annotated[float, Field(gt=0)] = 2.0
+    # softening of both distributions (None: 2.0 with source model; logprobs allows only 1,
+    # since softening the teacher needs all of its logits)
+    temperature: Annotated[float, Field(gt=0)] | None = None
+
+    @property
+    def softening(self) -> float:
+        if self.temperature is not None:
+            return self.temperature
+        return 2.0 if self.source == "model" else 1.0
 
     @model_validator(mode="after")
     def _teacher_for_source(self) -> KDParams:
@@ -197,6 +205,10 @@ class KDParams(Section):
         if self.source == "logprobs" and self.teacher:
             raise ValueError("source logprobs uses the stored teacher log-probabilities; "
                              "leave teacher out")
+        if self.source == "logprobs" and self.temperature not in (None, 1.0):
+            raise ValueError("source logprobs: temperature must be 1 (stored log-probabilities "
+                             "are the teacher's distribution at 1; softening it needs all of its "
+                             "logits)")
         return self
 
 

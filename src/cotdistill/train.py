@@ -274,7 +274,7 @@ def _distillation_trainer():
             loss = distillation_loss(
                 outputs.logits, labels, weights=weights, teacher_logits=teacher_logits,
                 kd_weight=self.kd.weight if self.kd else 0.0,
-                temperature=self.kd.temperature if self.kd else 1.0,
+                temperature=self.kd.softening if self.kd else 1.0,
                 kd_ids=kd_ids, kd_logprobs=kd_logprobs,
             )
             return (loss, outputs) if return_outputs else loss
