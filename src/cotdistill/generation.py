@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from cotdistill.kd_logprobs import token_texts
+
 
 @dataclass(frozen=True)
 class Generated:
@@ -113,12 +115,11 @@ def generate(
 def _top_logprobs(tokenizer, ids: torch.Tensor, steps: tuple[torch.Tensor, ...], row: int,
                   k: int) -> tuple[list[str], list[dict[str, float]]]:
     """The tokens' exact texts and, per step, the top-k {token text: log-probability}."""
-    texts = tokenizer.batch_decode([[int(i)] for i in ids], clean_up_tokenization_spaces=False)
+    texts = token_texts(tokenizer, ids)
     top: list[dict[str, float]] = []
     for step in range(len(texts)):
         values, indices = torch.log_softmax(steps[step][row].float(), dim=-1).topk(k)
-        names = tokenizer.batch_decode([[int(i)] for i in indices],
-                                       clean_up_tokenization_spaces=False)
+        names = token_texts(tokenizer, indices)
         entry: dict[str, float] = {}
         for name, value in zip(names, values.tolist()):
             entry.setdefault(name, value)  # two ids may print alike: the likelier one stays

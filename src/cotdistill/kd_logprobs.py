@@ -28,6 +28,12 @@ MIN_ALIGNED = 0.9  # share of teacher tokens that must line up with the student'
 MAX_UNKNOWN = 0.01  # share of stored token texts allowed to be no token of the student's
 
 
+def token_texts(tokenizer, ids) -> list[str]:
+    """Each token's own text, spaces untouched: what teacher and student tokens are matched on
+    (the in-process teacher stores these; an OpenAI-compatible server returns the same)."""
+    return tokenizer.batch_decode([[int(i)] for i in ids], clean_up_tokenization_spaces=False)
+
+
 def teacher_tokens(completion: TeacherCompletion, target: str) -> TeacherTokens | None:
     """The completion's tokens over its rationale, placed in ``target`` (see :func:`place`).
 
@@ -101,8 +107,7 @@ class StudentVocabulary:
 
     @classmethod
     def of(cls, tokenizer) -> StudentVocabulary:
-        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))],
-                                       clean_up_tokenization_spaces=False)
+        texts = token_texts(tokenizer, range(len(tokenizer)))
         counts = Counter(texts)
         return cls(ids={t: i for i, t in enumerate(texts) if counts[t] == 1},
                    known=frozenset(counts))
@@ -120,7 +125,7 @@ class Alignment:
 
 def student_spans(tokenizer, target: str, ids: list[int]) -> list[tuple[int, int] | None]:
     """Each target token's character span in ``target`` (None where it cannot be placed)."""
-    pieces = tokenizer.batch_decode([[i] for i in ids], clean_up_tokenization_spaces=False)
+    pieces = token_texts(tokenizer, ids)
     offsets = None
     spans: list[tuple[int, int] | None] = []
     cursor = 0
