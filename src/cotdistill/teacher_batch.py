@@ -26,8 +26,8 @@ from typing import Any
 from cotdistill.params import TeacherParams
 from cotdistill.teacher import Admit, Failure, OnBatch, Outcome
 from cotdistill.teacher_cache import ResponseCache
-from cotdistill.teacher_openai import (classify, parse_response, read_api_key, request_body,
-                                       resolve_base_url, scrub)
+from cotdistill.teacher_openai import (backend_identity, classify, parse_response, read_api_key,
+                                       request_bodies, resolve_base_url, scrub)
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,7 @@ class OpenAIBatchBackend:
         self.params = params
         self.model = params.model
         self.base_url = resolve_base_url(params)
-        self.identity = {"base_url": self.base_url, "api": params.api,
-                         "top_logprobs": params.top_logprobs}
+        self.identity = backend_identity(params, self.base_url)
         self.endpoint = "/v1/chat/completions" if params.api == "chat" else "/v1/completions"
         self.scope = f"{self.base_url} {self.endpoint}"
         self.cache_path = cache_path
@@ -69,8 +68,8 @@ class OpenAIBatchBackend:
         from openai import OpenAI
 
         secret = read_api_key(self.params)
-        bodies = [request_body(self.params, p, seed=s, max_tokens=max_tokens,
-                               temperature=temperature, stop=stop) for p, s in zip(prompts, seeds)]
+        bodies = request_bodies(self.params, prompts, seeds, max_tokens=max_tokens,
+                                temperature=temperature, stop=stop)
         ids = [custom_id(body) for body in bodies]
         index_of = {cid: i for i, cid in enumerate(ids)}
         outcomes: dict[int, Outcome] = {}

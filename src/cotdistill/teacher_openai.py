@@ -89,6 +89,20 @@ def request_body(params: TeacherParams, prompt: str, *, seed: int, max_tokens: i
     return body
 
 
+def request_bodies(params: TeacherParams, prompts: list[str], seeds: list[int], *,
+                   max_tokens: int, temperature: float, stop: list[str]) -> list[dict[str, Any]]:
+    """One body per prompt, prompt i sampled with ``seeds[i]``."""
+    return [request_body(params, prompt, seed=seed, max_tokens=max_tokens,
+                         temperature=temperature, stop=stop)
+            for prompt, seed in zip(prompts, seeds)]
+
+
+def backend_identity(params: TeacherParams, base_url: str) -> dict[str, Any]:
+    """What, besides model and request, determines a response: part of the cache key (the same
+    for the online and the Batch API backends, so each can serve what the other bought)."""
+    return {"base_url": base_url, "api": params.api, "top_logprobs": params.top_logprobs}
+
+
 def parse_response(api: str, body: dict[str, Any]) -> Completion:
     """A completion from a response body (a dict: the online response or a batch output line)."""
     choice = body["choices"][0]
@@ -167,8 +181,7 @@ class OpenAIBackend:
         self.params = params
         self.model = params.model
         self.base_url = resolve_base_url(params)
-        self.identity = {"base_url": self.base_url, "api": params.api,
-                         "top_logprobs": params.top_logprobs}
+        self.identity = backend_identity(params, self.base_url)
         self.attempts = 0  # requests sent, retries included (for logs and tests)
         # one event loop for the backend's life, so the rate limiters and a Retry-After pause
         # carry over from one call (one step of the stage) to the next
@@ -181,8 +194,8 @@ class OpenAIBackend:
         stop: list[str], on_batch: OnBatch, admit: Admit = lambda i: True,
     ) -> list[Outcome]:
         secret = read_api_key(self.params)
-        bodies = [request_body(self.params, p, seed=s, max_tokens=max_tokens,
-                               temperature=temperature, stop=stop) for p, s in zip(prompts, seeds)]
+        bodies = request_bodies(self.params, prompts, seeds, max_tokens=max_tokens,
+                                temperature=temperature, stop=stop)
         tokens = [len(p) // 4 + 1 + max_tokens for p in prompts]  # OpenAI's own TPM estimate
         if self._runner is None:
             self._runner = asyncio.Runner()
