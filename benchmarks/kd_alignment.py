@@ -17,15 +17,15 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from cotdistill import model_store
+from cotdistill.lm import store as model_store
 from cotdistill.datasets.synthetic import coin_flip
-from cotdistill.kd_logprobs import MAX_UNKNOWN, MIN_ALIGNED, StudentVocabulary, align
-from cotdistill.kd_logprobs import teacher_tokens
-from cotdistill.methods import METHODS
+from cotdistill.student.kd import MAX_UNKNOWN, MIN_ALIGNED, StudentVocabulary, align
+from cotdistill.student.kd import teacher_tokens
+from cotdistill.methods.base import METHODS
 from cotdistill.params import TeacherParams
 from cotdistill.records import PreparedExample
 from cotdistill.serve import running_server
-from cotdistill.teacher import make_backend, run_teacher
+from cotdistill.teachers.engine import make_backend, run_teacher
 
 DEFAULT = "builtin:SmolLM2-135M-Instruct"
 

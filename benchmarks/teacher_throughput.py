@@ -35,12 +35,12 @@ def main() -> None:
     from cotdistill.params import TeacherParams
     from cotdistill.records import PreparedExample
     from cotdistill.serve import running_server
-    from cotdistill.teacher import make_backend, run_teacher
+    from cotdistill.teachers.engine import make_backend, run_teacher
 
     scratch = Path(tempfile.mkdtemp(prefix="cotdistill-bench-"))
     model = args.model
     if model == "tiny":
-        from cotdistill.tiny_model import build_tiny_model
+        from cotdistill_testkit.tiny_model import build_tiny_model
 
         model = str(build_tiny_model(scratch / "tiny"))
     examples = [PreparedExample(id=f"coin-{i}", dataset="coin_flip_generated", split="train",

@@ -37,7 +37,7 @@ CONFIG_MODELS = {  # Llama-style models built from a config (no download)
 
 def examples(n: int):
     from cotdistill.datasets.synthetic import coin_flip
-    from cotdistill.methods import METHODS
+    from cotdistill.methods.base import METHODS
     from cotdistill.records import CuratedExample
 
     method = METHODS["fine_tune_cot"]
@@ -56,7 +56,7 @@ def examples(n: int):
 def build_config_model(name: str, directory: Path) -> str:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from cotdistill.tiny_model import build_tiny_model
+    from cotdistill_testkit.tiny_model import build_tiny_model
 
     build_tiny_model(directory / "tok")  # a locally trained tokenizer
     tokenizer = AutoTokenizer.from_pretrained(directory / "tok")
@@ -72,7 +72,7 @@ def run_one(model: str, deepspeed: bool, packing: bool, steps: int, batch_size: 
     import torch
 
     from cotdistill.params import HParams
-    from cotdistill.train import train_student
+    from cotdistill.student.training import train_student
 
     rows = examples(steps * batch_size)
     hparams = HParams(max_steps=steps, batch_size=batch_size, learning_rate=1e-5,
@@ -85,7 +85,7 @@ def run_one(model: str, deepspeed: bool, packing: bool, steps: int, batch_size: 
         parameters = count_parameters(Path(out) / "m" / "model.safetensors")
     from transformers import AutoTokenizer
 
-    from cotdistill.model_store import resolve
+    from cotdistill.lm.store import resolve
 
     tokenizer = AutoTokenizer.from_pretrained(resolve(model, "--model"))
     tokens = sum(len(tokenizer(r.input + r.target)["input_ids"]) + 1 for r in rows)
@@ -131,7 +131,7 @@ def main() -> None:
     if args.config_model:
         model = build_config_model(args.config_model, scratch)
     elif model == "tiny":
-        from cotdistill.tiny_model import build_tiny_model
+        from cotdistill_testkit.tiny_model import build_tiny_model
 
         model = str(build_tiny_model(scratch / "tiny"))
     results = {}

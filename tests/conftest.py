@@ -17,6 +17,6 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A 2-layer Llama with a locally trained BPE tokenizer (~100k parameters)."""
-    from cotdistill.tiny_model import build_tiny_model
+    from cotdistill_testkit.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")

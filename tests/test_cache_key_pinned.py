@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from cotdistill import prompts
 from cotdistill.params import TeacherParams
-from cotdistill.teacher import TransformersBackend, answer_step, rationale_step, request_key
-from cotdistill.teacher_openai import OpenAIBackend
-from cotdistill.exemplars import Exemplar
-from cotdistill.teacher_fewshot import fewshot_prompt, shots_id
+from cotdistill.teachers.engine import TransformersBackend, answer_step, rationale_step, request_key
+from cotdistill.teachers.openai import OpenAIBackend
+from cotdistill.methods.new_fine_tune_cot.exemplars import Exemplar
+from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import fewshot_prompt, shots_id
 
 # explicit, so that a change of the params defaults does not move the pins
 SAMPLING = {"samples": 2, "temperature": 0.7, "seed": 0, "max_rationale_tokens": 64,

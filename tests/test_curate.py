@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cotdistill.curate import curate, curation_stats
+from cotdistill.curation.select import curate, curation_stats
 from cotdistill.params import CurateParams
 from cotdistill.records import PreparedExample, TeacherCompletion
 

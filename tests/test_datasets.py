@@ -10,8 +10,8 @@ from cotdistill.datasets import DATASETS
 from cotdistill.datasets.synthetic import census_first_names, coin_flip, last_letter_concatenation
 from cotdistill.errors import CotdistillError
 from cotdistill.params import PrepareParams
-from cotdistill.prepare import prepare
-from cotdistill.splits import first_per_dataset, normalize_question, split_indices
+from cotdistill.datasets.build import prepare
+from cotdistill.datasets.splits import first_per_dataset, normalize_question, split_indices
 
 GENERATORS = [coin_flip, last_letter_concatenation]
 
@@ -283,7 +283,7 @@ def _raw(*questions: str) -> list:
 
 
 def test_published_test_split_is_kept_exactly_and_val_is_carved_from_train():
-    from cotdistill.prepare import published_splits
+    from cotdistill.datasets.build import published_splits
 
     examples = _raw(*(f"question {i}" for i in range(20)))
     splits = published_splits(examples, list(range(10, 20)), list(range(10)), seed=0,
@@ -294,7 +294,7 @@ def test_published_test_split_is_kept_exactly_and_val_is_carved_from_train():
 
 
 def test_a_train_question_repeating_a_test_question_is_dropped_never_the_test_one():
-    from cotdistill.prepare import published_splits
+    from cotdistill.datasets.build import published_splits
 
     examples = _raw("Same  Question?", "other", "same question?", "other")
     splits = published_splits(examples, [2, 3], [0, 1], seed=0, val_fraction=0.0)
@@ -302,7 +302,7 @@ def test_a_train_question_repeating_a_test_question_is_dropped_never_the_test_on
 
 
 def test_val_carving_depends_on_the_seed_only():
-    from cotdistill.prepare import published_splits
+    from cotdistill.datasets.build import published_splits
 
     examples = _raw(*(f"q{i}" for i in range(100)))
     first = published_splits(examples, list(range(50, 100)), list(range(50)), seed=1,

@@ -10,7 +10,7 @@ import string
 import pytest
 
 from cotdistill.datasets.sources import FileSource
-from cotdistill.decompositions import (
+from cotdistill.methods.socratic.decompositions import (
     EXEMPLARS,
     GSM8K_SOCRATIC_TEST,
     GSM8K_SOCRATIC_TRAIN,

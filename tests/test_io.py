@@ -13,7 +13,7 @@ from cotdistill.errors import CotdistillError
 from cotdistill.jsonl import read_records, write_records
 from cotdistill.paths import repo_root
 from cotdistill.records import PreparedExample
-from cotdistill.teacher_cache import ResponseCache, response_key
+from cotdistill.teachers.cache import ResponseCache, response_key
 
 GOOD = {
     "id": "coin_flip-00001", "dataset": "coin_flip", "split": "train",

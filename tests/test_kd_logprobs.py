@@ -11,16 +11,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cotdistill.curate import curate
+from cotdistill.curation.select import curate
 from cotdistill.errors import CotdistillError
-from cotdistill.kd_logprobs import StudentVocabulary, align, place, teacher_tokens
-from cotdistill.losses import distillation_loss, sparse_token_kl, token_cross_entropy, token_kl
+from cotdistill.student.kd import StudentVocabulary, align, place, teacher_tokens
+from cotdistill.student.losses import distillation_loss, sparse_token_kl, token_cross_entropy, token_kl
 from cotdistill.params import CurateParams, HParams, KDParams, TeacherParams
 from cotdistill.records import PreparedExample, TeacherCompletion
 from cotdistill.serve import running_server
-from cotdistill.teacher import make_backend, run_teacher
-from cotdistill.train import train_student
-from cotdistill.training_data import MISSING
+from cotdistill.teachers.engine import make_backend, run_teacher
+from cotdistill.student.training import train_student
+from cotdistill.student.data import MISSING
 
 QUESTIONS = [
     PreparedExample(id=f"coin_flip-{i:05d}", dataset="coin_flip", split="train",
@@ -164,7 +164,7 @@ def test_a_rationale_method_without_stored_distributions_is_refused(shared_teach
 
 
 def test_a_teacher_with_another_tokenizer_is_refused(tiny_model, tmp_path):
-    from cotdistill.tiny_model import build_tiny_model
+    from cotdistill_testkit.tiny_model import build_tiny_model
 
     german = ["Der schnelle braune Fuchs springt über den faulen Hund. Zwölf Boxkämpfer jagen "
               "Viktor quer über den großen Sylter Deich."] * 20

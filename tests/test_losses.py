@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cotdistill.losses import distillation_loss, token_cross_entropy, token_kl
+from cotdistill.student.losses import distillation_loss, token_cross_entropy, token_kl
 
 IGNORE = -100
 

@@ -215,8 +215,8 @@ def test_checksum_mismatch(tmp_path):
 def test_no_test_question_is_in_train_or_val_for_any_dataset(tmp_path):
     """After case and whitespace are normalised, through the prepare stage with val carved."""
     from cotdistill.params import PrepareParams
-    from cotdistill.prepare import prepare
-    from cotdistill.splits import normalize_question
+    from cotdistill.datasets.build import prepare
+    from cotdistill.datasets.splits import normalize_question
 
     source = FileSource(mirror=MIRROR, cache=tmp_path, download=False)
     prepared = prepare(PrepareParams(datasets=OFFLINE, val_fraction=0.1), source)

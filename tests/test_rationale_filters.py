@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cotdistill.curate import diversity, select_rationales
+from cotdistill.curation.select import diversity, select_rationales
 from cotdistill.params import CurateParams
-from cotdistill.rationale_filters import (
+from cotdistill.curation.filters import (
     FilterReport,
     FilterSettings,
     filter_question,

@@ -12,7 +12,7 @@ import yaml
 from conftest import REPO
 from cotdistill.params import HParams
 from cotdistill.records import CuratedExample
-from cotdistill.train import train_student
+from cotdistill.student.training import train_student
 
 
 def _curate_in(directory: Path, tiny_model: Path) -> dict[str, bytes]:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from cotdistill.completion_dataset import read_completion_dataset
+from cotdistill.teachers.completion_dataset import read_completion_dataset
 from cotdistill.errors import CotdistillError
-from cotdistill.score import PUBLISHED_ACCURACY, judge, score_file
+from cotdistill.teachers.score import PUBLISHED_ACCURACY, judge, score_file
 
 SHARED = REPO.parent / "shared/data/teacher/text-davinci-002/zs_cot"
 

@@ -104,8 +104,8 @@ def test_same_seed_same_output_other_seed_other_output(client, model_name):
 
 
 def test_greedy_matches_in_process_generation(client, model_name, tiny_model):
-    from cotdistill.generation import generate
-    from cotdistill.model_store import load_causal_lm
+    from cotdistill.lm.generation import generate
+    from cotdistill.lm.store import load_causal_lm
 
     model, tok = load_causal_lm(str(tiny_model), "test", for_generation=True)
     local = generate(model, tok, PROMPTS, max_new_tokens=12, batch_size=2)

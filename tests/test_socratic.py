@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-from cotdistill.decompose import compare, decompose, teacher_ask, training_decompositions
-from cotdistill.decompositions import EXEMPLARS, GSM8K_SOCRATIC_TEST, Decomposition
+from cotdistill.methods.socratic.decompose import compare, decompose, teacher_ask, training_decompositions
+from cotdistill.methods.socratic.decompositions import EXEMPLARS, GSM8K_SOCRATIC_TEST, Decomposition
 from cotdistill.errors import CotdistillError
 from cotdistill.params import HParams, Params, TeacherParams
 from cotdistill.records import PreparedExample
-from cotdistill.socratic import (
+from cotdistill.methods.socratic.students import (
     END,
     Transcript,
     loop_metrics,
@@ -25,8 +25,8 @@ from cotdistill.socratic import (
     training_examples,
     unified_examples,
 )
-from cotdistill.socratic_params import SocraticParams
-from cotdistill.training_data import IGNORE, encode
+from cotdistill.params.socratic import SocraticParams
+from cotdistill.student.data import IGNORE, encode
 
 from conftest import REPO
 
@@ -184,7 +184,7 @@ def test_gold_only_with_no_gold_question_stops_with_a_clear_error(tmp_path):
 
 def test_teacher_decompositions_go_through_the_teacher_cache(tmp_path, monkeypatch):
     """The teacher stage's backend + response cache: a second run calls no model."""
-    from cotdistill import teacher as stage
+    from cotdistill.teachers import engine as stage
 
     class ScriptedBackend:
         name, model, identity, batch_priced = "scripted", "scripted-model", {}, False
@@ -361,13 +361,14 @@ def _socratic_run(tmp_path, monkeypatch, *, train_steps: int, max_steps: int):
     """Gold decompositions (GSM8K socratic test lines) -> train a QG and a (larger) QA with
     train_student through the socratic-train stage -> the socratic-evaluate stage on the same
     3 questions. Returns (QG result, QA result, metrics, predictions, params)."""
-    from cotdistill import socratic_evaluate, socratic_train
+    from cotdistill.stages import socratic_evaluate
+    from cotdistill.stages import socratic_train
     from cotdistill.datasets.sources import FileSource
-    from cotdistill.decompositions import gold_decompositions
+    from cotdistill.methods.socratic.decompositions import gold_decompositions
     from cotdistill.jsonl import read_records, write_records
     from cotdistill.params import EvaluateParams, MlflowParams, Student, TrainParams
     from cotdistill.records import Prediction
-    from cotdistill.tiny_model import build_tiny_model
+    from cotdistill_testkit.tiny_model import build_tiny_model
 
     lines = _socratic_lines(40)
     corpus = [f"{item['question']}\n{item['answer']}" for item in lines] + [

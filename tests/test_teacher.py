@@ -7,7 +7,7 @@ import pytest
 from cotdistill import prompts
 from cotdistill.params import TeacherParams
 from cotdistill.records import PreparedExample
-from cotdistill.teacher import TransformersBackend, run_teacher
+from cotdistill.teachers.engine import TransformersBackend, run_teacher
 
 EXAMPLES = [
     PreparedExample(id=f"coin_flip-{i:05d}", dataset="coin_flip", split="train",

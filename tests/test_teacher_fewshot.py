@@ -8,12 +8,12 @@ real servers in test_teacher*.py. One test runs the real local transformers back
 from __future__ import annotations
 
 from cotdistill import prompts
-from cotdistill.curate import curate, curation_stats
-from cotdistill.exemplars import Exemplar
+from cotdistill.curation.select import curate, curation_stats
+from cotdistill.methods.new_fine_tune_cot.exemplars import Exemplar
 from cotdistill.params import CurateParams, FewshotParams, TeacherParams
 from cotdistill.records import PreparedExample
-from cotdistill.teacher import Completion, TransformersBackend
-from cotdistill.teacher_fewshot import (
+from cotdistill.teachers.engine import Completion, TransformersBackend
+from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import (
     HINT_ID,
     TEMPLATE_ID,
     fewshot_prompt,

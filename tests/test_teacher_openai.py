@@ -20,10 +20,10 @@ from typer.testing import CliRunner
 from cotdistill.params import TeacherParams
 from cotdistill.records import PreparedExample
 from cotdistill.serve import running_server
-from cotdistill.teacher import TeacherIncomplete, make_backend, run_teacher
-from cotdistill.teacher_batch import OpenAIBatchBackend
-from cotdistill.teacher_cache import ResponseCache
-from cotdistill.teacher_estimate import estimate
+from cotdistill.teachers.engine import TeacherIncomplete, make_backend, run_teacher
+from cotdistill.teachers.openai_batch import OpenAIBatchBackend
+from cotdistill.teachers.cache import ResponseCache
+from cotdistill.teachers.estimate import estimate
 from fault_proxy import FaultProxy
 
 EXAMPLES = [
@@ -93,7 +93,7 @@ def test_faults_are_retried_with_nothing_lost_and_nothing_paid_twice(server, tin
         proxy.schedule("429", "500", "stall", "cut", "cut_before")
         params = settings(proxy.base_url, tiny_model, timeout_s=4.0)
         before = served(server)
-        with caplog.at_level(logging.INFO, logger="cotdistill.teacher_openai"):
+        with caplog.at_level(logging.INFO, logger="cotdistill.teachers.openai"):
             records, stats = run(params, tmp_path / "cache.sqlite")
         faults = [fault for fault, _, _ in proxy.applied if fault != "pass"]
         assert faults == ["429", "500", "stall", "cut", "cut_before"]
@@ -331,7 +331,7 @@ def test_settings_that_cannot_work_are_refused(update, message):
 
 
 def test_backoff_honours_retry_after_with_jitter_and_grows_exponentially():
-    from cotdistill.teacher_openai import backoff_s, retry_after_s, scrub
+    from cotdistill.teachers.openai import backoff_s, retry_after_s, scrub
 
     waits = [backoff_s(0, 1.0, 60.0, 5.0) for _ in range(200)]
     assert all(5.0 <= w <= 6.0 for w in waits) and len(set(waits)) > 100  # floor + jitter

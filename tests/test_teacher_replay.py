@@ -10,8 +10,8 @@ from conftest import REPO
 from cotdistill.datasets.sources import FileSource
 from cotdistill.errors import CotdistillError
 from cotdistill.params import PrepareParams
-from cotdistill.prepare import prepare
-from cotdistill.teacher_replay import replay
+from cotdistill.datasets.build import prepare
+from cotdistill.teachers.replay import replay
 
 SHARED = REPO.parent / "shared/data"
 COMPLETIONS = SHARED / "teacher/text-davinci-002/zs_cot"

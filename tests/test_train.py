@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from cotdistill.errors import CotdistillError
 from cotdistill.params import HParams
 from cotdistill.records import CuratedExample
-from cotdistill.train import train_student
+from cotdistill.student.training import train_student
 
 EXAMPLES = [
     CuratedExample(id=f"coin-{i}", dataset="coin_flip", method="fine_tune_cot", source=None,
@@ -57,7 +57,7 @@ def test_deepspeed_can_train_twice_in_one_process(tiny_model, tmp_path):
 
 
 def test_the_checkpoint_kept_is_the_best_on_validation_not_the_last(tiny_model, tmp_path):
-    from cotdistill.model_selection import ValidationSelection
+    from cotdistill.student.selection import ValidationSelection
     from cotdistill.records import PreparedExample
 
     val = [PreparedExample(id=f"v-{i}", dataset="coin_flip", split="val", question=f"Q{i}?",
@@ -97,7 +97,7 @@ def test_plain_training_after_deepspeed_in_the_same_process_is_plain(tiny_model,
 
 def test_deepspeed_configs_in_the_repository_are_valid_and_chosen_by_param():
     from conftest import REPO
-    from cotdistill.deepspeed_setup import config
+    from cotdistill.student.deepspeed_setup import config
 
     for name in ("zero2", "zero3", "zero3_offload", "cpu"):
         loaded = config(str(REPO / f"configs/deepspeed/{name}.json"))
@@ -108,9 +108,9 @@ def test_deepspeed_configs_in_the_repository_are_valid_and_chosen_by_param():
 
 
 def test_an_encoder_decoder_student_learns_the_bare_question_to_rationale_format(tmp_path):
-    from cotdistill.generation import generate
-    from cotdistill.model_store import load_causal_lm
-    from cotdistill.tiny_model import build_tiny_model
+    from cotdistill.lm.generation import generate
+    from cotdistill.lm.store import load_causal_lm
+    from cotdistill_testkit.tiny_model import build_tiny_model
 
     t5 = build_tiny_model(tmp_path / "t5", family="t5")
     hparams = HParams(max_steps=40, learning_rate=1e-2, batch_size=4)
@@ -141,8 +141,8 @@ def test_lora_trains_only_adapters_and_saves_a_merged_plain_checkpoint(tiny_mode
 
 
 def test_packing_flattens_batches_and_still_learns(tiny_model, tmp_path):
-    from cotdistill.train import _collator
-    from cotdistill.training_data import encode
+    from cotdistill.student.training import _collator
+    from cotdistill.student.data import encode
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
@@ -161,7 +161,7 @@ def test_packing_flattens_batches_and_still_learns(tiny_model, tmp_path):
 
 def test_token_level_kd_to_a_teacher_sharing_the_tokenizer(tiny_model, tmp_path):
     from cotdistill.params import KDParams
-    from cotdistill.tiny_model import build_tiny_model
+    from cotdistill_testkit.tiny_model import build_tiny_model
 
     teacher_dir = tmp_path / "teacher"
     train_student(EXAMPLES, str(tiny_model), "k", HParams(max_steps=20, learning_rate=3e-3,
@@ -216,7 +216,7 @@ def test_the_launcher_is_torchrun_only_with_several_gpus_and_no_launcher_yet(mon
 
 
 def test_two_stage_cot_trains_on_the_pool_then_on_one_dataset(tiny_model, tmp_path):
-    from cotdistill.train import train_stages
+    from cotdistill.student.training import train_stages
 
     other = [e.model_copy(update={"dataset": "last_letters", "id": f"ll-{i}"})
              for i, e in enumerate(EXAMPLES)]

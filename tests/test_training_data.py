@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cotdistill.training_data import IGNORE, PadCollator, encode
+from cotdistill.student.data import IGNORE, PadCollator, encode
 
 PROMPT = "A coin is heads up. Ann flips the coin. ###"
 TARGET = " Ann flips it once. --> no"
@@ -15,7 +15,7 @@ TARGET = " Ann flips it once. --> no"
 def tokenizer(tmp_path_factory):
     from transformers import AutoTokenizer
 
-    from cotdistill.tiny_model import build_tiny_model
+    from cotdistill_testkit.tiny_model import build_tiny_model
 
     path = build_tiny_model(tmp_path_factory.mktemp("tokenizer") / "model")
     return AutoTokenizer.from_pretrained(path)

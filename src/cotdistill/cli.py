@@ -78,8 +78,8 @@ def prepare(params: ParamsOption = Path("params.yaml")) -> None:
         from cotdistill.atomic import atomic_dir
         from cotdistill.datasets.sources import FileSource
         from cotdistill.jsonl import write_records
-        from cotdistill.model_store import cache_home
-        from cotdistill.prepare import prepare as build
+        from cotdistill.lm.store import cache_home
+        from cotdistill.datasets.build import prepare as build
 
         settings = _load(params).prepare
         from cotdistill.paths import from_root
@@ -106,12 +106,12 @@ def teacher(params: ParamsOption = Path("params.yaml")) -> None:
         from cotdistill import layout
         from cotdistill.jsonl import write_records
         from cotdistill.paths import from_root
-        from cotdistill.teacher import make_backend, run_teacher
+        from cotdistill.teachers.engine import make_backend, run_teacher
 
         settings = _load(params).teacher
         examples = _teacher_examples(settings)
         if settings.backend == "replay":
-            from cotdistill.teacher_replay import replay
+            from cotdistill.teachers.replay import replay
 
             records, replayed = replay(examples, from_root(settings.replay_path),
                                        samples=settings.samples, match=settings.replay_match)
@@ -137,7 +137,7 @@ def _teacher_examples(settings):
     from cotdistill import layout
     from cotdistill.jsonl import read_records
     from cotdistill.records import PreparedExample
-    from cotdistill.splits import first_per_dataset
+    from cotdistill.datasets.splits import first_per_dataset
 
     return first_per_dataset(
         read_records(layout.prepared("train"), PreparedExample), settings.max_questions
@@ -160,8 +160,8 @@ def estimate(
     def work() -> None:
         import json
 
-        from cotdistill.teacher import make_backend
-        from cotdistill.teacher_estimate import estimate as price_run
+        from cotdistill.teachers.engine import make_backend
+        from cotdistill.teachers.estimate import estimate as price_run
 
         settings = _load(params).teacher
         if settings.backend == "replay":
@@ -187,9 +187,9 @@ def curate(params: ParamsOption = Path("params.yaml")) -> None:
 
         from cotdistill import layout
         from cotdistill.atomic import atomic_dir, write_text
-        from cotdistill.curate import curate as select
-        from cotdistill.curate import curation_stats, diversity, select_rationales
-        from cotdistill.rationale_filters import FilterReport
+        from cotdistill.curation.select import curate as select
+        from cotdistill.curation.select import curation_stats, diversity, select_rationales
+        from cotdistill.curation.filters import FilterReport
         from cotdistill.jsonl import read_records, write_records
         from cotdistill.records import PreparedExample, TeacherCompletion
 
@@ -246,8 +246,8 @@ def exemplars(params: ParamsOption = Path("params.yaml")) -> None:
 
     def work() -> None:
         from cotdistill import layout
-        from cotdistill.embeddings import embed
-        from cotdistill.exemplars import select_exemplars
+        from cotdistill.methods.new_fine_tune_cot.embeddings import embed
+        from cotdistill.methods.new_fine_tune_cot.exemplars import select_exemplars
         from cotdistill.jsonl import read_records, write_records
         from cotdistill.records import PreparedExample, TeacherCompletion
 
@@ -277,8 +277,8 @@ def train(
     """Fine-tune one student with one method; save it under models/ and log it to MLflow."""
 
     def work() -> None:
-        from cotdistill import train as stage
-        from cotdistill.methods import METHODS
+        from cotdistill.student import training as stage
+        from cotdistill.methods.base import METHODS
 
         settings = _load(params)
         _check_choice("method", method, METHODS)
@@ -301,8 +301,8 @@ def evaluate(
     """Score one trained student on the test split; predictions and metrics to reports/eval/."""
 
     def work() -> None:
-        from cotdistill import evaluate as stage
-        from cotdistill.methods import METHODS
+        from cotdistill.student import evaluation as stage
+        from cotdistill.methods.base import METHODS
 
         settings = _load(params)
         _check_choice("method", method, METHODS)
@@ -320,7 +320,7 @@ def baseline(
     """Score an untrained student with a prompting baseline, for comparison."""
 
     def work() -> None:
-        from cotdistill import baseline as stage
+        from cotdistill.stages import baseline as stage
 
         settings = _load(params)
         _check_choice("baseline", method, stage.BASELINES)
@@ -335,7 +335,7 @@ def report(params: ParamsOption = Path("params.yaml")) -> None:
     """Write reports/summary.md, reports/accuracy.png and reports/metrics.json."""
 
     def work() -> None:
-        from cotdistill import report as stage
+        from cotdistill.stages import report as stage
 
         stage.run(_load(params))
 
@@ -352,7 +352,7 @@ def score(
     def work() -> None:
         import json
 
-        from cotdistill.score import score_file
+        from cotdistill.teachers.score import score_file
 
         scores = [score_file(path) for path in files]  # all read before anything is printed
         if json_output:
@@ -399,12 +399,12 @@ def teacher_fewshot(params: ParamsOption = Path("params.yaml")) -> None:
 
         from cotdistill import layout
         from cotdistill.atomic import write_text
-        from cotdistill.exemplars import Exemplar
+        from cotdistill.methods.new_fine_tune_cot.exemplars import Exemplar
         from cotdistill.jsonl import read_records, write_records
         from cotdistill.records import PreparedExample
-        from cotdistill.splits import first_per_dataset
-        from cotdistill.teacher import make_backend
-        from cotdistill.teacher_fewshot import run_teacher_fewshot
+        from cotdistill.datasets.splits import first_per_dataset
+        from cotdistill.teachers.engine import make_backend
+        from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import run_teacher_fewshot
 
         settings_all = _load(params)
         settings, fewshot = settings_all.teacher, settings_all.teacher_fewshot

@@ -45,16 +45,16 @@ def decompose(params: ParamsOption = Path("params.yaml")) -> None:
         from cotdistill.atomic import write_text
         from cotdistill.cli import _teacher_cache
         from cotdistill.datasets.sources import FileSource
-        from cotdistill.decompose import (
+        from cotdistill.methods.socratic.decompose import (
             DECOMPOSE_STATS,
             DECOMPOSITIONS,
             decompose,
             select_examples,
             teacher_ask,
         )
-        from cotdistill.decompositions import load_exemplars
+        from cotdistill.methods.socratic.decompositions import load_exemplars
         from cotdistill.jsonl import read_records, write_records
-        from cotdistill.model_store import cache_home
+        from cotdistill.lm.store import cache_home
         from cotdistill.paths import from_root
         from cotdistill.records import PreparedExample
 
@@ -90,8 +90,8 @@ def socratic_train(
     """Train one Socratic CoT student on the decompositions; models/<student>/socratic_<role>."""
 
     def work() -> None:
-        from cotdistill import socratic_train as stage
-        from cotdistill.socratic import ROLES
+        from cotdistill.stages import socratic_train as stage
+        from cotdistill.methods.socratic.students import ROLES
 
         settings = _load(params)
         _check_choice("role", role, ROLES)
@@ -118,7 +118,7 @@ def socratic_evaluate(
     """
 
     def work() -> None:
-        from cotdistill import socratic_evaluate as stage
+        from cotdistill.stages import socratic_evaluate as stage
 
         settings = _load(params)
         _unified_enabled(settings, unified)

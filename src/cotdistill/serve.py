@@ -43,7 +43,7 @@ with SmolLM2-135M: 8 sampled chats alone vs. together gave identical text).
 
 Accounting: ``usage.prompt_tokens`` counts each prompt once (not once per choice),
 ``completion_tokens`` sums every choice's generated tokens, the end-of-sequence token included
-(as :func:`cotdistill.generation.generate` counts). ``finish_reason`` is "stop" (end of
+(as :func:`cotdistill.lm.generation.generate` counts). ``finish_reason`` is "stop" (end of
 sequence or a stop string; the stop string is cut from the text) or "length" (``max_tokens``).
 Logprobs are those of the model's distribution (before temperature), one entry per generated
 token up to the finish (a final end-of-sequence token excluded; a stop string's tokens included).
@@ -810,7 +810,7 @@ def create_app(model_spec: str, *, max_batch: int = 8, batch_window_s: float = 0
     The model is loaded here, before the app exists; its name in the API is ``model_spec``.
     ``app.state.service`` holds the state (``.engine.generate_calls`` counts model calls).
     """
-    from cotdistill.model_store import load_causal_lm
+    from cotdistill.lm.store import load_causal_lm
 
     model, tokenizer = load_causal_lm(model_spec, "serve --model", for_generation=True)
     engine = _Engine(model, tokenizer, max_batch=max_batch, batch_window_s=batch_window_s)

@@ -86,7 +86,7 @@ def log_student(model_dir: Path, name: str = "model"):
     import torch
     import transformers
 
-    from cotdistill.model_store import load_causal_lm
+    from cotdistill.lm.store import load_causal_lm
 
     model, tokenizer = load_causal_lm(str(model_dir), str(model_dir))
     task = "text2text-generation" if model.config.is_encoder_decoder else "text-generation"

@@ -1,0 +1,1 @@
+"""methods/new_fine_tune_cot"""

@@ -1,0 +1,183 @@
+"""The ``decompose`` stage: Socratic CoT decompositions of the training questions.
+
+Two sources, chosen by ``socratic.source``:
+
+- *teacher*: the few-shot decomposition prompt (:mod:`cotdistill.methods.socratic.decompositions`) sent
+  through the teacher stage's own machinery (:mod:`cotdistill.teachers.engine`): the backend
+  ``teacher.backend`` names (a local ``transformers`` model, or any OpenAI-compatible
+  endpoint), its durable response cache (``.cotdistill/teacher-cache.sqlite``, so a re-run
+  asks nothing twice and a crash loses nothing paid for) and its ``teacher.max_usd`` cap.
+  Sampling (``samples``, ``temperature``, ``max_tokens``) is the ``socratic`` section's own;
+- *gold*: GSM8K's published socratic decompositions, for the questions they cover.
+
+Every parsed decomposition is written, right or wrong (``correct`` says which), so that
+teacher and gold can be compared on the same questions; training keeps only the correct ones
+(:func:`training_decompositions`). Malformed teacher outputs are counted by reason in the
+stage report and dropped: they never stop the stage.
+
+Usage: ``cotdistill decompose`` (reads ``data/prepared/train.jsonl``; writes
+``data/socratic/decompositions.jsonl`` and ``reports/socratic/decompose.json``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cotdistill.datasets.sources import FileSource
+from cotdistill.methods.socratic.decompositions import (
+    DECOMPOSITION_STOPS,
+    Decomposition,
+    DecompositionStats,
+    Exemplar,
+    GoldStats,
+    decomposition_from_text,
+    decomposition_prompt,
+    gold_decompositions,
+    keep_correct,
+)
+from cotdistill.errors import CotdistillError
+from cotdistill.params import TeacherParams
+from cotdistill.records import PreparedExample
+from cotdistill.params.socratic import SocraticParams
+from cotdistill.datasets.splits import first_per_dataset
+
+log = logging.getLogger(__name__)
+
+DECOMPOSITIONS = Path("data/socratic/decompositions.jsonl")
+DECOMPOSE_STATS = Path("reports/socratic/decompose.json")
+
+# (prompt, sample index) requests -> the teacher's texts, in order
+Ask = Callable[[list[tuple[str, int]]], list[str]]
+
+
+def select_examples(examples: Sequence[PreparedExample], datasets: list[str] | None,
+                    limit: int | None = None, *, where: str = "prepared data"
+                    ) -> list[PreparedExample]:
+    """The examples of ``datasets`` (all when None), the first ``limit`` per dataset."""
+    if datasets is not None:
+        present = {example.dataset for example in examples}
+        missing = [name for name in datasets if name not in present]
+        if missing:
+            raise CotdistillError(
+                f"socratic.datasets: {', '.join(missing)} not in {where} (add to prepare.datasets)")
+        examples = [example for example in examples if example.dataset in datasets]
+    return first_per_dataset(list(examples), limit)
+
+
+def teacher_decompositions(
+    examples: Sequence[PreparedExample], ask: Ask, exemplars: Sequence[Exemplar], samples: int,
+    stats: DecompositionStats,
+) -> list[Decomposition]:
+    """``samples`` teacher decompositions per example; malformed ones counted and dropped."""
+    pairs = [(example, sample) for example in examples for sample in range(samples)]
+    texts = ask([(decomposition_prompt(example.question, exemplars), sample)
+                 for example, sample in pairs])
+    found = []
+    for (example, sample), text in zip(pairs, texts, strict=True):
+        decomposition = decomposition_from_text(example, text, "teacher", stats, sample=sample)
+        if decomposition is not None:
+            found.append(decomposition)
+    return found
+
+
+def compare(decompositions: Sequence[Decomposition]) -> dict:
+    """Teacher vs gold on the questions that have both: accuracy and length of each."""
+    by_source: dict[str, dict[str, list[Decomposition]]] = {"teacher": {}, "gold": {}}
+    for decomposition in decompositions:
+        by_source[decomposition.source].setdefault(decomposition.id, []).append(decomposition)
+    shared = sorted(set(by_source["teacher"]) & set(by_source["gold"]))
+    figures: dict = {"questions": len(shared)}
+    for source, found in by_source.items():
+        chosen = [d for question in shared for d in found[question]]
+        figures[f"{source}_correct_rate"] = (
+            sum(d.correct for d in chosen) / len(chosen) if chosen else 0.0)
+        figures[f"{source}_mean_pairs"] = (
+            sum(len(d.pairs) for d in chosen) / len(chosen) if chosen else 0.0)
+    return figures
+
+
+def decompose(
+    examples: Sequence[PreparedExample], settings: SocraticParams, *, ask: Ask | None,
+    exemplars: Sequence[Exemplar], gold_source: FileSource | None,
+) -> tuple[list[Decomposition], dict]:
+    """All parsed decompositions of ``examples`` from the sources ``settings.source`` names,
+    and the stage report (counts per source, malformed reasons, teacher vs gold)."""
+    found: list[Decomposition] = []
+    report: dict = {"questions": len(examples), "source": settings.source}
+    if settings.source in ("teacher", "both"):
+        if ask is None:
+            raise CotdistillError("socratic.source needs the teacher, but none was given")
+        stats = DecompositionStats()
+        found += teacher_decompositions(examples, ask, exemplars, settings.samples, stats)
+        report["teacher"] = stats.as_dict()
+    if settings.source in ("gold", "both"):
+        if gold_source is None:
+            raise CotdistillError("socratic.source needs gold files, but no file source was given")
+        gold_stats = GoldStats()
+        gold = gold_decompositions(examples, gold_source, stats=gold_stats)
+        if not gold and settings.source == "gold":
+            raise CotdistillError(
+                "socratic.source is gold, but no training question has a gold decomposition "
+                f"(missing files: {', '.join(gold_stats.missing_files) or 'none'}; gold "
+                "decompositions exist for gsm8k only)")
+        found += gold
+        report["gold"] = gold_stats.as_dict()
+    if settings.source == "both":
+        report["compared"] = compare(found)
+    kept = keep_correct(found)
+    report["kept"] = {source: sum(d.source == source for d in kept)
+                      for source in ("teacher", "gold")}
+    return found, report
+
+
+def training_decompositions(decompositions: Sequence[Decomposition], settings: SocraticParams
+                            ) -> list[Decomposition]:
+    """What the students train on: correct decompositions from the chosen source(s) and
+    datasets (a stale file with another source is filtered, not trusted)."""
+    sources = {"teacher": {"teacher"}, "gold": {"gold"}, "both": {"teacher", "gold"}}[
+        settings.source]
+    return [d for d in keep_correct(decompositions) if d.source in sources
+            and (settings.datasets is None or d.dataset in settings.datasets)]
+
+
+def teacher_ask(teacher: TeacherParams, settings: SocraticParams, cache_path: Path) -> Ask:
+    """The teacher stage's backend, cache and budget as an :data:`Ask` function.
+
+    Uses ``cotdistill.teachers.engine``'s ``make_backend``, ``make_budget`` and ``_cached_complete``
+    as they stand; this is the one place to follow when their signatures change. Failed or
+    refused requests raise ``TeacherIncomplete`` after everything bought has been cached.
+    """
+    from cotdistill.teachers import engine as stage
+    from cotdistill.teachers.cache import ResponseCache
+
+    if teacher.backend == "replay":
+        raise CotdistillError(
+            "teacher.backend is replay, which has no decompositions: set socratic.source: gold "
+            "or a generating teacher.backend")
+    backend = stage.make_backend(teacher, cache_path)
+
+    def ask(requests: list[tuple[str, int]]) -> list[str]:
+        stats = stage.CallStats()
+        budget = stage.make_budget(teacher, backend)
+        cache = ResponseCache(cache_path)
+        try:
+            outcomes = stage._cached_complete(
+                backend, cache, requests, stats, max_tokens=settings.max_tokens,
+                temperature=settings.temperature, seed=teacher.seed, stop=DECOMPOSITION_STOPS,
+                budget=budget,
+            )
+        finally:
+            cache.close()
+        if stats.failed or stats.not_sent:
+            raise stage.TeacherIncomplete(
+                f"decompose: incomplete: {stats.failed} request(s) failed "
+                f"({dict(stats.failures)}), {stats.not_sent} not sent (teacher.max_usd); "
+                f"{stats.generated} bought and {stats.cached} cached are kept in the cache; "
+                "nothing was written; re-run to ask only for what is missing", stats)
+        log.info("decompose: %d teacher calls, %d from the cache, $%.4f", stats.generated,
+                 stats.cached, stats.usd)
+        return [outcome.text for outcome in outcomes]
+
+    return ask

@@ -1,0 +1,107 @@
+"""The ``baseline`` stage: prompting baselines on a student with no training.
+
+- ``zero_shot``: ``Q: {q}\\nA: The answer is`` and the answer read from the continuation.
+- ``zero_shot_cot``: Kojima et al.'s two steps, as the teacher uses them.
+- ``few_shot_cot``: Wei et al.'s few-shot CoT (``Q: ... A: ... The answer is X.`` blocks, then
+  the question) with the exemplars of the ``exemplars`` stage (clustered, heuristic-corrected
+  teacher rationales) of the question's dataset; a dataset with no exemplar gets none, and
+  ``metrics.json`` counts those questions as ``zero_shot_fallbacks``.
+
+They show what distillation adds over prompting the same small model. Results are written and
+logged exactly like ``evaluate``'s, so the report puts them side by side.
+
+Usage: ``cotdistill baseline --student smollm2-135m --method zero_shot_cot``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+from cotdistill import answers, layout, prompts
+from cotdistill.errors import CotdistillError
+from cotdistill.records import PreparedExample
+
+BASELINES = ("zero_shot", "zero_shot_cot", "few_shot_cot")
+EXEMPLARS = layout.EXEMPLARS
+ANSWER_STOPS = ["\n\n", "\nQ:"]
+
+
+ANSWER_MARK = "\n=> "  # joins zero-shot-CoT's rationale and its answer step in one output
+
+
+def read_answer(output: str, example: PreparedExample) -> str | None:
+    """The answer step's text when there is one, else the first answer in the output (few-shot
+    CoT states it as "The answer is X", which the library reads)."""
+    return answers.extract(output.rsplit(ANSWER_MARK, 1)[-1], example.answer_type,
+                           example.choices)
+
+
+def zero_shot_prompt(example: PreparedExample) -> str:
+    return f"Q: {example.question}\nA: The answer is"
+
+
+def few_shot_block(exemplars: list[dict]) -> str:
+    """Worked examples in Wei et al.'s format, one ``Q: ... A: ... The answer is X.`` each."""
+    return "".join(
+        f"Q: {e['question']}\nA: {e['rationale'].strip()} The answer is {e['answer']}.\n\n"
+        for e in exemplars
+    )
+
+
+def load_exemplars() -> dict[str, list[dict]]:
+    if not EXEMPLARS.is_file():
+        raise CotdistillError(f"{EXEMPLARS}: not found (run `cotdistill exemplars` first)")
+    by_dataset: dict[str, list[dict]] = defaultdict(list)
+    for line in EXEMPLARS.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            by_dataset[row["dataset"]].append(row)
+    return by_dataset
+
+
+def run(params, student: str, method: str) -> dict:
+    from cotdistill.lm import store as model_store
+    from cotdistill.student.evaluation import record_results, score, test_examples
+    from cotdistill.lm.generation import generate
+
+    if method not in BASELINES:
+        raise CotdistillError(f"unknown baseline {method!r} (known: {', '.join(BASELINES)})")
+    settings = params.evaluate
+    spec = params.student(student).model
+    examples = test_examples(settings)
+    model, tokenizer = model_store.load_causal_lm(spec, f"students.{student}.model",
+                                                  for_generation=True)
+
+    def complete(texts: list[str], max_tokens: int, desc: str) -> list[str]:
+        return [g.text for g in generate(model, tokenizer, texts, max_new_tokens=max_tokens,
+                                         batch_size=settings.batch_size, stop=ANSWER_STOPS,
+                                         desc=desc)]
+
+    extra = {}
+    if method == "zero_shot":
+        outputs = complete([zero_shot_prompt(e) for e in examples], 16, "zero_shot")
+    elif method == "few_shot_cot":
+        shots = load_exemplars()
+        extra["zero_shot_fallbacks"] = sum(1 for e in examples if not shots.get(e.dataset))
+        outputs = complete(
+            [few_shot_block(shots.get(e.dataset, [])) + f"Q: {e.question}\nA:" for e in examples],
+            settings.max_new_tokens, "few_shot_cot",
+        )
+    else:
+        rationales = complete([prompts.reasoning_prompt(e.question) for e in examples],
+                              settings.max_new_tokens, "zero_shot_cot (rationale)")
+        finals = [prompts.answer_prompt(e.question, r, e.answer_type, e.choices)
+                  for e, r in zip(examples, rationales)]
+        answer_texts = complete(finals, 16, "zero_shot_cot (answer)")
+        outputs = [f"{r.strip()}{ANSWER_MARK}{a.strip()}" for r, a in zip(rationales, answer_texts)]
+
+    predictions = score(examples, outputs, student, method, read_answer)
+    return record_results(
+        params, student, method, predictions, run_id=None,
+        lineage={"test": layout.prepared("test")},
+        run_params={"student": student, "student_model": spec, "method": method,
+                    "trained": False, "eval_max_new_tokens": settings.max_new_tokens,
+                    "eval_max_examples": settings.max_examples},
+        extra=extra,
+    )

@@ -1,0 +1,132 @@
+"""The ``socratic-evaluate`` stage: run the Socratic loop on the test split and score it.
+
+The pair: QG is ``models/<socratic.qg_student>/socratic_qg``, QA is
+``models/<student>/socratic_qa`` (so QG and QA may differ in size and architecture); results
+go to ``reports/eval/<student>/socratic/``, beside the student's Fine-tune-CoT results, and to
+an MLflow run ``<student>/socratic`` tagged with both training runs. With ``--unified`` the
+one model ``models/<student>/socratic_unified`` runs alone, reported as ``socratic_unified``.
+
+Each prediction's ``output`` is the whole transcript (``Q1: ... A1: ... [END]``); metrics add
+to accuracy the mean number of loop steps and the share of runs stopped by the step limit.
+
+Usage: ``cotdistill socratic-evaluate --student smollm2-135m [--unified]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from cotdistill import layout
+from cotdistill.methods.socratic.decompose import select_examples
+from cotdistill.errors import CotdistillError
+from cotdistill.records import PreparedExample
+from cotdistill.methods.socratic.students import (
+    PAIR_METHOD,
+    ROLE_METHOD,
+    STOPS,
+    UNIFIED_METHOD,
+    Complete,
+    Transcript,
+    local_completer,
+    loop_metrics,
+    predictions,
+    run_loop,
+    run_unified_loop,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _trained(student: str, method: str) -> tuple[Path, dict]:
+    from cotdistill.student.training import TRAIN_INFO
+
+    model_dir = layout.model_dir(student, method)
+    info_path = model_dir / TRAIN_INFO
+    if not info_path.is_file():
+        role = method.removeprefix("socratic_")
+        raise CotdistillError(f"{model_dir}: no trained model (run `cotdistill socratic-train "
+                              f"--student {student} --role {role}` first)")
+    return model_dir, json.loads(info_path.read_text(encoding="utf-8"))
+
+
+def _completer(model_dir: Path, *, max_new_tokens: int, batch_size: int, stop: list[str],
+               desc: str) -> Complete:
+    from cotdistill.lm.store import load_causal_lm
+
+    model, tokenizer = load_causal_lm(str(model_dir), str(model_dir), for_generation=True)
+    return local_completer(model, tokenizer, max_new_tokens=max_new_tokens,
+                           batch_size=batch_size, stop=stop, desc=desc)
+
+
+def _run_for(params, run_id: str | None, student: str, method: str, tags: dict) -> str:
+    """``run_id`` when that MLflow run still exists, else a new run ``<student>/<method>``
+    (known here, so that the loop figures go to the run ``record_results`` logs to)."""
+    import mlflow
+
+    from cotdistill import tracking
+
+    experiment = tracking.use_experiment(params.mlflow)
+    client = mlflow.MlflowClient()
+    if run_id:
+        try:
+            return client.get_run(run_id).info.run_id
+        except Exception:  # the store was reset since training
+            pass
+    return client.create_run(experiment, run_name=f"{student}/{method}",
+                             tags={"student": student, "method": method, **tags}).info.run_id
+
+
+def run(params, student: str, *, unified: bool = False) -> dict:
+    """The stage: the Socratic loop on every selected test question; score, record, log."""
+    import mlflow
+
+    from cotdistill.student.evaluation import record_results
+    from cotdistill.jsonl import read_records
+    from cotdistill.datasets.splits import first_per_dataset
+
+    settings = params.socratic
+    batch = params.evaluate.batch_size
+    examples: list[PreparedExample] = first_per_dataset(
+        select_examples(read_records(layout.prepared("test"), PreparedExample),
+                        settings.datasets, where=str(layout.prepared("test"))),
+        params.socratic.max_examples)
+    questions = [example.question for example in examples]
+    run_params = {"socratic_max_steps": settings.max_steps,
+                  "eval_max_examples": params.socratic.max_examples}
+    tags = {"stage": "socratic-evaluate"}
+    if unified:
+        method = UNIFIED_METHOD
+        model_dir, info = _trained(student, ROLE_METHOD["unified"])
+        write = _completer(model_dir, stop=STOPS["unified"], batch_size=batch, desc="unified",
+                           max_new_tokens=settings.max_subquestion_tokens
+                           + settings.max_subanswer_tokens)
+        transcripts: list[Transcript] = run_unified_loop(questions, write, settings.max_steps)
+        lineage = {"test": layout.prepared("test"), "model": model_dir}
+        run_id = info.get("run_id")  # the unified model's training run, as `evaluate` does
+    else:
+        method = PAIR_METHOD
+        qg_dir, qg_info = _trained(settings.qg_student, ROLE_METHOD["qg"])
+        qa_dir, qa_info = _trained(student, ROLE_METHOD["qa"])
+        propose = _completer(qg_dir, max_new_tokens=settings.max_subquestion_tokens,
+                             batch_size=batch, stop=STOPS["qg"], desc="QG")
+        answer = _completer(qa_dir, max_new_tokens=settings.max_subanswer_tokens,
+                            batch_size=batch, stop=STOPS["qa"], desc="QA")
+        transcripts = run_loop(questions, propose, answer, settings.max_steps)
+        lineage = {"test": layout.prepared("test"), "qg_model": qg_dir, "qa_model": qa_dir}
+        run_params.update(qg_student=settings.qg_student, qa_student=student)
+        run_id = None  # a run of its own, tagged with both training runs
+        tags["qg_run_id"] = str(qg_info.get("run_id"))
+        tags["qa_run_id"] = str(qa_info.get("run_id"))
+    run_id = _run_for(params, run_id, student, method, tags)
+    scored = predictions(examples, transcripts, student, method)
+    extra = loop_metrics(transcripts, settings.max_steps)
+    metrics = record_results(params, student, method, scored, run_id=run_id, lineage=lineage,
+                             run_params=run_params, extra=extra)
+    client = mlflow.MlflowClient()
+    for name in ("mean_steps", "step_limit_share", "end_share"):
+        client.log_metric(run_id, f"socratic_{name}", float(extra[name]))
+    log.info("%s/%s: %.2f steps on average, %.1f%% stopped by the step limit", student, method,
+             extra["mean_steps"], 100 * extra["step_limit_share"])
+    return metrics

@@ -1,0 +1,101 @@
+"""The ``socratic-train`` stage: train one Socratic CoT student (QG, QA or unified).
+
+Training examples are built in memory from the correct decompositions of
+``data/socratic/decompositions.jsonl`` (:mod:`cotdistill.methods.socratic.students`) and trained with the same
+:func:`cotdistill.student.training.train_student` as every other method, with ``socratic.hparams``. The
+model lands in ``models/<student>/socratic_<role>/`` with ``train_info.json``, the loss curve
+and figures in ``reports/train/<student>/socratic_<role>/``, and the run in MLflow as
+``<student>/socratic_<role>``.
+
+Usage: ``cotdistill socratic-train --student smollm2-135m --role qg`` (roles: qg, qa, unified).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+
+from cotdistill import layout
+from cotdistill.student import deepspeed_setup
+from cotdistill.lm import store as model_store
+from cotdistill.atomic import atomic_dir, write_text
+from cotdistill.methods.socratic.decompose import DECOMPOSITIONS, training_decompositions
+from cotdistill.methods.socratic.decompositions import Decomposition
+from cotdistill.errors import CotdistillError
+from cotdistill.records import CuratedExample, PreparedExample
+from cotdistill.methods.socratic.students import ROLE_METHOD, Role, training_examples
+from cotdistill.params.socratic import SocraticParams
+from cotdistill.student.training import TRAIN_INFO, TrainResult, train_student, write_loss_curve
+
+log = logging.getLogger(__name__)
+
+
+def role_examples(role: Role, decompositions: Sequence[Decomposition],
+                  train: Sequence[PreparedExample], settings: SocraticParams
+                  ) -> list[CuratedExample]:
+    """``role``'s training examples from the decompositions training may use."""
+    questions = {example.id: example.question for example in train}
+    chosen = training_decompositions(decompositions, settings)
+    unknown = sorted({d.id for d in chosen} - set(questions))
+    if unknown:
+        raise CotdistillError(
+            f"{DECOMPOSITIONS}: decompositions of questions not in the train split "
+            f"({', '.join(unknown[:3])}...): re-run `cotdistill decompose`")
+    return training_examples(role, chosen, questions)
+
+
+def run(params, student: str, role: Role) -> TrainResult:
+    """The stage: build ``role``'s examples, train ``student`` on them, save, log to MLflow."""
+    import mlflow
+
+    from cotdistill import tracking
+    from cotdistill.jsonl import read_records
+
+    settings: SocraticParams = params.socratic
+    hparams = settings.hparams
+    if getattr(hparams, "select_every", None) is not None:
+        raise CotdistillError("socratic.hparams.select_every: checkpoint selection on "
+                              "validation is not available for Socratic students; set it to null")
+    spec = params.student(student).model
+    key = f"students.{student}.model"
+    model_store.resolve(spec, key)  # a missing path fails before anything else happens
+    method = ROLE_METHOD[role]
+    examples = role_examples(
+        role, read_records(DECOMPOSITIONS, Decomposition, allow_empty=True),
+        read_records(layout.prepared("train"), PreparedExample), settings)
+    if not examples:
+        raise CotdistillError(
+            f"{DECOMPOSITIONS}: no correct decompositions from source {settings.source!r} to "
+            "train on (see reports/socratic/decompose.json)")
+    use_ds = deepspeed_setup.wanted(hparams.deepspeed)
+    out_dir = layout.model_dir(student, method)
+    reports = layout.train_reports(student, method)
+    experiment = tracking.use_experiment(params.mlflow)
+    tags = {"student": student, "method": method, "stage": "socratic-train",
+            **tracking.lineage_tags({"decompositions": DECOMPOSITIONS})}
+    with (
+        atomic_dir(out_dir) as staging,
+        mlflow.start_run(experiment_id=experiment, run_name=f"{student}/{method}", tags=tags) as run,
+    ):
+        mlflow.log_params({"student": student, "student_model": spec, "method": method,
+                           "role": role, "decomposition_source": settings.source,
+                           "deepspeed": use_ds, **hparams.model_dump()})
+        result = train_student(
+            examples, spec, key, hparams, staging, use_deepspeed=use_ds,
+            on_log=lambda step, loss: mlflow.log_metric("train_loss", loss, step=step),
+        )
+        metrics = {"first_loss": result.first_loss, "final_loss": result.final_loss,
+                   "steps": result.steps, "train_examples": result.examples,
+                   "train_decompositions": len({e.source for e in examples}),
+                   "train_seconds": round(result.seconds, 2)}
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.log_artifacts(str(staging), artifact_path="model")
+        info = {"run_id": run.info.run_id, "student": student, "student_model": spec,
+                "method": method, "role": role, "deepspeed": use_ds, **metrics}
+        (staging / TRAIN_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    write_loss_curve(reports / "loss.csv", result)
+    write_text(reports / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    log.info("trained %s/%s on %d examples: %d steps, loss %.3f -> %.3f", student, method,
+             result.examples, result.steps, result.first_loss, result.final_loss)
+    return result

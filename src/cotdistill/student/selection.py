@@ -1,0 +1,68 @@
+"""Model selection on the validation split, scored with the answer library.
+
+Every ``every`` optimizer steps (and after the last) the student generates answers for the
+validation questions and is scored like the test evaluation scores it; the best checkpoint
+(highest accuracy, earliest on ties) is kept and becomes the trained model. The test split is
+never looked at: Fine-tune-CoT's authors chose epochs on test, which flatters every figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cotdistill import answers
+from cotdistill.records import PreparedExample
+
+
+@dataclass
+class ValidationSelection:
+    examples: list[PreparedExample]
+    prompt: Callable[[str], str]  # question -> the student's input (the method's format)
+    read: Callable[[str, PreparedExample], str | None]  # output -> extracted answer
+    every: int  # optimizer steps between scorings
+    batch_size: int = 32
+    max_new_tokens: int = 96
+    history: list[tuple[int, float]] = field(default_factory=list)  # (step, val accuracy)
+    best_step: int | None = None
+    best_accuracy: float = -1.0
+    best_state: dict | None = None  # the best checkpoint's weights
+
+    def accuracy(self, model, tokenizer) -> float:
+        from cotdistill.lm.generation import generate
+        from cotdistill.methods.base import student_text
+
+        encoder_decoder = bool(model.config.is_encoder_decoder)
+        prompts = [student_text(self.prompt(e.question), None, encoder_decoder)[0]
+                   for e in self.examples]
+        outputs = generate(model, tokenizer, prompts,
+                           max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
+                           desc="validation")
+        correct = [answers.is_correct(self.read(o.text, e), e.answer, e.answer_type)
+                   for o, e in zip(outputs, self.examples)]
+        return sum(correct) / len(correct) if correct else 0.0
+
+
+def selection_callback(selection: ValidationSelection, tokenizer, on_score=None):
+    """A ``TrainerCallback`` that scores on validation and keeps each new best checkpoint's
+    weights in ``selection.best_state`` (a CPU copy; not for ZeRO-3, whose weights are
+    partitioned across ranks)."""
+    from transformers import TrainerCallback
+
+    class Selector(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            last = state.global_step >= state.max_steps
+            if state.global_step % selection.every and not last:
+                return
+            was_training = model.training
+            accuracy = selection.accuracy(model, tokenizer)
+            model.train(was_training)
+            selection.history.append((state.global_step, accuracy))
+            if on_score is not None:
+                on_score(state.global_step, accuracy)
+            if accuracy > selection.best_accuracy:
+                selection.best_accuracy, selection.best_step = accuracy, state.global_step
+                selection.best_state = {name: tensor.detach().to("cpu", copy=True)
+                                        for name, tensor in model.state_dict().items()}
+
+    return Selector()
