@@ -16,7 +16,7 @@ import yaml
 
 from conftest import REPO  # noqa: F401  (the repository under test)
 from cotdistill.serve import running_server
-from fault_proxy import FaultProxy
+from support.fault_proxy import FaultProxy
 from test_pipeline_e2e import _copy_repository, _dvc
 
 KEY = "sk-planted-" + secrets.token_hex(16)  # made at run time: no file holds it beforehand

@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from cotdistill.serve import running_server
-from fault_proxy import FaultProxy
+from support.fault_proxy import FaultProxy
 
 PROMPTS = ["Q: A coin is heads up. Ralph flips the coin. A:", "Take the last letters of"]
 

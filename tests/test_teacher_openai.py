@@ -24,7 +24,7 @@ from cotdistill.teachers.engine import TeacherIncomplete, make_backend, run_teac
 from cotdistill.teachers.openai_batch import OpenAIBatchBackend
 from cotdistill.teachers.cache import ResponseCache
 from cotdistill.teachers.estimate import estimate
-from fault_proxy import FaultProxy
+from support.fault_proxy import FaultProxy
 
 EXAMPLES = [
     PreparedExample(id=f"coin_flip-{i:05d}", dataset="coin_flip", split="train",
