@@ -21,11 +21,12 @@ from cotdistill.lm import store as model_store
 from cotdistill.datasets.synthetic import coin_flip
 from cotdistill.student.kd import MAX_UNKNOWN, MIN_ALIGNED, StudentVocabulary, align
 from cotdistill.student.kd import teacher_tokens
-from cotdistill.methods.base import METHODS
+from cotdistill.methods.registry import METHODS
 from cotdistill.params import TeacherParams
 from cotdistill.records import PreparedExample
 from cotdistill.serve import running_server
-from cotdistill.teachers.engine import make_backend, run_teacher
+from cotdistill.teachers.registry import make_backend
+from cotdistill.teachers.zero_shot_cot import run_teacher
 
 DEFAULT = "builtin:SmolLM2-135M-Instruct"
 

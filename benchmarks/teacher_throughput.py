@@ -35,7 +35,8 @@ def main() -> None:
     from cotdistill.params import TeacherParams
     from cotdistill.records import PreparedExample
     from cotdistill.serve import running_server
-    from cotdistill.teachers.engine import make_backend, run_teacher
+    from cotdistill.teachers.registry import make_backend
+    from cotdistill.teachers.zero_shot_cot import run_teacher
 
     scratch = Path(tempfile.mkdtemp(prefix="cotdistill-bench-"))
     model = args.model

@@ -37,7 +37,7 @@ CONFIG_MODELS = {  # Llama-style models built from a config (no download)
 
 def examples(n: int):
     from cotdistill.datasets.synthetic import coin_flip
-    from cotdistill.methods.base import METHODS
+    from cotdistill.methods.registry import METHODS
     from cotdistill.records import CuratedExample
 
     method = METHODS["fine_tune_cot"]

@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("DISABLE_MLFLOW_INTEGRATION", "TRUE")
 
-REPO = Path(__file__).resolve().parents[1]
+from support.repo import REPO  # noqa: E402
 
 
 @pytest.fixture(scope="session")

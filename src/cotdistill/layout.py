@@ -14,6 +14,9 @@ EXEMPLARS = Path("data/exemplars.jsonl")
 SUMMARY = Path("reports/summary.md")
 ACCURACY_PLOT = Path("reports/accuracy.png")
 METRICS = Path("reports/metrics.json")
+DECOMPOSITIONS = Path("data/socratic/decompositions.jsonl")
+DECOMPOSE_STATS = Path("reports/socratic/decompose.json")
+TRAIN_INFO = "train_info.json"  # beside a saved model: its MLflow run id and training figures
 
 
 def prepared(split: str) -> Path:

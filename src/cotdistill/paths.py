@@ -24,6 +24,11 @@ def state_dir() -> Path:
     return repo_root() / ".cotdistill"
 
 
+def teacher_cache() -> Path:
+    """The teacher response cache that every teacher pass of this checkout shares."""
+    return state_dir() / "teacher-cache.sqlite"
+
+
 def from_root(path: str | Path) -> Path:
     """A path from params: relative ones are relative to the repository root, not the cwd,
     so ``../shared/data/mirror`` means the same in a ``dvc exp run --temp`` copy."""

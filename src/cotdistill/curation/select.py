@@ -14,16 +14,16 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from cotdistill.student.kd import teacher_tokens
-from cotdistill.methods.base import METHODS
-from cotdistill.params import CurateParams
 from cotdistill.curation.filters import (
     FilterReport,
     FilterSettings,
     filter_question,
     mean_pairwise_similarity,
 )
+from cotdistill.methods.registry import METHODS
+from cotdistill.params import CurateParams
 from cotdistill.records import CuratedExample, PreparedExample, TeacherCompletion
+from cotdistill.student.kd import teacher_tokens
 
 
 def select_rationales(

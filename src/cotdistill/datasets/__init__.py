@@ -13,7 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cotdistill.datasets.synthetic import RawExample, coin_flip, last_letter_concatenation
+from cotdistill.datasets.synthetic import (
+    RawExample,
+    coin_flip,
+    last_letter_concatenation,
+)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ import random
 
 from cotdistill.datasets import DATASETS, DatasetSpec, RawExample
 from cotdistill.datasets.sources import FileSource
+from cotdistill.datasets.splits import normalize_question, split_indices
 from cotdistill.errors import CotdistillError
 from cotdistill.params import PrepareParams
 from cotdistill.records import PreparedExample
-from cotdistill.datasets.splits import normalize_question, split_indices
 
 log = logging.getLogger(__name__)
 

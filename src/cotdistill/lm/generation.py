@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from cotdistill.student.kd import token_texts
+from cotdistill.lm.tokens import token_texts
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,12 @@ def load_causal_lm(spec: str, key: str, *, for_generation: bool = False):
     (T5, Flan-T5) as seq2seq LMs; ``model.config.is_encoder_decoder`` tells them apart.
     ``for_generation`` pads on the left, as batched decoder-only generation needs.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForSeq2SeqLM,
+        AutoTokenizer,
+    )
 
     location = resolve(spec, key)
     try:

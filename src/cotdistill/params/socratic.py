@@ -1,59 +1,87 @@
 """The ``socratic`` section of ``params.yaml``: Socratic CoT's decompose, train and evaluate stages.
 
-Kept out of :mod:`cotdistill.params` because it belongs to one method; ``params.Params`` holds
-it as ``socratic``. It reuses :class:`~cotdistill.params.HParams` for training, which is why
-``params.py`` imports this module only after ``HParams`` is defined.
+It belongs to one method, so it has its own module; :class:`cotdistill.params.Params` holds it as
+``socratic``. Training reuses :class:`~cotdistill.params.train.HParams`.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
-from typing import Annotated, Literal
-
-if "cotdistill.params" not in sys.modules:
-    # Imported before cotdistill.params: let params load first. It imports this module anew
-    # part-way (HParams defined by then), and that copy is the one every importer receives.
-    del sys.modules[__name__]
-    importlib.import_module("cotdistill.params")
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from cotdistill.params import HParams, Section, check_known_datasets
+from cotdistill.params.base import Section, check_known_datasets
+from cotdistill.params.train import HParams
+
+# socratic.hparams.max_length, whether socratic.hparams is left out or given in part: a
+# decomposition's sub-question and sub-answer pairs make longer examples than train's
+MAX_LENGTH = 256
 
 
 class SocraticParams(Section):
-    # prepared datasets to decompose, train on and evaluate (None: every prepared dataset);
-    # gold decompositions exist for gsm8k only (GSM8K's socratic files)
-    datasets: list[str] | None = None
-    # students (names from the `students` section): the question generator and the
-    # sub-question solver may differ in size and architecture; the unified model and the
-    # reports/eval/<student>/socratic row are the QA student's
-    qg_student: str = "smollm2-135m"
-    qa_student: str = "smollm2-135m"
-    # also train and evaluate one model that writes sub-questions and answers in turn
-    # (`socratic-train --role unified` and `socratic-evaluate --unified` refuse otherwise)
-    unified: bool = False
-    max_steps: Annotated[int, Field(gt=0)] = 8  # most (sub-question, sub-answer) pairs per problem
-    # test questions per dataset for the loop (None: all); the loop makes 2 x max_steps
-    # generation passes, so it is capped apart from evaluate.max_examples
-    max_examples: Annotated[int, Field(gt=0)] | None = 20
-    # where training decompositions come from: the teacher's, GSM8K's gold ones, or both
-    source: Literal["teacher", "gold", "both"] = "both"
+    datasets: list[str] | None = Field(
+        None,
+        description="Prepared datasets to decompose, train on and evaluate (null: every prepared "
+                    "dataset); gold decompositions exist for gsm8k only (GSM8K's socratic files).")
+    qg_student: str = Field(
+        "smollm2-135m",
+        description="The question generator: a name from the students section (it may differ "
+                    "from the QA student in size and architecture).")
+    qa_student: str = Field(
+        "smollm2-135m",
+        description="The sub-question solver: a name from the students section; the unified "
+                    "model and the reports/eval/<student>/socratic row are this student's.")
+    unified: bool = Field(
+        False,
+        description="Also train and evaluate one model that writes sub-questions and answers in "
+                    "turn (`socratic-train --role unified` and `socratic-evaluate --unified` "
+                    "refuse otherwise).")
+    max_steps: int = Field(
+        8, gt=0, description="Loop limit: most (sub-question, sub-answer) pairs per problem.")
+    max_examples: Annotated[int, Field(gt=0)] | None = Field(
+        20,
+        description="Test questions per dataset for the loop (null: all); the loop makes "
+                    "2 x max_steps generation passes, so it is capped apart from "
+                    "evaluate.max_examples.")
+    source: Literal["teacher", "gold", "both"] = Field(
+        "both",
+        description="Where training decompositions come from: the teacher's, GSM8K's gold ones, "
+                    "or both.")
     # --- decompose (teacher backend and model from the `teacher` section) --------------------
-    exemplars: Annotated[int, Field(gt=0)] = 3  # few-shot exemplars in the decomposition prompt
-    # a JSON Lines file of {question, pairs: [[sub-question, sub-answer], ...], answer}
-    # (None: the built-in GSM8K train exemplars, cotdistill.methods.socratic.decompositions.EXEMPLARS)
-    exemplars_path: str | None = None
-    samples: Annotated[int, Field(gt=0)] = 1  # teacher decompositions per question
-    temperature: Annotated[float, Field(ge=0)] = 0.0
-    max_tokens: Annotated[int, Field(gt=0)] = 256  # per teacher decomposition
-    max_questions: Annotated[int, Field(gt=0)] | None = None  # train questions per dataset
+    exemplars: int = Field(
+        3, gt=0, description="Few-shot exemplars in the teacher's decomposition prompt.")
+    exemplars_path: str | None = Field(
+        None,
+        description="A JSON Lines file of {question, pairs: [[sub-question, sub-answer], ...], "
+                    "answer} for the decomposition prompt (null: the built-in GSM8K train "
+                    "exemplars, cotdistill.methods.socratic.decompositions.EXEMPLARS).")
+    samples: int = Field(1, gt=0, description="Teacher decompositions per question.")
+    temperature: float = Field(
+        0.0, ge=0,
+        description="Sampling temperature of the decompositions; 0 means greedy (then samples "
+                    "must be 1).")
+    max_tokens: int = Field(
+        256, gt=0, description="Most tokens of one teacher decomposition.")
+    max_questions: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="Train questions per dataset to decompose (null: all).")
     # --- inference ----------------------------------------------------------------------------
-    max_subquestion_tokens: Annotated[int, Field(gt=0)] = 48
-    max_subanswer_tokens: Annotated[int, Field(gt=0)] = 64
+    max_subquestion_tokens: int = Field(
+        48, gt=0, description="Most tokens the QG student generates per sub-question.")
+    max_subanswer_tokens: int = Field(
+        64, gt=0, description="Most tokens the QA student generates per sub-answer.")
     # --- training (one set for QG, QA and unified) --------------------------------------------
-    hparams: HParams = HParams(max_length=256)
+    hparams: HParams = Field(
+        HParams(max_length=MAX_LENGTH),
+        description=f"Training hyper-parameters of the QG, QA and unified students, as "
+                    f"train.hparams, except max_length (default {MAX_LENGTH}).")
+
+    @field_validator("hparams", mode="before")
+    @classmethod
+    def _own_max_length(cls, value: Any) -> Any:
+        # a mapping without max_length gets socratic's, not HParams' (what the default has)
+        if isinstance(value, dict) and "max_length" not in value:
+            return {**value, "max_length": MAX_LENGTH}
+        return value
 
     @field_validator("datasets")
     @classmethod

@@ -20,6 +20,7 @@ from collections import defaultdict
 
 from cotdistill import answers, layout, prompts
 from cotdistill.errors import CotdistillError
+from cotdistill.params import Params
 from cotdistill.records import PreparedExample
 
 BASELINES = ("zero_shot", "zero_shot_cot", "few_shot_cot")
@@ -41,14 +42,6 @@ def zero_shot_prompt(example: PreparedExample) -> str:
     return f"Q: {example.question}\nA: The answer is"
 
 
-def few_shot_block(exemplars: list[dict]) -> str:
-    """Worked examples in Wei et al.'s format, one ``Q: ... A: ... The answer is X.`` each."""
-    return "".join(
-        f"Q: {e['question']}\nA: {e['rationale'].strip()} The answer is {e['answer']}.\n\n"
-        for e in exemplars
-    )
-
-
 def load_exemplars() -> dict[str, list[dict]]:
     if not EXEMPLARS.is_file():
         raise CotdistillError(f"{EXEMPLARS}: not found (run `cotdistill exemplars` first)")
@@ -60,10 +53,10 @@ def load_exemplars() -> dict[str, list[dict]]:
     return by_dataset
 
 
-def run(params, student: str, method: str) -> dict:
+def run(params: Params, student: str, method: str) -> dict:
     from cotdistill.lm import store as model_store
-    from cotdistill.student.evaluation import record_results, score, test_examples
     from cotdistill.lm.generation import generate
+    from cotdistill.student.evaluation import record_results, score, test_examples
 
     if method not in BASELINES:
         raise CotdistillError(f"unknown baseline {method!r} (known: {', '.join(BASELINES)})")
@@ -85,7 +78,7 @@ def run(params, student: str, method: str) -> dict:
         shots = load_exemplars()
         extra["zero_shot_fallbacks"] = sum(1 for e in examples if not shots.get(e.dataset))
         outputs = complete(
-            [few_shot_block(shots.get(e.dataset, [])) + f"Q: {e.question}\nA:" for e in examples],
+            [prompts.few_shot_block(shots.get(e.dataset, [])) + f"Q: {e.question}\nA:" for e in examples],
             settings.max_new_tokens, "few_shot_cot",
         )
     else:

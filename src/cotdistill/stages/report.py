@@ -14,6 +14,7 @@ from pathlib import Path
 from cotdistill import layout
 from cotdistill.atomic import atomic_file, write_text
 from cotdistill.errors import CotdistillError
+from cotdistill.params import Params
 
 
 def _load(path: Path) -> dict:
@@ -126,7 +127,7 @@ def accuracy_plot(path: Path, results: dict[tuple[str, str], dict]) -> None:
     plt.close(figure)
 
 
-def run(params) -> None:
+def run(params: Params) -> None:
     curation = _load(layout.CURATE_STATS)
     results = collect(params.train.students,
                       [*params.train.methods, *params.evaluate.baselines],

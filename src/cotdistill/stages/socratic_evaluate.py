@@ -19,9 +19,8 @@ import logging
 from pathlib import Path
 
 from cotdistill import layout
-from cotdistill.methods.socratic.decompose import select_examples
 from cotdistill.errors import CotdistillError
-from cotdistill.records import PreparedExample
+from cotdistill.methods.socratic.decompose import select_examples
 from cotdistill.methods.socratic.students import (
     PAIR_METHOD,
     ROLE_METHOD,
@@ -35,15 +34,16 @@ from cotdistill.methods.socratic.students import (
     run_loop,
     run_unified_loop,
 )
+from cotdistill.params import Params
+from cotdistill.records import PreparedExample
 
 log = logging.getLogger(__name__)
 
 
 def _trained(student: str, method: str) -> tuple[Path, dict]:
-    from cotdistill.student.training import TRAIN_INFO
 
     model_dir = layout.model_dir(student, method)
-    info_path = model_dir / TRAIN_INFO
+    info_path = model_dir / layout.TRAIN_INFO
     if not info_path.is_file():
         role = method.removeprefix("socratic_")
         raise CotdistillError(f"{model_dir}: no trained model (run `cotdistill socratic-train "
@@ -78,13 +78,13 @@ def _run_for(params, run_id: str | None, student: str, method: str, tags: dict) 
                              tags={"student": student, "method": method, **tags}).info.run_id
 
 
-def run(params, student: str, *, unified: bool = False) -> dict:
+def run(params: Params, student: str, *, unified: bool = False) -> dict:
     """The stage: the Socratic loop on every selected test question; score, record, log."""
     import mlflow
 
-    from cotdistill.student.evaluation import record_results
-    from cotdistill.jsonl import read_records
     from cotdistill.datasets.splits import first_per_dataset
+    from cotdistill.jsonl import read_records
+    from cotdistill.student.evaluation import record_results
 
     settings = params.socratic
     batch = params.evaluate.batch_size

@@ -17,16 +17,17 @@ import logging
 from collections.abc import Sequence
 
 from cotdistill import layout
-from cotdistill.student import deepspeed_setup
-from cotdistill.lm import store as model_store
 from cotdistill.atomic import atomic_dir, write_text
-from cotdistill.methods.socratic.decompose import DECOMPOSITIONS, training_decompositions
-from cotdistill.methods.socratic.decompositions import Decomposition
 from cotdistill.errors import CotdistillError
-from cotdistill.records import CuratedExample, PreparedExample
+from cotdistill.lm import store as model_store
+from cotdistill.methods.socratic.decompose import training_decompositions
+from cotdistill.methods.socratic.decompositions import Decomposition
 from cotdistill.methods.socratic.students import ROLE_METHOD, Role, training_examples
+from cotdistill.params import Params
 from cotdistill.params.socratic import SocraticParams
-from cotdistill.student.training import TRAIN_INFO, TrainResult, train_student, write_loss_curve
+from cotdistill.records import CuratedExample, PreparedExample
+from cotdistill.student import deepspeed_setup
+from cotdistill.student.training import TrainResult, train_student, write_loss_curve
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,12 @@ def role_examples(role: Role, decompositions: Sequence[Decomposition],
     unknown = sorted({d.id for d in chosen} - set(questions))
     if unknown:
         raise CotdistillError(
-            f"{DECOMPOSITIONS}: decompositions of questions not in the train split "
+            f"{layout.DECOMPOSITIONS}: decompositions of questions not in the train split "
             f"({', '.join(unknown[:3])}...): re-run `cotdistill decompose`")
     return training_examples(role, chosen, questions)
 
 
-def run(params, student: str, role: Role) -> TrainResult:
+def run(params: Params, student: str, role: Role) -> TrainResult:
     """The stage: build ``role``'s examples, train ``student`` on them, save, log to MLflow."""
     import mlflow
 
@@ -62,18 +63,18 @@ def run(params, student: str, role: Role) -> TrainResult:
     model_store.resolve(spec, key)  # a missing path fails before anything else happens
     method = ROLE_METHOD[role]
     examples = role_examples(
-        role, read_records(DECOMPOSITIONS, Decomposition, allow_empty=True),
+        role, read_records(layout.DECOMPOSITIONS, Decomposition, allow_empty=True),
         read_records(layout.prepared("train"), PreparedExample), settings)
     if not examples:
         raise CotdistillError(
-            f"{DECOMPOSITIONS}: no correct decompositions from source {settings.source!r} to "
+            f"{layout.DECOMPOSITIONS}: no correct decompositions from source {settings.source!r} to "
             "train on (see reports/socratic/decompose.json)")
     use_ds = deepspeed_setup.wanted(hparams.deepspeed)
     out_dir = layout.model_dir(student, method)
     reports = layout.train_reports(student, method)
     experiment = tracking.use_experiment(params.mlflow)
     tags = {"student": student, "method": method, "stage": "socratic-train",
-            **tracking.lineage_tags({"decompositions": DECOMPOSITIONS})}
+            **tracking.lineage_tags({"decompositions": layout.DECOMPOSITIONS})}
     with (
         atomic_dir(out_dir) as staging,
         mlflow.start_run(experiment_id=experiment, run_name=f"{student}/{method}", tags=tags) as run,
@@ -93,7 +94,7 @@ def run(params, student: str, role: Role) -> TrainResult:
         mlflow.log_artifacts(str(staging), artifact_path="model")
         info = {"run_id": run.info.run_id, "student": student, "student_model": spec,
                 "method": method, "role": role, "deepspeed": use_ds, **metrics}
-        (staging / TRAIN_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        (staging / layout.TRAIN_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     write_loss_curve(reports / "loss.csv", result)
     write_text(reports / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     log.info("trained %s/%s on %d examples: %d steps, loss %.3f -> %.3f", student, method,

@@ -86,7 +86,6 @@ def teardown(trainer) -> None:
     """
     import torch.distributed as dist
     from accelerate.state import AcceleratorState
-
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
     if trainer.deepspeed is not None:

@@ -1,9 +1,8 @@
-"""The ``evaluate`` stage: greedy, batched generation on the test split, scored per answer type.
+"""Scoring a student's outputs and recording the results, shared by every evaluating stage
+(``evaluate``, ``baseline``, ``socratic_evaluate``).
 
 Writes ``reports/eval/<student>/<method>/predictions.jsonl`` and ``metrics.json`` (accuracy
-overall and per dataset, for ``dvc metrics show``), and logs both to the training run in MLflow.
-
-Usage: ``cotdistill evaluate --student smollm2-135m --method fine_tune_cot``.
+overall and per dataset, for ``dvc metrics show``), and logs both to MLflow.
 """
 
 from __future__ import annotations
@@ -16,11 +15,9 @@ from pathlib import Path
 
 from cotdistill import answers, layout
 from cotdistill.atomic import atomic_file
-from cotdistill.errors import CotdistillError
-from cotdistill.methods.base import METHODS, student_text
-from cotdistill.params import EvaluateParams
-from cotdistill.records import PreparedExample, Prediction
 from cotdistill.datasets.splits import first_per_dataset
+from cotdistill.params import EvaluateParams
+from cotdistill.records import Prediction, PreparedExample
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +38,6 @@ def score(
             )
         )
     return predictions
-
-
-def student_reader(method: str) -> Callable[[str, PreparedExample], str | None]:
-    """How a student trained with ``method`` states its answer (``--> answer`` or bare)."""
-    with_rationale = METHODS[method].answer_after_marker
-    return lambda output, example: answers.extract_student(
-        output, example.answer_type, example.choices, with_rationale=with_rationale)
 
 
 def accuracy_metrics(predictions: list[Prediction]) -> dict:
@@ -107,33 +97,3 @@ def record_results(
     log.info("%s/%s: test accuracy %.3f on %d questions", student, method,
              metrics["accuracy"], metrics["n"])
     return metrics
-
-
-def run(params, student: str, method: str) -> dict:
-    """The stage: generate on test with a trained student, score, record."""
-    from cotdistill.lm.generation import generate
-    from cotdistill.lm.store import load_causal_lm
-    from cotdistill.student.training import TRAIN_INFO
-
-    settings: EvaluateParams = params.evaluate
-    model_dir = layout.model_dir(student, method)
-    info_path = model_dir / TRAIN_INFO
-    if not info_path.is_file():
-        raise CotdistillError(f"{model_dir}: no trained model (run `cotdistill train` first)")
-    examples = test_examples(settings)
-    model, tokenizer = load_causal_lm(str(model_dir), f"models/{student}/{method}",
-                                      for_generation=True)
-    encoder_decoder = bool(model.config.is_encoder_decoder)
-    prompts = [student_text(METHODS[method].format_input(example.question), None,
-                            encoder_decoder)[0] for example in examples]
-    generated = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens,
-                         batch_size=settings.batch_size, desc=f"evaluate {student}/{method}")
-    predictions = score(examples, [g.text for g in generated], student, method,
-                        student_reader(method))
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    return record_results(
-        params, student, method, predictions, run_id=info.get("run_id"),
-        lineage={"test": layout.prepared("test"), "model": model_dir},
-        run_params={"eval_max_new_tokens": settings.max_new_tokens,
-                    "eval_max_examples": settings.max_examples},
-    )

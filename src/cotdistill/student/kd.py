@@ -21,17 +21,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from cotdistill.errors import CotdistillError
+from cotdistill.lm.tokens import token_texts
 from cotdistill.records import CuratedExample, TeacherCompletion, TeacherTokens
 
 KEY = "train.hparams.kd"
 MIN_ALIGNED = 0.9  # share of teacher tokens that must line up with the student's tokens
 MAX_UNKNOWN = 0.01  # share of stored token texts allowed to be no token of the student's
-
-
-def token_texts(tokenizer, ids) -> list[str]:
-    """Each token's own text, spaces untouched: what teacher and student tokens are matched on
-    (the in-process teacher stores these; an OpenAI-compatible server returns the same)."""
-    return tokenizer.batch_decode([[int(i)] for i in ids], clean_up_tokenization_spaces=False)
 
 
 def teacher_tokens(completion: TeacherCompletion, target: str) -> TeacherTokens | None:

@@ -30,7 +30,7 @@ class ValidationSelection:
 
     def accuracy(self, model, tokenizer) -> float:
         from cotdistill.lm.generation import generate
-        from cotdistill.methods.base import student_text
+        from cotdistill.methods.format import student_text
 
         encoder_decoder = bool(model.config.is_encoder_decoder)
         prompts = [student_text(self.prompt(e.question), None, encoder_decoder)[0]

@@ -11,19 +11,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from cotdistill.errors import CotdistillError
-
-
-class Price(BaseModel):
-    """US dollars per million tokens."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    prompt: float = Field(ge=0)
-    completion: float = Field(ge=0)
-    batch_discount: float = Field(default=0.5, ge=0, le=1)  # Batch API price = (1 - d) x price
+from cotdistill.params.teacher import Price
 
 
 def call_usd(price: Price | None, prompt_tokens: int, completion_tokens: int, *,

@@ -18,11 +18,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cotdistill import prompts
+from cotdistill.errors import CotdistillError
 from cotdistill.params import TeacherParams
 from cotdistill.records import PreparedExample
-from cotdistill.teachers.engine import Backend, Step, answer_step, rationale_step, request_key
+from cotdistill.teachers.base import Backend
 from cotdistill.teachers.budget import Budget, prompt_token_counter
 from cotdistill.teachers.cache import ResponseCache
+from cotdistill.teachers.engine import Step, answer_step, rationale_step, request_key
 
 
 @dataclass
@@ -70,8 +72,10 @@ class Estimate:
 def estimate(examples: list[PreparedExample], params: TeacherParams, backend: Backend,
              cache_path: Path) -> Estimate:
     """The calls, tokens and dollars ``run_teacher`` would spend now; nothing is sent."""
-    api = params.api if params.backend.startswith("openai") else "completions"
-    count = prompt_token_counter(params.model, api)
+    if not backend.asks_model:
+        raise CotdistillError(f"teacher.backend is {backend.name}: the teacher stage calls no "
+                              "model")
+    count = prompt_token_counter(params.model, backend.prompt_api)
     price = params.prices.get(params.model)
     budget = Budget(None, price, batch=backend.batch_priced, count=count)
     pairs = [(ex, s) for ex in examples for s in range(params.samples)]

@@ -18,7 +18,7 @@ fixed, half random); a ``Retry-After`` (or ``retry-after-ms``) is a floor, plus 
 jitter, and pauses every worker, not just the throttled one. Other 4xx fail at once, and
 after a 401, 403 or 404 (a bad key, no access, no such model) no further request is sent.
 
-A request that still fails is returned as a :class:`~cotdistill.teachers.engine.Failure` (the stage
+A request that still fails is returned as a :class:`~cotdistill.teachers.base.Failure` (the stage
 records it and retries it next run); every outcome goes to ``on_batch`` the moment it exists.
 """
 
@@ -31,11 +31,12 @@ import os
 import random
 import time
 import weakref
+from pathlib import Path
 from typing import Any
 
 from cotdistill.errors import CotdistillError
 from cotdistill.params import TeacherParams
-from cotdistill.teachers.engine import Admit, Completion, Failure, OnBatch, Outcome
+from cotdistill.teachers.base import Admit, Completion, Failure, OnBatch, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -176,18 +177,24 @@ class OpenAIBackend:
 
     name = "openai"
     batch_priced = False
+    asks_model = True
 
     def __init__(self, params: TeacherParams) -> None:
         self.params = params
         self.model = params.model
         self.base_url = resolve_base_url(params)
         self.identity = backend_identity(params, self.base_url)
+        self.prompt_api = params.api
         self.attempts = 0  # requests sent, retries included (for logs and tests)
         # one event loop for the backend's life, so the rate limiters and a Retry-After pause
         # carry over from one call (one step of the stage) to the next
         self._runner: asyncio.Runner | None = None
         self._limits: tuple[Any, Any] | None = None
         self._resume_at = 0.0  # monotonic time before which no request is sent (Retry-After)
+
+    @classmethod
+    def from_params(cls, params: TeacherParams, cache_path: Path | None) -> OpenAIBackend:
+        return cls(params)
 
     def complete(
         self, prompts: list[str], *, seeds: list[int], max_tokens: int, temperature: float,

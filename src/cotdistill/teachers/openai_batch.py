@@ -24,10 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from cotdistill.params import TeacherParams
-from cotdistill.teachers.engine import Admit, Failure, OnBatch, Outcome
+from cotdistill.teachers.base import Admit, Failure, OnBatch, Outcome
 from cotdistill.teachers.cache import ResponseCache
-from cotdistill.teachers.openai import (backend_identity, classify, parse_response, read_api_key,
-                                       request_bodies, resolve_base_url, scrub)
+from cotdistill.teachers.openai import (
+    backend_identity,
+    classify,
+    parse_response,
+    read_api_key,
+    request_bodies,
+    resolve_base_url,
+    scrub,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +57,25 @@ class OpenAIBatchBackend:
 
     name = "openai_batch"
     batch_priced = True
+    asks_model = True
 
     def __init__(self, params: TeacherParams, cache_path: Path) -> None:
         self.params = params
         self.model = params.model
         self.base_url = resolve_base_url(params)
         self.identity = backend_identity(params, self.base_url)
+        self.prompt_api = params.api
         self.endpoint = "/v1/chat/completions" if params.api == "chat" else "/v1/completions"
         self.scope = f"{self.base_url} {self.endpoint}"
         self.cache_path = cache_path
         self.created: list[str] = []  # batch ids this backend created (for logs and tests)
+
+    @classmethod
+    def from_params(cls, params: TeacherParams, cache_path: Path | None) -> OpenAIBatchBackend:
+        """The Batch API backend keeps its jobs in the response cache's ``batches`` table."""
+        if cache_path is None:
+            raise ValueError("the openai_batch backend needs the cache path")
+        return cls(params, cache_path)
 
     def complete(
         self, prompts: list[str], *, seeds: list[int], max_tokens: int, temperature: float,

@@ -17,12 +17,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cotdistill import answers
-from cotdistill.teachers.completion_dataset import CompletionDataset, read_completion_dataset
-from cotdistill.errors import CotdistillError
-from cotdistill.records import PreparedExample, TeacherCompletion, Usage
 from cotdistill.datasets.splits import normalize_question
+from cotdistill.errors import CotdistillError
+from cotdistill.params import TeacherParams
+from cotdistill.paths import from_root
+from cotdistill.records import PreparedExample, TeacherCompletion, Usage
+from cotdistill.teachers.base import Admit, OnBatch, Outcome
+from cotdistill.teachers.completion_dataset import (
+    CompletionDataset,
+    read_completion_dataset,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +106,38 @@ def replay(
     stats.imported = len(records)
     order = {example.id: position for position, example in enumerate(examples)}
     return sorted(records.values(), key=lambda r: (order[r.id], r.sample)), stats
+
+
+class ReplayBackend:
+    """``teacher.backend: replay``: a teacher that has already answered. It calls no model, so
+    the passes that need one (the few-shot pass, decompositions, estimates) ask ``asks_model``
+    first and skip or refuse with a reason instead of calling :meth:`complete`."""
+
+    name = "replay"
+    batch_priced = False
+    asks_model = False
+    prompt_api = "completions"
+    identity: dict[str, Any] = {}
+
+    def __init__(self, location: Path, *, samples: int, match: str) -> None:
+        self.location = location
+        self.samples = samples
+        self.match = match
+        self.model = str(location)
+
+    @classmethod
+    def from_params(cls, params: TeacherParams, cache_path: Path | None) -> ReplayBackend:
+        return cls(from_root(params.replay_path), samples=params.samples,
+                   match=params.replay_match)
+
+    def replay(self, examples: list[PreparedExample]
+               ) -> tuple[list[TeacherCompletion], ReplayStats]:
+        """The published completions of ``examples`` (see :func:`replay`)."""
+        return replay(examples, self.location, samples=self.samples, match=self.match)
+
+    def complete(
+        self, prompts: list[str], *, seeds: list[int], max_tokens: int, temperature: float,
+        stop: list[str], on_batch: OnBatch, admit: Admit = lambda i: True,
+    ) -> list[Outcome]:
+        raise CotdistillError("teacher.backend is replay: published completions answer no new "
+                              "prompt (choose a backend that calls a model)")

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cotdistill import answers
-from cotdistill.teachers.completion_dataset import read_completion_dataset
 from cotdistill.datasets import DATASETS
 from cotdistill.errors import CotdistillError
+from cotdistill.teachers.completion_dataset import read_completion_dataset
 
 # Zero-shot-CoT accuracy of text-davinci-002 as the authors' own answer cleansing scored these
 # completions (Kojima et al. 2022, Table 1; the `accuracy` line closing each published log).

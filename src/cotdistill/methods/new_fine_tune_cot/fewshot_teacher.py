@@ -2,7 +2,7 @@
 
 For every training question the teacher gets a few-shot-CoT prompt built from its dataset's
 exemplars (the ``exemplars`` stage: clustered, heuristic-corrected zero-shot-CoT rationales,
-in Wei et al.'s ``Q: ... A: ... The answer is X.`` format of :func:`baseline.few_shot_block`)
+in Wei et al.'s ``Q: ... A: ... The answer is X.`` format of :func:`prompts.few_shot_block`)
 and writes D rationales at temperature T (``teacher.samples`` / ``teacher.temperature``). A
 dataset with no exemplar gets zero-shot-CoT's reasoning prompt instead.
 
@@ -38,27 +38,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cotdistill import answers, prompts
-from cotdistill.stages.baseline import few_shot_block
 from cotdistill.methods.new_fine_tune_cot.exemplars import Exemplar
 from cotdistill.params import FewshotParams, TeacherParams
 from cotdistill.records import PreparedExample, TeacherCompletion, Usage
+from cotdistill.teachers.base import Backend, Completion
+from cotdistill.teachers.cache import ResponseCache
 from cotdistill.teachers.engine import (
-    Backend,
     CallStats,
-    Completion,
     TeacherIncomplete,
-    _cached_complete,
-    _incomplete_message,
     answer_step,
     ask_answers,
+    cached_complete,
+    incomplete_message,
     make_budget,
     rationale_step,
 )
-from cotdistill.teachers.cache import ResponseCache
 
 QUESTION = "Q: {question}\nA:"  # after the exemplar blocks
 HINT = "Q: {question}\nA: The answer is {answer}. Let's explain why, step by step."
-_BLOCK = few_shot_block([{"question": "{q}", "rationale": "{r}", "answer": "{a}"}])
+_BLOCK = prompts.few_shot_block([{"question": "{q}", "rationale": "{r}", "answer": "{a}"}])
 TEMPLATE_ID = "fs_cot@" + hashlib.sha256(repr((_BLOCK, QUESTION)).encode()).hexdigest()[:8]
 HINT_ID = "hint@" + hashlib.sha256(HINT.encode()).hexdigest()[:8]
 _STATED = re.compile(r"answer is", re.I)
@@ -76,7 +74,7 @@ def fewshot_prompt(question: str, shots: list[Exemplar]) -> str:
     """The dataset's exemplar blocks then the question; zero-shot-CoT's prompt with none."""
     if not shots:
         return prompts.reasoning_prompt(question)
-    return few_shot_block([e.model_dump() for e in shots]) + QUESTION.format(question=question)
+    return prompts.few_shot_block([e.model_dump() for e in shots]) + QUESTION.format(question=question)
 
 
 def hint_prompt(example: PreparedExample) -> str:
@@ -169,7 +167,7 @@ def run_teacher_fewshot(
     pairs = [(ex, s) for ex in examples for s in range(params.samples)]
     try:
         before = stats.totals()
-        rationales = _cached_complete(
+        rationales = cached_complete(
             backend, cache,
             [(fewshot_prompt(ex.question, shots.get(ex.dataset, [])), s) for ex, s in pairs],
             stats, max_tokens=max_rationale, temperature=rs.temperature, seed=rs.seed,
@@ -191,7 +189,7 @@ def run_teacher_fewshot(
         if (stats.failed or stats.not_sent
                 or any(not isinstance(r, Completion) for r in rationales)
                 or any(not isinstance(a, Completion) for a in answer_texts.values())):
-            raise TeacherIncomplete(_incomplete_message(stats, budget, len(pairs)), stats)
+            raise TeacherIncomplete(incomplete_message(stats, budget, len(pairs)), stats)
         sampling = {"temperature": params.temperature, "seed": params.seed,
                     "max_rationale_tokens": max_rationale,
                     "max_answer_tokens": params.max_answer_tokens}
@@ -226,7 +224,7 @@ def run_teacher_fewshot(
             hint_pairs = [(ex, params.samples + j) for ex in wrong
                           for j in range(fewshot.hint_samples)]
             before = stats.totals()
-            hints = _cached_complete(
+            hints = cached_complete(
                 backend, cache, [(hint_prompt(ex), s) for ex, s in hint_pairs], stats,
                 max_tokens=max_rationale, temperature=rs.temperature, seed=rs.seed,
                 stop=rs.stop, budget=budget,
@@ -234,7 +232,7 @@ def run_teacher_fewshot(
             stats.mark("hint", before)
             if stats.failed or stats.not_sent or any(not isinstance(h, Completion) for h in hints):
                 raise TeacherIncomplete(
-                    _incomplete_message(stats, budget, len(pairs) + len(hint_pairs)), stats)
+                    incomplete_message(stats, budget, len(pairs) + len(hint_pairs)), stats)
             for (example, sample), hint in zip(hint_pairs, hints):
                 claimed = stated_answer(hint.text, example)
                 records.append(TeacherCompletion(

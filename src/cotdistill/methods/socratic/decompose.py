@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cotdistill.datasets.sources import FileSource
+from cotdistill.datasets.splits import first_per_dataset
+from cotdistill.errors import CotdistillError
 from cotdistill.methods.socratic.decompositions import (
     DECOMPOSITION_STOPS,
     Decomposition,
@@ -37,16 +39,15 @@ from cotdistill.methods.socratic.decompositions import (
     gold_decompositions,
     keep_correct,
 )
-from cotdistill.errors import CotdistillError
 from cotdistill.params import TeacherParams
-from cotdistill.records import PreparedExample
 from cotdistill.params.socratic import SocraticParams
-from cotdistill.datasets.splits import first_per_dataset
+from cotdistill.records import PreparedExample
+from cotdistill.teachers import engine
+from cotdistill.teachers.base import Backend
+from cotdistill.teachers.cache import ResponseCache
 
 log = logging.getLogger(__name__)
 
-DECOMPOSITIONS = Path("data/socratic/decompositions.jsonl")
-DECOMPOSE_STATS = Path("reports/socratic/decompose.json")
 
 # (prompt, sample index) requests -> the teacher's texts, in order
 Ask = Callable[[list[tuple[str, int]]], list[str]]
@@ -142,28 +143,25 @@ def training_decompositions(decompositions: Sequence[Decomposition], settings: S
             and (settings.datasets is None or d.dataset in settings.datasets)]
 
 
-def teacher_ask(teacher: TeacherParams, settings: SocraticParams, cache_path: Path) -> Ask:
-    """The teacher stage's backend, cache and budget as an :data:`Ask` function.
+def teacher_ask(backend: Backend, teacher: TeacherParams, settings: SocraticParams,
+                cache_path: Path) -> Ask:
+    """The teacher's backend, response cache and budget as an :data:`Ask` function.
 
-    Uses ``cotdistill.teachers.engine``'s ``make_backend``, ``make_budget`` and ``_cached_complete``
-    as they stand; this is the one place to follow when their signatures change. Failed or
-    refused requests raise ``TeacherIncomplete`` after everything bought has been cached.
+    Calls go through :func:`cotdistill.teachers.engine.cached_complete`, as every teacher pass
+    does. Failed or refused requests raise ``TeacherIncomplete`` after everything bought has
+    been cached.
     """
-    from cotdistill.teachers import engine as stage
-    from cotdistill.teachers.cache import ResponseCache
-
-    if teacher.backend == "replay":
+    if not backend.asks_model:
         raise CotdistillError(
-            "teacher.backend is replay, which has no decompositions: set socratic.source: gold "
-            "or a generating teacher.backend")
-    backend = stage.make_backend(teacher, cache_path)
+            f"teacher.backend is {backend.name}, which calls no model and so has no "
+            "decompositions: set socratic.source: gold or a generating teacher.backend")
 
     def ask(requests: list[tuple[str, int]]) -> list[str]:
-        stats = stage.CallStats()
-        budget = stage.make_budget(teacher, backend)
+        stats = engine.CallStats()
+        budget = engine.make_budget(teacher, backend)
         cache = ResponseCache(cache_path)
         try:
-            outcomes = stage._cached_complete(
+            outcomes = engine.cached_complete(
                 backend, cache, requests, stats, max_tokens=settings.max_tokens,
                 temperature=settings.temperature, seed=teacher.seed, stop=DECOMPOSITION_STOPS,
                 budget=budget,
@@ -171,7 +169,7 @@ def teacher_ask(teacher: TeacherParams, settings: SocraticParams, cache_path: Pa
         finally:
             cache.close()
         if stats.failed or stats.not_sent:
-            raise stage.TeacherIncomplete(
+            raise engine.TeacherIncomplete(
                 f"decompose: incomplete: {stats.failed} request(s) failed "
                 f"({dict(stats.failures)}), {stats.not_sent} not sent (teacher.max_usd); "
                 f"{stats.generated} bought and {stats.cached} cached are kept in the cache; "

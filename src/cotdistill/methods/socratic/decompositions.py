@@ -37,9 +37,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cotdistill import answers
 from cotdistill.datasets.sources import FileSource, RemoteFile
+from cotdistill.datasets.splits import normalize_question
 from cotdistill.errors import CotdistillError
 from cotdistill.records import PreparedExample
-from cotdistill.datasets.splits import normalize_question
 
 log = logging.getLogger(__name__)
 

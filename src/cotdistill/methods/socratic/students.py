@@ -35,7 +35,7 @@ from typing import Literal
 
 from cotdistill import answers
 from cotdistill.methods.socratic.decompositions import Decomposition, final_answer
-from cotdistill.records import CuratedExample, PreparedExample, Prediction
+from cotdistill.records import CuratedExample, Prediction, PreparedExample
 
 END = "[END]"  # QG's (and the unified model's) last target: "no more sub-questions"
 Role = Literal["qg", "qa", "unified"]

@@ -1,0 +1,20 @@
+"""The ``evaluate`` section: test-split evaluation of the trained students and the baselines."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from cotdistill.params.base import Section
+
+
+class EvaluateParams(Section):
+    baselines: list[Literal["zero_shot", "zero_shot_cot", "few_shot_cot"]] = Field(
+        ["zero_shot", "zero_shot_cot", "few_shot_cot"],
+        description="Prompting baselines run on each untrained student.")
+    batch_size: int = Field(32, gt=0, description="Test prompts generated together in one batch.")
+    max_new_tokens: int = Field(
+        96, gt=0, description="Most tokens generated per test answer (rationale included).")
+    max_examples: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="Cap on the test questions per dataset (null: all).")

@@ -1,0 +1,19 @@
+"""The ``mlflow`` section: where runs are tracked and how the best student is registered."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from cotdistill.params.base import Section
+
+
+class MlflowParams(Section):
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI (null: sqlite:///<repository root>/mlflow.db).")
+    experiment: str = Field("cotdistill", description="MLflow experiment the runs belong to.")
+    registered_model: str = Field(
+        "cotdistill-student",
+        description="Registered model name under which the student with the best validation "
+                    "accuracy is registered.")
+    alias: str = Field(
+        "champion", description="Alias given to that registered model version.")

@@ -1,0 +1,142 @@
+"""The ``students`` and ``train`` sections: the student models, and how they are trained
+(``train.hparams``, with its ``lora`` and ``kd`` mappings)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from cotdistill.methods.registry import METHODS
+from cotdistill.params.base import Section
+
+
+class Student(Section):
+    model: str = Field(description="builtin:NAME, a Hugging Face id or a local path.")
+
+
+class LoraParams(Section):
+    r: int = Field(8, gt=0, description="Rank of the LoRA update matrices.")
+    alpha: int = Field(16, gt=0, description="LoRA scaling: the update is scaled by alpha / r.")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA layers' input.")
+    target_modules: str | list[str] = Field(
+        "all-linear",
+        description="Modules that get adapters: peft's target_modules (all-linear, or a list of "
+                    "module names).")
+
+
+class KDParams(Section):
+    source: Literal["model", "logprobs"] = Field(
+        "model",
+        description="Where the teacher's token distributions come from: model, a local model "
+                    "sharing the student's tokenizer, run on every batch; logprobs, the top-k "
+                    "log-probabilities the teacher stage stored with each rationale "
+                    "(teacher.top_logprobs; curate keeps them).")
+    teacher: str | None = Field(
+        None,
+        description="source model: the teacher, builtin:NAME, a Hugging Face id or a path "
+                    "(required there; left out with source logprobs).")
+    weight: float = Field(0.5, gt=0, le=1, description="w in the loss (1 - w) x CE + w x KL.")
+    temperature: Annotated[float, Field(gt=0)] | None = Field(
+        None,
+        description="Softening of both distributions (null: 2.0 with source model; logprobs "
+                    "allows only 1, since softening the teacher needs all of its logits).")
+
+    @property
+    def softening(self) -> float:
+        if self.temperature is not None:
+            return self.temperature
+        return 2.0 if self.source == "model" else 1.0
+
+    @model_validator(mode="after")
+    def _teacher_for_source(self) -> KDParams:
+        if self.source == "model" and not self.teacher:
+            raise ValueError("source model needs teacher (a local model sharing the "
+                             "student's tokenizer)")
+        if self.source == "logprobs" and self.teacher:
+            raise ValueError("source logprobs uses the stored teacher log-probabilities; "
+                             "leave teacher out")
+        if self.source == "logprobs" and self.temperature not in (None, 1.0):
+            raise ValueError("source logprobs: temperature must be 1 (stored log-probabilities "
+                             "are the teacher's distribution at 1; softening it needs all of its "
+                             "logits)")
+        return self
+
+
+class HParams(Section):
+    epochs: float = Field(
+        1.0, gt=0, description="Passes over the training examples (unless max_steps > 0).")
+    max_steps: int = Field(
+        -1, description="Optimizer steps; > 0 overrides epochs (-1: train for epochs).")
+    learning_rate: float = Field(5e-5, gt=0, description="Peak learning rate.")
+    batch_size: int = Field(8, gt=0, description="Training examples per device and step.")
+    grad_accum: int = Field(
+        1, gt=0, description="Gradient accumulation: batches per optimizer step.")
+    max_length: int = Field(
+        192, gt=0, description="Most tokens of one training example; longer ones are truncated.")
+    warmup_ratio: float = Field(
+        0.0, ge=0, lt=1, description="Share of the steps spent warming the learning rate up.")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
+        "linear", description="Learning-rate schedule after the warmup.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    logging_steps: int = Field(
+        1, gt=0, description="Log the training loss every this many steps.")
+    seed: int = Field(0, description="Seed of initialisation, shuffling and dropout.")
+    deepspeed: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="auto: DeepSpeed when CUDA is available, plain PyTorch otherwise; on / off to "
+                    "force it.")
+    launcher: Literal["auto", "none"] = Field(
+        "auto",
+        description="auto: with several GPUs, `cotdistill train` re-runs itself under torchrun, "
+                    "one process per GPU (only rank 0 writes); none: one process.")
+    lora: LoraParams | None = Field(
+        None,
+        description="LoRA adapters (peft), merged into the saved model (null: full fine-tuning).")
+    kd: KDParams | None = Field(
+        None,
+        description="Token-level KD to the teacher's token distributions (null: cross-entropy "
+                    "only).")
+    rationale_weight: float = Field(
+        1.0, ge=0,
+        description="distill_step_by_step: loss weight of the rationale task (the answer task "
+                    "weighs 1).")
+    two_stage_dataset: str | None = Field(
+        None,
+        description="two_stage_cot: the second stage's dataset (null: the first dataset in the "
+                    "data).")
+    packing: bool = Field(
+        False,
+        description="Decoder-only students: flatten each batch into one row, no padding.")
+    deepspeed_config: str | None = Field(
+        None,
+        description="A DeepSpeed JSON config (null: configs/deepspeed/zero2.json on GPUs, "
+                    "cpu.json without); zero3.json and zero3_offload.json for models that do not "
+                    "fit.")
+    select_every: Annotated[int, Field(gt=0)] | None = Field(
+        None,
+        description="Model selection on the validation split: score every N steps (and after "
+                    "the last) with the answer library and keep the best checkpoint (null: keep "
+                    "the last).")
+    select_max_examples: Annotated[int, Field(gt=0)] | None = Field(
+        20, description="Model selection: validation questions per dataset (null: all).")
+    select_max_new_tokens: int = Field(
+        64, gt=0, description="Model selection: most tokens generated per validation answer.")
+
+
+class TrainParams(Section):
+    students: list[str] = Field(
+        ["smollm2-135m"], description="Students to train, by name from the students section.")
+    methods: list[str] = Field(
+        ["fine_tune_cot", "new_fine_tune_cot", "answer_only"],
+        description="Distillation methods, each trained for every student (also: "
+                    "distill_step_by_step, two_stage_cot).")
+    hparams: HParams = Field(HParams(), description="Training hyper-parameters.")
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in METHODS:
+                raise ValueError(f"unknown method {name!r} (known: {', '.join(sorted(METHODS))})")
+        return names

@@ -1,0 +1,326 @@
+"""The engine: a local causal LM, its tokenizer, and the worker thread that batches generation.
+
+Why a module of its own: it is the only part of the server that runs the model (torch,
+``transformers``), and it knows nothing of HTTP or of the OpenAI protocol. It takes *rows*
+(prompt token ids with their own sampling parameters) and gives back one :class:`RowResult` per
+row; :mod:`cotdistill.serve.protocol` turns requests into rows and results into answers.
+
+Batching and determinism
+------------------------
+Requests are turned into *rows* (one per prompt and choice: a request with 3 prompts and n=2 is
+6 rows) and queued. One worker thread runs the model: it takes the oldest queued request, waits
+up to ``batch_window_s`` for company, and runs up to ``max_batch`` rows that share
+``max_tokens`` in one ``model.generate`` call (interactive requests go before Batch API lines).
+Temperature, stop strings, seed and logprobs are per row, so requests with different sampling
+parameters still share a call.
+
+Each row samples with its own ``torch.Generator`` seeded from (request ``seed``, the row's choice
+index j within its prompt, the prompt's token ids) and picks its token from its own logits
+(greedy at temperature 0), so what a row produces does not depend on which other rows share its
+batch, nor on what ran before. Request ``seed`` defaults to 0: a request without one is
+deterministic too. Choice j of a prompt is the same whether the prompt is sent alone or in a
+list, with n=j+1 or larger.
+Caveat: a batch of different shape computes the same logits only up to float rounding (~1e-7);
+a token could change only where two candidates tie to that precision (not seen in the tests, nor
+with SmolLM2-135M: 8 sampled chats alone vs. together gave identical text).
+``max_batch=1`` makes outputs bitwise independent of concurrency, at the cost of throughput.
+
+Logprobs are those of the model's distribution (before temperature), one entry per generated
+token up to the finish (a final end-of-sequence token excluded; a stop string's tokens included).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+MAX_TOP_LOGPROBS = 20  # the most alternatives a row may ask for; each logprobs step keeps these
+
+
+class Cancelled(Exception):
+    """A job's future fails with this once its Batch API batch is cancelled."""
+
+
+@dataclass
+class Row:
+    """One prompt and choice of a request: what one row of a generate call needs."""
+
+    ids: list[int]
+    temperature: float
+    stop: tuple[str, ...]
+    seed: int  # the row's own generator seed (already derived from request seed + choice)
+    top_logprobs: int | None  # None: no logprobs wanted
+
+
+@dataclass
+class RowResult:
+    """What one row produced: the text (stop string cut), why it ended, its tokens' logprobs."""
+
+    text: str
+    finish_reason: str
+    completion_tokens: int
+    # per generated token (final EOS excluded): (token id, logprob, [(id, logprob)] top-k)
+    logprobs: list[tuple[int, float, list[tuple[int, float]]]] | None
+
+
+@dataclass
+class Job:
+    """The rows of one request (or Batch API line), queued together; ``future`` gets the results."""
+
+    rows: list[Row]
+    max_tokens: int
+    priority: int  # 0 interactive, 1 Batch API
+    seq: int
+    future: Future = field(default_factory=Future)
+    results: list = field(default_factory=list)
+    taken: int = 0
+    done: int = 0
+    cancelled: bool = False
+
+    def __post_init__(self) -> None:
+        self.results = [None] * len(self.rows)
+
+
+def row_seed(seed: int, choice: int, prompt_ids: list[int]) -> int:
+    """The generator seed of choice ``choice`` for a prompt of a request with ``seed``.
+
+    The prompt is part of it, so that different prompts of one seed do not share random numbers.
+    """
+    text = f"cotdistill-serve/{seed}/{choice}/{','.join(map(str, prompt_ids))}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+
+class Engine:
+    """The model, its tokenizer, and the worker thread that batches rows into generate calls."""
+
+    def __init__(self, model, tokenizer, *, max_batch: int, batch_window_s: float) -> None:
+        import torch
+
+        self.torch = torch
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_batch = max(1, max_batch)
+        self.batch_window_s = max(0.0, batch_window_s)
+        self.tok_lock = threading.RLock()  # fast tokenizers are not safe across threads
+        eos = set()
+        for source in (getattr(model.generation_config, "eos_token_id", None),
+                       tokenizer.eos_token_id):
+            if isinstance(source, int):
+                eos.add(source)
+            elif source:
+                eos.update(source)
+        self.eos_ids = eos
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
+        self.context = getattr(model.config, "max_position_embeddings", None)
+        self.generate_calls = 0
+        self.generated_rows = 0
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._seq = itertools.count()
+        self._thread = threading.Thread(target=self._work, name="cotdistill-serve-worker",
+                                        daemon=True)
+        self._thread.start()
+
+    # --- tokenizer helpers (all under the lock)
+
+    def encode(self, text: str, *, special: bool = True) -> list[int]:
+        with self.tok_lock:
+            return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+
+    def decode(self, ids: list[int], *, skip_special: bool = True, exact: bool = False) -> str:
+        with self.tok_lock:
+            extra = {"clean_up_tokenization_spaces": False} if exact else {}
+            return self.tokenizer.decode(ids, skip_special_tokens=skip_special, **extra)
+
+    def token_text(self, token: int) -> str:
+        """The token's own text, spaces untouched (what token-level KD aligns on)."""
+        return self.decode([token], skip_special=False, exact=True)
+
+    # --- queue
+
+    def submit(self, rows: list[Row], max_tokens: int, priority: int = 0) -> Job:
+        job = Job(rows=rows, max_tokens=max_tokens, priority=priority, seq=next(self._seq))
+        self._queue.put(job)
+        return job
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _work(self) -> None:
+        pending: list[Job] = []
+        while True:
+            if not pending:
+                first = self._queue.get()
+                if first is None:
+                    return
+                pending.append(first)
+                deadline = time.monotonic() + self.batch_window_s
+                while self._free_rows(pending, first.max_tokens) < self.max_batch:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    try:
+                        job = self._queue.get(timeout=left)
+                    except queue.Empty:
+                        break
+                    if job is None:
+                        return self._fail_all(pending)
+                    pending.append(job)
+            while True:  # whatever else has arrived meanwhile
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    return self._fail_all(pending)
+                pending.append(job)
+            for job in [j for j in pending if j.cancelled]:
+                pending.remove(job)
+                if not job.future.done():
+                    job.future.set_exception(Cancelled())
+            if not pending:
+                continue
+            pending.sort(key=lambda j: (j.priority, j.seq))
+            max_tokens = pending[0].max_tokens
+            batch: list[tuple[Job, int]] = []
+            for job in pending:
+                if job.max_tokens != max_tokens:
+                    continue
+                while job.taken < len(job.rows) and len(batch) < self.max_batch:
+                    batch.append((job, job.taken))
+                    job.taken += 1
+            try:
+                outputs = self.run([job.rows[i] for job, i in batch], max_tokens)
+            except Exception as exc:  # a failed call fails its requests, not the server
+                log.exception("generate failed")
+                for job in {id(job): job for job, _ in batch}.values():
+                    if job in pending:
+                        pending.remove(job)
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            for (job, i), output in zip(batch, outputs):
+                job.results[i] = output
+                job.done += 1
+                if job.done == len(job.rows):
+                    pending.remove(job)
+                    if not job.future.done():
+                        job.future.set_result(job.results)
+
+    @staticmethod
+    def _free_rows(pending: list[Job], max_tokens: int) -> int:
+        return sum(len(j.rows) - j.taken for j in pending if j.max_tokens == max_tokens)
+
+    @staticmethod
+    def _fail_all(pending: list[Job]) -> None:
+        for job in pending:
+            if not job.future.done():
+                job.future.set_exception(RuntimeError("server shutting down"))
+
+    # --- one generate call
+
+    def run(self, rows: list[Row], max_tokens: int) -> list[RowResult]:
+        """Generate for ``rows`` in one batch (left-padded); rows are independent of each other."""
+        torch = self.torch
+        from transformers import (LogitsProcessor, LogitsProcessorList, StoppingCriteria,
+                                  StoppingCriteriaList)
+
+        engine = self
+        width = max(len(row.ids) for row in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, row in enumerate(rows):
+            input_ids[r, width - len(row.ids):] = torch.tensor(row.ids, dtype=torch.long)
+            attention[r, width - len(row.ids):] = 1
+        generators = [torch.Generator().manual_seed(row.seed) for row in rows]
+        want_top = max((row.top_logprobs or 0) for row in rows)
+        want_logprobs = any(row.top_logprobs is not None for row in rows)
+        steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]]
+        steps = []  # per step: (chosen ids, chosen logprobs, top values, top ids)
+        finish: list[tuple[int, str] | None] = [None] * len(rows)  # (tokens, reason)
+        max_stop = max((len(s) for row in rows for s in row.stop), default=0)
+
+        class Pick(LogitsProcessor):
+            """Chooses each row's next token itself (per-row generator), then forces it."""
+
+            def __call__(self, ids, scores):
+                scores = scores.float()
+                chosen = torch.empty(len(rows), dtype=torch.long)
+                for r, row in enumerate(rows):
+                    if row.temperature > 0:
+                        probs = torch.softmax(scores[r] / row.temperature, dim=-1)
+                        chosen[r] = torch.multinomial(probs, 1, generator=generators[r])[0]
+                    else:
+                        chosen[r] = scores[r].argmax()
+                if want_logprobs:
+                    logp = torch.log_softmax(scores, dim=-1)
+                    picked = logp.gather(1, chosen[:, None])[:, 0]
+                    top = logp.topk(min(MAX_TOP_LOGPROBS, logp.shape[1]), dim=-1) if want_top \
+                        else None
+                    steps.append((chosen, picked, top.values if top else None,
+                                  top.indices if top else None))
+                else:
+                    steps.append((chosen, None, None, None))
+                forced = torch.full_like(scores, float("-inf"))
+                forced[torch.arange(len(rows)), chosen] = 0.0
+                return forced
+
+        class Finish(StoppingCriteria):
+            """Per row: done at an end-of-sequence token or when a stop string appears."""
+
+            def __call__(self, ids, scores, **kwargs):
+                generated = ids.shape[1] - width
+                for r, row in enumerate(rows):
+                    if finish[r] is not None:
+                        continue
+                    if int(ids[r, -1]) in engine.eos_ids:
+                        finish[r] = (generated, "eos")
+                    elif row.stop:
+                        window = ids[r, width:][-(max_stop + 16):].tolist()
+                        tail = engine.decode(window)
+                        if any(stop in tail for stop in row.stop):
+                            finish[r] = (generated, "stop")
+                return torch.tensor([f is not None for f in finish], dtype=torch.bool)
+
+        with torch.inference_mode():
+            self.model.generate(
+                input_ids=input_ids, attention_mask=attention, max_new_tokens=max_tokens,
+                do_sample=False, temperature=None, top_p=None, top_k=None,
+                pad_token_id=self.pad_id, eos_token_id=sorted(self.eos_ids),
+                logits_processor=LogitsProcessorList([Pick()]),
+                stopping_criteria=StoppingCriteriaList([Finish()]),
+            )
+        self.generate_calls += 1
+        self.generated_rows += len(rows)
+        results = []
+        for r, row in enumerate(rows):
+            length, reason = finish[r] or (len(steps), "length")
+            tokens = [int(steps[t][0][r]) for t in range(length)]
+            visible = tokens[:-1] if reason == "eos" else tokens
+            text = self.decode(visible)
+            for stop in row.stop:
+                position = text.find(stop)
+                if position >= 0:
+                    text = text[:position]
+            logprobs = None
+            if row.top_logprobs is not None:
+                k = row.top_logprobs
+                logprobs = []
+                for t in range(len(visible)):
+                    _, picked, values, indices = steps[t]
+                    top = [] if k == 0 else list(zip(indices[r, :k].tolist(),
+                                                     values[r, :k].tolist()))
+                    logprobs.append((visible[t], float(picked[r]), top))
+            results.append(RowResult(
+                text=text, completion_tokens=length, logprobs=logprobs,
+                finish_reason="length" if reason == "length" else "stop",
+            ))
+        return results

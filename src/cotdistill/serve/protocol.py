@@ -1,0 +1,252 @@
+"""The OpenAI protocol: request bodies in, engine rows out; engine results in, answers out.
+
+Why a module of its own: the HTTP endpoints (:mod:`cotdistill.serve.app`) and the Batch API
+(:mod:`cotdistill.serve.batches`) answer the same two endpoints, so both parse a body into rows
+and format the results with :class:`Protocol`, and both answer a bad body with the same
+:class:`ApiError`. No HTTP here, no model either: the engine runs the rows.
+
+Accounting: ``usage.prompt_tokens`` counts each prompt once (not once per choice),
+``completion_tokens`` sums every choice's generated tokens, the end-of-sequence token included
+(as :func:`cotdistill.lm.generation.generate` counts). ``finish_reason`` is "stop" (end of
+sequence or a stop string; the stop string is cut from the text) or "length" (``max_tokens``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from cotdistill.serve.engine import MAX_TOP_LOGPROBS, Engine, Row, RowResult, row_seed
+
+MAX_N = 128
+ENDPOINTS = ("/v1/completions", "/v1/chat/completions")
+
+
+class ApiError(Exception):
+    """An OpenAI-style error answer: ``{"error": {"message", "type", "param", "code"}}``."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None,
+                 code: str | None = None, kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.kind = (
+            status, message, param, code, kind)
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param,
+                          "code": self.code}}
+
+
+def _int(body: dict, name: str, default: int | None, *, low: int, high: int | None = None):
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(400, f"{name} must be an integer", param=name)
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ApiError(400, f"{name} must be {bound}, got {value}", param=name)
+    return value
+
+
+def _temperature(body: dict) -> float:
+    value = body.get("temperature")
+    if value is None:
+        return 1.0  # the OpenAI default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 2:
+        raise ApiError(400, "temperature must be a number between 0 and 2", param="temperature")
+    return float(value)
+
+
+def _stop(body: dict) -> tuple[str, ...]:
+    value = body.get("stop")
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise ApiError(400, "stop must be a string or a list of strings", param="stop")
+    return tuple(s for s in value if s)
+
+
+def _content(content: Any, index: int) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text":
+                parts.append(str(part.get("text", "")))
+            else:
+                raise ApiError(400, "only text content parts are supported",
+                               param=f"messages[{index}].content")
+        return "".join(parts)
+    raise ApiError(400, "message content must be a string or a list of parts",
+                   param=f"messages[{index}].content")
+
+
+@dataclass
+class Prepared:
+    """A parsed request: its endpoint, prompts (token ids), and the rows to generate."""
+
+    endpoint: str
+    prompts: list[list[int]]
+    max_tokens: int
+    rows: list[Row]
+
+
+class Protocol:
+    """Parses requests into rows and formats results for the model ``model_name`` of ``engine``."""
+
+    def __init__(self, engine: Engine, model_name: str) -> None:
+        self.engine = engine
+        self.model_name = model_name
+        self.created = int(time.time())
+
+    def model_card(self) -> dict:
+        """The served model as ``GET /v1/models`` lists it."""
+        return {"id": self.model_name, "object": "model", "created": self.created,
+                "owned_by": "cotdistill"}
+
+    # --- parsing
+
+    def check_model(self, body: dict) -> None:
+        model = body.get("model")
+        if model is not None and model != self.model_name:
+            raise ApiError(404, f"The model {model!r} does not exist; this server serves "
+                           f"{self.model_name!r}", param="model", code="model_not_found")
+
+    def _chat_prompt(self, messages: Any) -> list[int]:
+        if not isinstance(messages, list) or not messages:
+            raise ApiError(400, "messages must be a non-empty list", param="messages")
+        plain = []
+        for i, message in enumerate(messages):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise ApiError(400, "each message needs a role", param=f"messages[{i}]")
+            plain.append({"role": message["role"],
+                          "content": _content(message.get("content"), i)})
+        tokenizer = self.engine.tokenizer
+        if getattr(tokenizer, "chat_template", None):
+            with self.engine.tok_lock:
+                text = tokenizer.apply_chat_template(plain, tokenize=False,
+                                                     add_generation_prompt=True)
+            return self.engine.encode(text, special=False)
+        lines = [f"{m['role']}: {m['content']}" for m in plain]
+        return self.engine.encode("\n".join([*lines, "assistant:"]))
+
+    def _completion_prompts(self, prompt: Any) -> list[list[int]]:
+        if isinstance(prompt, str):
+            return [self.engine.encode(prompt)]
+        if isinstance(prompt, list) and prompt:
+            if all(isinstance(p, str) for p in prompt):
+                return [self.engine.encode(p) for p in prompt]
+            if all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+                return [list(prompt)]
+            if all(isinstance(p, list) and p and all(isinstance(t, int) for t in p)
+                   for p in prompt):
+                return [list(p) for p in prompt]
+        raise ApiError(400, "prompt must be a string, a list of strings, or token ids",
+                       param="prompt")
+
+    def prepare(self, endpoint: str, body: Any) -> Prepared:
+        if not isinstance(body, dict):
+            raise ApiError(400, "the request body must be a JSON object")
+        self.check_model(body)
+        if body.get("stream"):
+            raise ApiError(400, "streaming is not supported by this server", param="stream")
+        chat = endpoint == "/v1/chat/completions"
+        if chat:
+            prompts = [self._chat_prompt(body.get("messages"))]
+            max_tokens = _int(body, "max_completion_tokens", None, low=1)
+            if max_tokens is None:
+                max_tokens = _int(body, "max_tokens", None, low=1)
+            if body.get("logprobs"):
+                top = _int(body, "top_logprobs", 0, low=0, high=MAX_TOP_LOGPROBS)
+            else:
+                if body.get("top_logprobs") is not None:
+                    raise ApiError(400, "top_logprobs needs logprobs: true",
+                                   param="top_logprobs")
+                top = None
+        else:
+            if body.get("echo"):
+                raise ApiError(400, "echo is not supported by this server", param="echo")
+            if "prompt" not in body:
+                raise ApiError(400, "prompt is required", param="prompt")
+            prompts = self._completion_prompts(body["prompt"])
+            max_tokens = _int(body, "max_tokens", 16, low=1)
+            top = _int(body, "logprobs", None, low=0, high=MAX_TOP_LOGPROBS)
+        n = _int(body, "n", 1, low=1, high=MAX_N)
+        seed = _int(body, "seed", 0, low=-(2**63))
+        temperature = _temperature(body)
+        stop = _stop(body)
+        longest = max(len(p) for p in prompts)
+        if any(not p for p in prompts):
+            raise ApiError(400, "the prompt is empty", param="prompt")
+        context = self.engine.context
+        if max_tokens is None:  # chat without a limit: what the context leaves
+            max_tokens = max(1, (context or longest + 256) - longest)
+        if context is not None and longest + max_tokens > context:
+            raise ApiError(400, f"This model's maximum context length is {context} tokens; "
+                           f"the prompt has {longest} and max_tokens is {max_tokens}",
+                           param="max_tokens", code="context_length_exceeded")
+        rows = [Row(ids=p, temperature=temperature, stop=stop, seed=row_seed(seed, j, p),
+                    top_logprobs=top) for p in prompts for j in range(n)]
+        return Prepared(endpoint, prompts, max_tokens, rows)
+
+    # --- formatting
+
+    def _usage(self, prepared: Prepared, results: list[RowResult]) -> dict:
+        prompt = sum(len(p) for p in prepared.prompts)
+        completion = sum(r.completion_tokens for r in results)
+        return {"prompt_tokens": prompt, "completion_tokens": completion,
+                "total_tokens": prompt + completion}
+
+    def _token(self, token: int) -> str:
+        return self.engine.token_text(token)
+
+    def format(self, prepared: Prepared, results: list[RowResult]) -> dict:
+        created = int(time.time())
+        if prepared.endpoint == "/v1/chat/completions":
+            choices = []
+            for i, result in enumerate(results):
+                logprobs = None
+                if result.logprobs is not None:
+                    logprobs = {"content": [
+                        {"token": (text := self._token(token)),
+                         "bytes": list(text.encode()), "logprob": lp,
+                         "top_logprobs": [
+                             {"token": (alt := self._token(a)), "bytes": list(alt.encode()),
+                              "logprob": alp} for a, alp in top]}
+                        for token, lp, top in result.logprobs], "refusal": None}
+                choices.append({"index": i, "message": {"role": "assistant",
+                                                        "content": result.text,
+                                                        "refusal": None},
+                                "logprobs": logprobs, "finish_reason": result.finish_reason})
+            return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
+                    "created": created, "model": self.model_name, "choices": choices,
+                    "usage": self._usage(prepared, results), "system_fingerprint": None}
+        choices = []
+        for i, result in enumerate(results):
+            logprobs = None
+            if result.logprobs is not None:
+                tokens, offsets, tops, position = [], [], [], 0
+                for token, _, top in result.logprobs:
+                    text = self._token(token)
+                    tokens.append(text)
+                    offsets.append(position)
+                    position += len(text)
+                    entry: dict[str, float] = {}
+                    for alt, lp in top:  # two ids may print alike: the likelier one stays
+                        entry.setdefault(self._token(alt), lp)
+                    tops.append(entry)
+                logprobs = {"tokens": tokens,
+                            "token_logprobs": [lp for _, lp, _ in result.logprobs],
+                            "top_logprobs": tops, "text_offset": offsets}
+            choices.append({"index": i, "text": result.text, "logprobs": logprobs,
+                            "finish_reason": result.finish_reason})
+        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
+                "created": created, "model": self.model_name, "choices": choices,
+                "usage": self._usage(prepared, results)}

@@ -1,0 +1,70 @@
+"""The ``curate`` stage: keep the teacher's correct rationales; write each method's examples.
+
+Reads the prepared train split and the teacher passes' completions, runs the quality filters
+(:mod:`cotdistill.curation`), and writes ``data/curated/<method>.jsonl`` for every method
+whose rationales exist, plus ``reports/curate.json`` (teacher accuracy, kept rationales, what
+each filter dropped, diversity, cost). The teacher's figures are logged as an MLflow run.
+
+Usage: ``cotdistill curate``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from cotdistill import layout, tracking
+from cotdistill.atomic import atomic_dir, write_text
+from cotdistill.curation.filters import FilterReport
+from cotdistill.curation.select import curate as select
+from cotdistill.curation.select import curation_stats, diversity, select_rationales
+from cotdistill.jsonl import read_records, write_records
+from cotdistill.params import MlflowParams, Params
+from cotdistill.records import PreparedExample, TeacherCompletion
+
+log = logging.getLogger(__name__)
+
+
+def run(params: Params) -> dict:
+    """Curate; return the statistics written to reports/curate.json."""
+    settings = params.curate
+    examples = read_records(layout.prepared("train"), PreparedExample)
+    completions = read_records(layout.COMPLETIONS, TeacherCompletion)
+    fewshot = (read_records(layout.FEWSHOT_COMPLETIONS, TeacherCompletion, allow_empty=True)
+               if layout.FEWSHOT_COMPLETIONS.is_file() else None)  # new_fine_tune_cot
+    report = FilterReport()
+    curated = select(examples, completions, settings, report, fewshot=fewshot)
+    stats = curation_stats(examples, completions, curated)
+    stats["filtered"] = report.as_dict()
+    stats.update(diversity(completions, select_rationales(examples, completions, settings)))
+    if fewshot is not None:
+        fewshot_report = FilterReport()
+        fewshot_stats = curation_stats(examples, fewshot, curated, method="new_fine_tune_cot")
+        fewshot_stats.pop("examples")
+        fewshot_stats.update(diversity(fewshot, select_rationales(
+            examples, fewshot, settings, fewshot_report)))
+        fewshot_stats["filtered"] = fewshot_report.as_dict()
+        stats["new_fine_tune_cot"] = fewshot_stats
+    with atomic_dir(layout.CURATED) as tmp:
+        for method, rows in curated.items():
+            write_records(tmp / f"{method}.jsonl", rows)
+    write_text(layout.CURATE_STATS, json.dumps(stats, indent=2) + "\n")
+    log_curation(params.mlflow, stats)
+    log.info("curated: %s; teacher accuracy %.1f%%", stats["examples"],
+             100 * stats["teacher_accuracy"])
+    return stats
+
+
+def log_curation(mlflow_params: MlflowParams, stats: dict) -> None:
+    """The teacher's accuracy, accepted rationales and cost as an MLflow run of their own."""
+    import mlflow
+
+    experiment = tracking.use_experiment(mlflow_params)
+    with mlflow.start_run(experiment_id=experiment, run_name="teacher+curate",
+                          tags={"stage": "curate", **tracking.lineage_tags(
+                              {"completions": layout.COMPLETIONS})}):
+        figures = {"teacher_accuracy": stats["teacher_accuracy"],
+                   "kept_rationales": stats["kept_rationales"]}
+        figures.update({f"teacher_{k}": v for k, v in stats.get("cost", {}).items()
+                        if v is not None})
+        mlflow.log_metrics({k: float(v) for k, v in figures.items()})

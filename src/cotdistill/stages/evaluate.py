@@ -1,0 +1,46 @@
+"""The ``evaluate`` stage: greedy, batched generation on the test split, scored per answer type.
+
+Writes ``reports/eval/<student>/<method>/predictions.jsonl`` and ``metrics.json`` (accuracy
+overall and per dataset, for ``dvc metrics show``), and logs both to the training run in MLflow.
+
+Usage: ``cotdistill evaluate --student smollm2-135m --method fine_tune_cot``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from cotdistill import layout
+from cotdistill.errors import CotdistillError
+from cotdistill.lm.generation import generate
+from cotdistill.lm.store import load_causal_lm
+from cotdistill.methods.format import student_text
+from cotdistill.methods.registry import METHODS
+from cotdistill.params import EvaluateParams, Params
+from cotdistill.student.evaluation import record_results, score, test_examples
+
+
+def run(params: Params, student: str, method: str) -> dict:
+    """The stage: generate on test with a trained student, score, record."""
+    settings: EvaluateParams = params.evaluate
+    model_dir = layout.model_dir(student, method)
+    info_path = model_dir / layout.TRAIN_INFO
+    if not info_path.is_file():
+        raise CotdistillError(f"{model_dir}: no trained model (run `cotdistill train` first)")
+    examples = test_examples(settings)
+    model, tokenizer = load_causal_lm(str(model_dir), f"models/{student}/{method}",
+                                      for_generation=True)
+    encoder_decoder = bool(model.config.is_encoder_decoder)
+    prompts = [student_text(METHODS[method].format_input(example.question), None,
+                            encoder_decoder)[0] for example in examples]
+    generated = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens,
+                         batch_size=settings.batch_size, desc=f"evaluate {student}/{method}")
+    predictions = score(examples, [g.text for g in generated], student, method,
+                        METHODS[method].read)
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    return record_results(
+        params, student, method, predictions, run_id=info.get("run_id"),
+        lineage={"test": layout.prepared("test"), "model": model_dir},
+        run_params={"eval_max_new_tokens": settings.max_new_tokens,
+                    "eval_max_examples": settings.max_examples},
+    )

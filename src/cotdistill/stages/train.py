@@ -1,0 +1,144 @@
+"""The ``train`` stage: fine-tune one student on one method's curated examples.
+
+Hugging Face ``Trainer`` does the loop (:mod:`cotdistill.student.training`); DeepSpeed is used
+when ``train.hparams.deepspeed`` is ``on``, or ``auto`` with CUDA available. The model and
+tokenizer are saved whole under ``models/<student>/<method>/`` with ``train_info.json``, the
+loss and validation curves under ``reports/train/<student>/<method>/``, and everything is
+logged to MLflow; the best student on validation is registered.
+
+Usage: ``cotdistill train --student smollm2-135m --method fine_tune_cot``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from cotdistill import layout, tracking
+from cotdistill.atomic import atomic_dir, atomic_file, write_text
+from cotdistill.datasets.splits import first_per_dataset
+from cotdistill.errors import CotdistillError
+from cotdistill.jsonl import read_records
+from cotdistill.lm import store as model_store
+from cotdistill.methods.registry import METHODS
+from cotdistill.params import HParams, Params
+from cotdistill.records import CuratedExample, PreparedExample
+from cotdistill.student import deepspeed_setup
+from cotdistill.student.selection import ValidationSelection
+from cotdistill.student.training import (
+    TrainResult,
+    train_stages,
+    train_student,
+    write_loss_curve,
+)
+
+log = logging.getLogger(__name__)
+
+
+def launcher_command(launcher: str, arguments: list[str]) -> list[str] | None:
+    """The multi-process launch of ``cotdistill ARGUMENTS`` when it is wanted, else None.
+
+    ``auto``: torchrun with one process per GPU when there are several and no launcher started
+    this process already (RANK unset); ``none``: never. Multi-node runs are started by hand
+    with ``deepspeed --hostfile`` (README).
+    """
+    if launcher == "none" or "RANK" in os.environ:
+        return None
+    import torch
+
+    gpus = torch.cuda.device_count()
+    if gpus < 2:
+        return None
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}",
+            "-m", "cotdistill.cli", *arguments]
+
+
+def _validation_selection(hparams: HParams, method: str) -> ValidationSelection | None:
+    """Validation questions and how to score them, when model selection is on."""
+    if hparams.select_every is None:
+        return None
+    path = layout.prepared("val")
+    examples = read_records(path, PreparedExample, allow_empty=True)
+    if not examples:
+        raise CotdistillError(
+            f"{path}: no validation questions to select a checkpoint on "
+            "(raise prepare.val_fraction, or set train.hparams.select_every: null)"
+        )
+    return ValidationSelection(
+        examples=first_per_dataset(examples, hparams.select_max_examples),
+        prompt=METHODS[method].format_input, read=METHODS[method].read,
+        every=hparams.select_every, max_new_tokens=hparams.select_max_new_tokens,
+    )
+
+
+def run(params: Params, student: str, method: str) -> TrainResult:
+    """The stage: read curated data, train, save, log to MLflow."""
+    import mlflow
+
+    spec = params.student(student).model
+    key = f"students.{student}.model"
+    model_store.resolve(spec, key)  # a missing path fails before anything else happens
+    data_path = layout.curated(method)
+    examples = read_records(data_path, CuratedExample, allow_empty=True)
+    if not examples:
+        raise CotdistillError(
+            f"{data_path}: no training examples for method {method} "
+            "(for fine_tune_cot: the teacher answered no training question correctly)"
+        )
+    hparams = params.train.hparams
+    use_ds = deepspeed_setup.wanted(hparams.deepspeed)
+    selection = _validation_selection(hparams, method)
+    if int(os.environ.get("RANK", "0")) != 0:
+        # under a multi-process launcher every rank trains; only rank 0 writes and logs
+        with tempfile.TemporaryDirectory() as scratch:
+            return train_student(examples, spec, key, hparams, Path(scratch) / "model",
+                                 use_deepspeed=use_ds, selection=selection)
+    out_dir = layout.model_dir(student, method)
+    reports = layout.train_reports(student, method)
+    experiment = tracking.use_experiment(params.mlflow)
+    inputs = {"curated": data_path}
+    if selection is not None:
+        inputs["val"] = layout.prepared("val")
+    tags = {"student": student, "method": method, "stage": "train",
+            **tracking.lineage_tags(inputs)}
+    with (
+        atomic_dir(out_dir) as staging,
+        mlflow.start_run(experiment_id=experiment, run_name=f"{student}/{method}", tags=tags) as run,
+    ):
+        mlflow.log_params({"student": student, "student_model": spec, "method": method,
+                           "deepspeed": use_ds, **hparams.model_dump()})
+        result = train_stages(
+            examples, spec, key, hparams, staging, use_deepspeed=use_ds,
+            two_stage=METHODS[method].two_stage,
+            on_log=lambda step, loss: mlflow.log_metric("train_loss", loss, step=step),
+            selection=selection,
+            on_val=lambda step, acc: mlflow.log_metric("val_accuracy", acc, step=step),
+        )
+        metrics = {"first_loss": result.first_loss, "final_loss": result.final_loss,
+                   "steps": result.steps, "train_examples": result.examples,
+                   "train_seconds": round(result.seconds, 2), **result.kd}
+        if selection is not None:
+            metrics.update(best_step=selection.best_step,
+                           best_val_accuracy=selection.best_accuracy,
+                           val_examples=len(selection.examples))
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        logged = tracking.log_student(staging)
+        if selection is not None:
+            tracking.register_if_best(params.mlflow, run.info.run_id, logged.model_uri,
+                                      selection.best_accuracy)
+        info = {"run_id": run.info.run_id, "student": student, "student_model": spec,
+                "method": method, "deepspeed": use_ds, **metrics}
+        (staging / layout.TRAIN_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    history = selection.history if selection is not None else []
+    write_text(reports / "val.csv", "step,val_accuracy\n" + "".join(
+        f"{step},{accuracy:.6f}\n" for step, accuracy in history))
+    write_loss_curve(reports / "loss.csv", result)
+    with atomic_file(reports / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    log.info("trained %s/%s: %d steps, loss %.3f -> %.3f", student, method, result.steps,
+             result.first_loss, result.final_loss)
+    return result

@@ -1,0 +1,202 @@
+"""Specification of params.yaml loading: defaults, and one clear error naming file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from cotdistill.errors import CotdistillError
+from cotdistill.params import Params, load_params
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _write(tmp_path: Path, text: str, name: str = "params.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_an_empty_file_loads_the_defaults(tmp_path):
+    assert load_params(_write(tmp_path, "")) == Params()
+
+
+def test_the_defaults_are_those_documented():
+    params = Params()
+    assert params.prepare.datasets == ["coin_flip_generated", "last_letter_concatenation_generated"]
+    assert params.prepare.num_examples == 500 and params.prepare.num_items == 4
+    assert params.train.methods == ["fine_tune_cot", "new_fine_tune_cot", "answer_only"]
+    assert params.train.students == ["smollm2-135m"]
+    assert params.curate.max_per_question is None
+
+
+def test_the_repository_params_yaml_is_valid():
+    params = load_params(REPO / "params.yaml")
+    assert set(params.train.students) <= set(params.students)
+
+
+def test_given_values_override_the_defaults_and_the_rest_stay_default(tmp_path):
+    path = _write(tmp_path, "teacher:\n  samples: 5\ntrain:\n  hparams:\n    learning_rate: 1e-4\n")
+    params = load_params(path)
+    assert params.teacher.samples == 5
+    assert params.train.hparams.learning_rate == pytest.approx(1e-4)
+    assert params.teacher.temperature == Params().teacher.temperature
+    assert params.prepare == Params().prepare
+
+
+def test_socratic_hparams_given_in_part_keep_socratic_max_length(tmp_path):
+    params = load_params(_write(tmp_path, "socratic:\n  hparams:\n    max_steps: 4\n"))
+    assert params.socratic.hparams.max_length == Params().socratic.hparams.max_length == 256
+    assert params.socratic.hparams.max_steps == 4
+    assert params.train.hparams.max_length == 192  # train's own default is untouched
+    path = _write(tmp_path, "socratic:\n  hparams:\n    max_length: 64\n")
+    assert load_params(path).socratic.hparams.max_length == 64
+
+
+def test_params_are_frozen(tmp_path):
+    params = load_params(_write(tmp_path, ""))
+    with pytest.raises(ValidationError, match="frozen"):
+        params.teacher.samples = 3  # type: ignore[misc]
+
+
+def test_a_misspelt_key_names_file_key_and_unknown_key(tmp_path):
+    path = _write(tmp_path, "train:\n  hparams:\n    lerning_rate: 1\n", name="myparams.yaml")
+    with pytest.raises(CotdistillError) as info:
+        load_params(path)
+    message = str(info.value)
+    assert "myparams.yaml" in message
+    assert "train.hparams.lerning_rate" in message
+    assert "unknown key" in message
+
+
+def test_an_unknown_section_is_rejected(tmp_path):
+    with pytest.raises(CotdistillError, match=r"trian: unknown key"):
+        load_params(_write(tmp_path, "trian:\n  students: []\n"))
+
+
+def test_an_ill_typed_value_names_the_key(tmp_path):
+    path = _write(tmp_path, "teacher:\n  samples: many\n")
+    with pytest.raises(CotdistillError, match=r"params\.yaml: teacher\.samples: .*integer"):
+        load_params(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("teacher:\n  samples: 0\n", "teacher.samples"),
+        ("prepare:\n  num_examples: -1\n", "prepare.num_examples"),
+        ("prepare:\n  test_fraction: 1.5\n", "prepare.test_fraction"),
+        ("train:\n  hparams:\n    deepspeed: maybe\n", "train.hparams.deepspeed"),
+        ("teacher:\n  backend: carrier-pigeon\n", "teacher.backend"),
+    ],
+)
+def test_an_out_of_range_value_names_the_key(tmp_path, text, key):
+    with pytest.raises(CotdistillError, match=key.replace(".", r"\.")):
+        load_params(_write(tmp_path, text))
+
+
+def test_an_unknown_dataset_is_named(tmp_path):
+    path = _write(tmp_path, "prepare:\n  datasets: [coin_flip_generated, gsm9k]\n")
+    with pytest.raises(CotdistillError, match=r"prepare\.datasets: unknown dataset 'gsm9k'"):
+        load_params(path)
+
+
+def test_a_dataset_listed_twice_is_rejected(tmp_path):
+    path = _write(tmp_path, "prepare:\n  datasets: [coin_flip_generated, coin_flip_generated]\n")
+    with pytest.raises(CotdistillError, match="listed twice"):
+        load_params(path)
+
+
+def test_no_datasets_is_rejected(tmp_path):
+    with pytest.raises(CotdistillError, match="at least one dataset"):
+        load_params(_write(tmp_path, "prepare:\n  datasets: []\n"))
+
+
+def test_fractions_must_leave_room_for_train(tmp_path):
+    path = _write(tmp_path, "prepare:\n  val_fraction: 0.5\n  test_fraction: 0.5\n")
+    with pytest.raises(CotdistillError, match="leave room for train"):
+        load_params(path)
+
+
+def test_an_unknown_method_is_named(tmp_path):
+    path = _write(tmp_path, "train:\n  methods: [fine_tune_cot, magic]\n")
+    with pytest.raises(CotdistillError, match=r"train\.methods: unknown method 'magic'"):
+        load_params(path)
+
+
+def test_train_students_must_name_a_defined_student(tmp_path):
+    path = _write(tmp_path, "train:\n  students: [ghost]\n")
+    with pytest.raises(CotdistillError, match=r"train\.students names 'ghost'"):
+        load_params(path)
+
+
+def test_train_students_may_name_a_student_defined_in_the_file(tmp_path):
+    path = _write(
+        tmp_path, "students:\n  tiny:\n    model: ./models/tiny\ntrain:\n  students: [tiny]\n"
+    )
+    params = load_params(path)
+    assert params.student("tiny").model == "./models/tiny"
+
+
+def test_asking_for_an_undefined_student_names_the_key():
+    with pytest.raises(CotdistillError, match=r"students\.ghost: no such student"):
+        Params().student("ghost")
+
+
+def test_a_student_name_must_be_path_safe(tmp_path):
+    path = _write(tmp_path, "students:\n  ../evil:\n    model: x\ntrain:\n  students: []\n")
+    with pytest.raises(CotdistillError, match="student name '../evil'"):
+        load_params(path)
+
+
+def test_greedy_teacher_with_several_samples_is_rejected(tmp_path):
+    path = _write(tmp_path, "teacher:\n  temperature: 0\n  samples: 2\n")
+    with pytest.raises(CotdistillError, match="samples to 1"):
+        load_params(path)
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    path = _write(tmp_path, "prepare:\n  seed: 0\n  datasets: [coin_flip\nteacher:\n", name="p.yaml")
+    with pytest.raises(CotdistillError, match=r"p\.yaml:\d+: not valid YAML") as info:
+        load_params(path)
+    line = int(str(info.value).split(":")[1])
+    assert 3 <= line <= 5
+
+
+def test_invalid_yaml_points_at_the_offending_line(tmp_path):
+    path = _write(tmp_path, "prepare:\n  seed: 0\n  seed: : :\n", name="p.yaml")
+    with pytest.raises(CotdistillError, match=r"p\.yaml:3: not valid YAML"):
+        load_params(path)
+
+
+def test_a_top_level_that_is_not_a_mapping_is_rejected(tmp_path):
+    with pytest.raises(CotdistillError, match="top level must be a mapping"):
+        load_params(_write(tmp_path, "- prepare\n- teacher\n"))
+
+
+def test_a_missing_file_is_named(tmp_path):
+    missing = tmp_path / "nowhere.yaml"
+    with pytest.raises(CotdistillError, match=r"nowhere\.yaml: params file not found"):
+        load_params(missing)
+
+
+def test_several_problems_are_reported_in_one_error(tmp_path):
+    path = _write(tmp_path, "teacher:\n  samples: many\n  colour: red\n")
+    with pytest.raises(CotdistillError) as info:
+        load_params(path)
+    assert "teacher.samples" in str(info.value) and "teacher.colour: unknown key" in str(info.value)
+
+
+@pytest.mark.parametrize("kd, message", [
+    ("{source: logprobs, teacher: builtin:SmolLM2-135M-Instruct}", "leave teacher out"),
+    ("{weight: 0.5}", "needs teacher"),
+    ("{source: logits}", "source"),
+    ("{source: logprobs, temperature: 2.0}", "temperature must be 1"),
+])
+def test_a_kd_section_naming_the_wrong_teacher_is_refused_with_its_key(tmp_path, kd, message):
+    path = _write(tmp_path, f"train:\n  hparams:\n    kd: {kd}\n")
+    with pytest.raises(CotdistillError, match=message) as info:
+        load_params(path)
+    assert "params.yaml: train.hparams.kd" in str(info.value)

@@ -1,0 +1,105 @@
+"""End to end: `dvc repro` on a temporary copy of the repository, with tiny params.
+
+The teacher is the real default (SmolLM2-135M-Instruct, in-process) on a handful of questions;
+the student is a tiny model built from a config. The test proves the whole pipeline runs,
+records what it should, learns, and that a second `dvc repro` does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+
+from support.repository import copy_repository as _copy_repository
+from support.repository import dvc as _dvc
+
+
+def _tiny_params(repo: Path, student: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["prepare"].update(num_examples=30)
+    params["teacher"].update(samples=2, max_questions=6, max_rationale_tokens=32, batch_size=12)
+    params["students"] = {"tiny": {"model": str(student)}}
+    params["train"]["students"] = ["tiny"]
+    params["train"]["hparams"].update(max_steps=20, learning_rate=3e-3, batch_size=4)
+    params["evaluate"].update(max_examples=4, max_new_tokens=24)
+    params["socratic"].update(qg_student="tiny", qa_student="tiny", max_questions=3,
+                              max_tokens=24, max_examples=2, max_steps=2)
+    params["socratic"]["hparams"].update(max_steps=3, batch_size=4)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, tiny_model):
+    repo = tmp_path_factory.mktemp("repo")
+    _copy_repository(repo)
+    _tiny_params(repo, tiny_model)
+    first = _dvc(repo, "repro")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    return repo, first
+
+
+def test_every_stage_ran_and_wrote_its_outputs(pipeline):
+    repo, first = pipeline
+    for stage in ("prepare", "teacher", "exemplars", "curate", "train@tiny-fine_tune_cot",
+                  "evaluate@tiny-answer_only", "baseline@tiny-few_shot_cot", "decompose",
+                  "socratic_train_qg", "socratic_train_qa", "socratic_evaluate", "report"):
+        assert f"Running stage '{stage}'" in first.stdout
+    assert (repo / "reports/summary.md").read_text().startswith("# cotdistill summary")
+    assert (repo / "reports/accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    completions = (repo / "data/teacher/completions.jsonl").read_text().splitlines()
+    assert len(completions) == 2 * 6 * 2  # datasets x questions x samples
+
+
+def test_metrics_are_visible_to_dvc(pipeline):
+    repo, _ = pipeline
+    shown = _dvc(repo, "metrics", "show", "--json")
+    assert shown.returncode == 0, shown.stderr
+    metrics = json.loads(shown.stdout)
+    files = next(iter(metrics.values()))["data"]
+    assert "reports/metrics.json" in files
+    accuracy = files["reports/eval/tiny/answer_only/metrics.json"]["data"]["accuracy"]
+    assert 0.0 <= accuracy <= 1.0
+
+
+def test_the_loss_fell_for_every_run(pipeline):
+    repo, _ = pipeline
+    for method in ("fine_tune_cot", "answer_only"):
+        metrics = json.loads((repo / f"reports/train/tiny/{method}/metrics.json").read_text())
+        assert metrics["final_loss"] < metrics["first_loss"], method
+
+
+def test_mlflow_holds_one_evaluated_run_per_student_and_method(pipeline):
+    repo, _ = pipeline
+    with sqlite3.connect(repo / "mlflow.db") as db:
+        runs = dict(db.execute("SELECT run_uuid, name FROM runs WHERE status = 'FINISHED' "
+                               "AND name != 'teacher+curate'"))
+        curation = db.execute("SELECT run_uuid FROM runs WHERE name = 'teacher+curate'").fetchall()
+        assert len(curation) == 1
+        costs = {k for (k,) in db.execute("SELECT key FROM metrics WHERE run_uuid=?", curation[0])}
+        assert {"teacher_accuracy", "teacher_calls", "teacher_usd"} <= costs
+        assert {"tiny/answer_only", "tiny/few_shot_cot", "tiny/fine_tune_cot", "tiny/zero_shot",
+                "tiny/zero_shot_cot", "tiny/socratic"} <= set(runs.values())
+        trained = [run for run, name in runs.items()
+                   if name in ("tiny/answer_only", "tiny/fine_tune_cot")]
+        for run in trained:
+            metrics = {k for (k,) in db.execute("SELECT key FROM metrics WHERE run_uuid=?", (run,))}
+            assert {"train_loss", "final_loss", "test_accuracy"} <= metrics
+            tags = dict(db.execute("SELECT key, value FROM tags WHERE run_uuid=?", (run,)))
+            assert len(tags["git_commit"].removesuffix("+dirty")) == 40
+            assert tags["input.curated.md5"] and tags["input.test.md5"]
+        aliases = db.execute("SELECT name, alias FROM registered_model_aliases").fetchall()
+        assert aliases == [("cotdistill-student", "champion")]  # best on validation
+    artifacts = list((repo / "mlartifacts").rglob("model.safetensors"))
+    assert len(artifacts) >= 2  # each trained student, logged with mlflow.transformers
+
+
+def test_a_second_repro_does_nothing(pipeline):
+    repo, _ = pipeline
+    second = _dvc(repo, "repro")
+    assert second.returncode == 0, second.stderr
+    assert "Running stage" not in second.stdout
+    assert "up to date" in second.stdout

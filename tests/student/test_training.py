@@ -1,0 +1,218 @@
+"""Student training: prompt-masked causal-LM fine-tuning, plain and through DeepSpeed on CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cotdistill.errors import CotdistillError
+from cotdistill.params import HParams
+from cotdistill.records import CuratedExample
+from cotdistill.student.training import train_student
+
+EXAMPLES = [
+    CuratedExample(id=f"coin-{i}", dataset="coin_flip", method="fine_tune_cot", source=None,
+                   input=f"A coin is heads up. Ann flips the coin {i} times. Is it heads up? ###",
+                   target=" Ann flips it, so it is tails. --> no")
+    for i in range(8)
+]
+
+
+def _weights(directory) -> dict[str, torch.Tensor]:
+    return load_file(str(directory / "model.safetensors"))
+
+
+def test_plain_training_lowers_the_loss_and_changes_the_weights(tiny_model, tmp_path):
+    hparams = HParams(max_steps=25, learning_rate=3e-3, batch_size=4, deepspeed="off")
+    result = train_student(EXAMPLES, str(tiny_model), "students.tiny.model", hparams,
+                           tmp_path / "out", use_deepspeed=False)
+    assert result.steps == 25 and not result.deepspeed
+    assert result.engine != "DeepSpeedEngine"
+    assert result.final_loss < 0.5 * result.first_loss
+    before, after = _weights(tiny_model), _weights(tmp_path / "out")
+    assert any(not torch.equal(before[name], after[name]) for name in before)
+    assert (tmp_path / "out" / "tokenizer.json").is_file()
+
+
+def test_deepspeed_path_takes_real_optimizer_steps_on_cpu(tiny_model, tmp_path):
+    hparams = HParams(max_steps=6, learning_rate=3e-3, batch_size=4, deepspeed="on")
+    result = train_student(EXAMPLES, str(tiny_model), "students.tiny.model", hparams,
+                           tmp_path / "out", use_deepspeed=True)
+    assert result.engine == "DeepSpeedEngine"
+    assert result.steps == 6
+    assert [step for step, _ in result.losses] == [1, 2, 3, 4, 5, 6]
+    assert result.final_loss < result.first_loss
+    before, after = _weights(tiny_model), _weights(tmp_path / "out")
+    changed = [name for name in before if not torch.equal(before[name], after[name])]
+    assert len(changed) == len(before)  # every tensor was updated by the optimizer
+
+
+def test_deepspeed_can_train_twice_in_one_process(tiny_model, tmp_path):
+    hparams = HParams(max_steps=2, learning_rate=1e-3, batch_size=4, deepspeed="on")
+    for run in range(2):
+        result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / f"run{run}",
+                               use_deepspeed=True)
+        assert result.engine == "DeepSpeedEngine" and result.steps == 2
+
+
+def test_the_checkpoint_kept_is_the_best_on_validation_not_the_last(tiny_model, tmp_path):
+    from cotdistill.student.selection import ValidationSelection
+    from cotdistill.records import PreparedExample
+
+    val = [PreparedExample(id=f"v-{i}", dataset="coin_flip", split="val", question=f"Q{i}?",
+                           answer="no", answer_type="yes_no") for i in range(3)]
+    scorings = []
+
+    def read(output, example):  # only the second scoring (step 4) answers right
+        scorings.append(example.id)
+        return "no" if len(scorings) in range(4, 7) else None
+
+    selection = ValidationSelection(examples=val, prompt=lambda q: f"{q} ###", read=read,
+                                    every=2, max_new_tokens=4)
+    hparams = HParams(max_steps=6, learning_rate=3e-3, batch_size=4, lr_scheduler="constant")
+    result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "selected",
+                           use_deepspeed=False, selection=selection)
+    assert result.steps == 6
+    assert selection.history == [(2, 0.0), (4, 1.0), (6, 0.0)]
+    assert selection.best_step == 4
+
+    shorter = HParams(max_steps=4, learning_rate=3e-3, batch_size=4, lr_scheduler="constant")
+    train_student(EXAMPLES, str(tiny_model), "k", shorter, tmp_path / "four", use_deepspeed=False)
+    last = HParams(max_steps=6, learning_rate=3e-3, batch_size=4, lr_scheduler="constant")
+    train_student(EXAMPLES, str(tiny_model), "k", last, tmp_path / "six", use_deepspeed=False)
+    selected, four, six = (_weights(tmp_path / name) for name in ("selected", "four", "six"))
+    assert all(torch.equal(selected[name], four[name]) for name in selected)
+    assert not all(torch.equal(selected[name], six[name]) for name in selected)
+
+
+def test_plain_training_after_deepspeed_in_the_same_process_is_plain(tiny_model, tmp_path):
+    hparams = HParams(max_steps=2, learning_rate=1e-3, batch_size=4)
+    assert train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "ds",
+                         use_deepspeed=True).engine == "DeepSpeedEngine"
+    plain = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "plain",
+                          use_deepspeed=False)
+    assert plain.engine != "DeepSpeedEngine" and plain.steps == 2
+
+
+def test_deepspeed_configs_in_the_repository_are_valid_and_chosen_by_param():
+    from support.repo import REPO
+    from cotdistill.student.deepspeed_setup import config
+
+    for name in ("zero2", "zero3", "zero3_offload", "cpu"):
+        loaded = config(str(REPO / f"configs/deepspeed/{name}.json"))
+        assert loaded["train_micro_batch_size_per_gpu"] == "auto"
+    assert config(str(REPO / "configs/deepspeed/zero3_offload.json"))["zero_optimization"][
+        "offload_optimizer"]["device"] == "cpu"
+    assert config(None)["zero_optimization"]["stage"] == 0  # no CUDA here: cpu.json
+
+
+def test_an_encoder_decoder_student_learns_the_bare_question_to_rationale_format(tmp_path):
+    from cotdistill.lm.generation import generate
+    from cotdistill.lm.store import load_causal_lm
+    from cotdistill_testkit.tiny_model import build_tiny_model
+
+    t5 = build_tiny_model(tmp_path / "t5", family="t5")
+    hparams = HParams(max_steps=40, learning_rate=1e-2, batch_size=4)
+    result = train_student(EXAMPLES, str(t5), "students.t5.model", hparams, tmp_path / "out",
+                           use_deepspeed=False)
+    assert result.final_loss < 0.5 * result.first_loss
+    model, tokenizer = load_causal_lm(str(tmp_path / "out"), "k", for_generation=True)
+    assert model.config.is_encoder_decoder
+    output = generate(model, tokenizer, [EXAMPLES[0].input.removesuffix(" ###")],
+                      max_new_tokens=24, batch_size=1)[0]
+    # only the new text comes back (no echo of the question), and it is the learned rationale
+    assert output.text.startswith("Ann flips it") and output.completion_tokens > 0
+
+
+def test_lora_trains_only_adapters_and_saves_a_merged_plain_checkpoint(tiny_model, tmp_path):
+    from cotdistill.params import LoraParams
+
+    hparams = HParams(max_steps=15, learning_rate=2e-2, batch_size=4,
+                      lora=LoraParams(r=4, alpha=8, dropout=0.0))
+    result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "out",
+                           use_deepspeed=False)
+    assert result.final_loss < result.first_loss
+    before, after = _weights(tiny_model), _weights(tmp_path / "out")
+    assert set(after) == set(before)  # merged: same tensors as the base model, no adapters
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all(name.endswith("proj.weight") for name in changed)
+    assert not any("embed" in name or "norm" in name for name in changed)
+
+
+def test_packing_flattens_batches_and_still_learns(tiny_model, tmp_path):
+    from cotdistill.student.training import _collator
+    from cotdistill.student.data import encode
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    features = [encode(tokenizer, e.input, e.target, 64) for e in EXAMPLES[:3]]
+    batch = _collator(tokenizer, packing=True)(features)
+    assert batch["input_ids"].shape[0] == 1  # one row, no padding
+    assert batch["input_ids"].shape[1] == sum(len(f["input_ids"]) for f in features)
+    starts = (batch["position_ids"][0] == 0).nonzero().flatten().tolist()
+    assert starts == [0, len(features[0]["input_ids"]),
+                      len(features[0]["input_ids"]) + len(features[1]["input_ids"])]
+    hparams = HParams(max_steps=25, learning_rate=3e-3, batch_size=4, packing=True)
+    result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "out",
+                           use_deepspeed=False)
+    assert result.final_loss < 0.5 * result.first_loss
+
+
+def test_token_level_kd_to_a_teacher_sharing_the_tokenizer(tiny_model, tmp_path):
+    from cotdistill.params import KDParams
+    from cotdistill_testkit.tiny_model import build_tiny_model
+
+    teacher_dir = tmp_path / "teacher"
+    train_student(EXAMPLES, str(tiny_model), "k", HParams(max_steps=20, learning_rate=3e-3,
+                  batch_size=4), teacher_dir, use_deepspeed=False)
+    hparams = HParams(max_steps=15, learning_rate=3e-3, batch_size=4,
+                      kd=KDParams(teacher=str(teacher_dir), weight=0.5, temperature=2.0))
+    result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "student",
+                           use_deepspeed=False)
+    assert result.final_loss < result.first_loss
+
+    other = build_tiny_model(tmp_path / "other", corpus=["completely different words"] * 5,
+                             vocab_size=300)
+    mismatched = HParams(max_steps=1, kd=KDParams(teacher=str(other)))
+    with pytest.raises(CotdistillError, match="different tokenizer"):
+        train_student(EXAMPLES, str(tiny_model), "k", mismatched, tmp_path / "x",
+                      use_deepspeed=False)
+
+
+def test_rationale_weight_zero_trains_only_the_answer_task(tiny_model, tmp_path):
+    tasks = [e.model_copy(update={"task": "answer", "target": " no"}) for e in EXAMPLES]
+    tasks += [e.model_copy(update={"task": "rationale", "target": " Ann flips it."}) for e in EXAMPLES]
+    hparams = HParams(max_steps=10, learning_rate=3e-3, batch_size=4, rationale_weight=0.0)
+    result = train_student(tasks, str(tiny_model), "k", hparams, tmp_path / "out",
+                           use_deepspeed=False)
+    assert result.steps == 10 and result.final_loss < result.first_loss
+
+
+def test_example_weights_reach_the_loss(tiny_model, tmp_path):
+    """curate.hinted downweight: an example's weight multiplies its loss (0: not learned)."""
+    silent = [e.model_copy(update={"weight": 0.0}) for e in EXAMPLES]
+    hparams = HParams(max_steps=3, learning_rate=3e-3, batch_size=4, deepspeed="off")
+    result = train_student(silent, str(tiny_model), "k", hparams, tmp_path / "out",
+                           use_deepspeed=False)
+    assert result.steps == 3 and result.final_loss == 0.0
+    before, after = _weights(tiny_model), _weights(tmp_path / "out")
+    assert all(torch.equal(before[name], after[name]) for name in before)
+
+
+def test_two_stage_cot_trains_on_the_pool_then_on_one_dataset(tiny_model, tmp_path):
+    from cotdistill.student.training import train_stages
+
+    other = [e.model_copy(update={"dataset": "last_letters", "id": f"ll-{i}"})
+             for i, e in enumerate(EXAMPLES)]
+    hparams = HParams(max_steps=4, learning_rate=3e-3, batch_size=4,
+                      two_stage_dataset="last_letters")
+    result = train_stages(EXAMPLES + other, str(tiny_model), "k", hparams, tmp_path / "out",
+                          use_deepspeed=False, two_stage=True)
+    assert result.steps == 8
+    assert [step for step, _ in result.losses] == list(range(1, 9))
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    with pytest.raises(CotdistillError, match="no training examples of 'gsm8k'"):
+        train_stages(EXAMPLES, str(tiny_model), "k", hparams.model_copy(
+            update={"two_stage_dataset": "gsm8k"}), tmp_path / "x", use_deepspeed=False,
+            two_stage=True)

@@ -1,0 +1,36 @@
+"""A temporary copy of the repository as a real git + DVC repository, and `dvc` run in it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from support.repo import REPO
+
+PIPELINE_OUTPUTS = ("data/", "models/", "reports/")
+
+
+def copy_repository(target: Path) -> None:
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.splitlines()
+    for name in files:
+        if name.startswith(PIPELINE_OUTPUTS) and Path(name).name not in ("README.md", ".gitignore"):
+            continue  # a developer's own pipeline results are not part of the repository
+        source = REPO / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        subprocess.run(command, cwd=target, check=True)
+
+
+def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    return subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=900)

@@ -1,0 +1,364 @@
+"""The OpenAI-compatible teacher backends against a real server on loopback (cotdistill.serve).
+
+No mocked client: the official ``openai`` package talks HTTP to the project's server over the
+tiny model, through a fault-injecting proxy where a test needs faults. The server's /stats
+count what was really generated, so "a re-run makes zero requests" and "nothing paid twice"
+are measured, not assumed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import urllib.request
+
+import pytest
+from typer.testing import CliRunner
+
+from cotdistill.params import TeacherParams
+from cotdistill.records import PreparedExample
+from cotdistill.serve import running_server
+from cotdistill.teachers.engine import TeacherIncomplete
+from cotdistill.teachers.registry import make_backend
+from cotdistill.teachers.zero_shot_cot import run_teacher
+from cotdistill.teachers.openai_batch import OpenAIBatchBackend
+from cotdistill.teachers.cache import ResponseCache
+from cotdistill.teachers.estimate import estimate
+from support.fault_proxy import FaultProxy
+
+EXAMPLES = [
+    PreparedExample(id=f"coin_flip-{i:05d}", dataset="coin_flip", split="train",
+                    question=f"A coin is heads up. Person{i} flips the coin. Is the coin still "
+                             "heads up?", answer="no", answer_type="yes_no")
+    for i in range(3)
+]
+UNIQUE = len(EXAMPLES) * 2 * 2  # questions x samples x (rationale + answer)
+PRICE = {"prompt": 1000.0, "completion": 3000.0}  # $ per 1M tokens: cents per request
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model):
+    with running_server(str(tiny_model), max_batch=8, batch_window_s=0.01) as url:
+        yield url
+
+
+def served(url: str) -> int:
+    """Completions the server generated so far (interactive and Batch API)."""
+    with urllib.request.urlopen(url.removesuffix("/v1") + "/stats", timeout=10) as answer:
+        stats = json.load(answer)
+    return sum(stats["completions"].values()) + stats["batch_lines"]
+
+
+def batches_created(url: str) -> int:
+    with urllib.request.urlopen(url.removesuffix("/v1") + "/stats", timeout=10) as answer:
+        return json.load(answer)["batches"]
+
+
+def settings(url: str, model, **overrides) -> TeacherParams:
+    base = dict(backend="openai", base_url=url, model=str(model), api="completions", samples=2,
+                temperature=0.8, max_rationale_tokens=8, max_answer_tokens=4, concurrency=4,
+                timeout_s=20, retry_base_s=0.05, retry_max_s=0.4)
+    return TeacherParams(**{**base, **overrides})
+
+
+def run(params: TeacherParams, cache):
+    return run_teacher(EXAMPLES, params, make_backend(params, cache), cache)
+
+
+def texts(records) -> list[tuple]:
+    return [(r.id, r.sample, r.rationale, r.answer_text) for r in records]
+
+
+@pytest.mark.parametrize("api", ["completions", "chat"])
+def test_both_apis_produce_records_and_a_rerun_asks_nothing(server, tiny_model, tmp_path, api):
+    params = settings(server, tiny_model, api=api)
+    before = served(server)
+    records, stats = run(params, tmp_path / "cache.sqlite")
+    assert served(server) - before == UNIQUE == stats.generated
+    assert [(r.id, r.sample) for r in records] == [(e.id, s) for e in EXAMPLES for s in (0, 1)]
+    for record in records:
+        assert record.backend == "openai" and record.model == str(tiny_model)
+        assert record.usage.prompt_tokens > 0 and record.usage.completion_tokens > 0
+        assert record.top_logprobs is None
+    again, stats = run(params, tmp_path / "cache.sqlite")
+    assert served(server) - before == UNIQUE, "the re-run sent a request"
+    assert stats.generated == 0 and stats.cached == UNIQUE and again == records
+
+
+def test_faults_are_retried_with_nothing_lost_and_nothing_paid_twice(server, tiny_model,
+                                                                      tmp_path, caplog):
+    clean, _ = run(settings(server, tiny_model), tmp_path / "clean.sqlite")
+    # the stall outlasts the client's timeout; the timeout is far above a normal answer (<1 s)
+    with FaultProxy(server, stall_s=8.0) as proxy:
+        proxy.schedule("429", "500", "stall", "cut", "cut_before")
+        params = settings(proxy.base_url, tiny_model, timeout_s=4.0)
+        before = served(server)
+        with caplog.at_level(logging.INFO, logger="cotdistill.teachers.openai"):
+            records, stats = run(params, tmp_path / "cache.sqlite")
+        faults = [fault for fault, _, _ in proxy.applied if fault != "pass"]
+        assert faults == ["429", "500", "stall", "cut", "cut_before"]
+        # on a loaded machine an answer may outlast the timeout too: a fault like the stall
+        late = caplog.text.count(": timeout; retry") - 1
+        assert proxy.received == UNIQUE + 5 + late
+        # reaching the server: every unique request once, the "cut" one (answered, then cut
+        # on its way back) and any answer the client stopped waiting for
+        assert proxy.forwarded == UNIQUE + 1 + late
+        assert _settles(lambda: served(server) - before, proxy.forwarded)
+    assert stats.generated == UNIQUE and not stats.failures
+    assert texts(records) == texts(clean), "a faulted request was lost or changed"
+    waits = [float(w) for w in re.findall(r"429 RateLimitError; retry 1/\d+ in ([\d.]+)s",
+                                          caplog.text)]
+    assert waits and all(1.0 <= w <= 1.2 for w in waits), "Retry-After: 1 not honoured"
+
+
+def _settles(measure, expected, seconds: float = 20.0) -> bool:
+    """True once ``measure()`` equals ``expected`` (the server may still be finishing)."""
+    deadline = time.monotonic() + seconds
+    while measure() != expected:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _cli_dir(tmp_path, teacher: dict):
+    import yaml
+
+    (tmp_path / "data/prepared").mkdir(parents=True)
+    (tmp_path / "data/prepared/train.jsonl").write_text(
+        "".join(e.model_dump_json() + "\n" for e in EXAMPLES))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"teacher": teacher}))
+    return tmp_path
+
+
+def test_a_request_that_keeps_failing_is_recorded_and_only_it_is_asked_again(
+        server, tiny_model, tmp_path, monkeypatch):
+    from cotdistill.cli import app
+
+    monkeypatch.setenv("TEST_TEACHER_KEY", "sk-planted-secret-0123456789abcdef")
+    with FaultProxy(server) as proxy:  # one proxy (one base URL, so the same cache keys)
+        teacher = settings(proxy.base_url, tiny_model, concurrency=1, max_retries=2,
+                           api_key_env="TEST_TEACHER_KEY").model_dump(exclude_defaults=True)
+        monkeypatch.chdir(_cli_dir(tmp_path, teacher))
+        # concurrency 1: the 6 rationales pass, then the first answer fails all 3 attempts
+        proxy.schedule(*["pass"] * 6, "500", "500", "500")
+        result = CliRunner().invoke(app, ["teacher"])
+        assert result.exit_code == 1
+        assert "1 request(s) failed" in result.output
+        assert "500 InternalServerError" in result.output
+        assert "sk-planted" not in result.output
+        assert not (tmp_path / "data/teacher/completions.jsonl").exists()
+        cache = ResponseCache(tmp_path / ".cotdistill/teacher-cache.sqlite")
+        try:
+            assert len(cache) == UNIQUE - 1
+            assert [f["attempts"] for f in cache.failures().values()] == [3]
+        finally:
+            cache.close()
+
+        forwarded = proxy.forwarded
+        result = CliRunner().invoke(app, ["teacher"])  # faults off
+        assert result.exit_code == 0, result.output
+        assert proxy.forwarded - forwarded == 1, "the re-run asked for more than the failure"
+    assert len((tmp_path / "data/teacher/completions.jsonl").read_text().splitlines()) == 6
+    cache = ResponseCache(tmp_path / ".cotdistill/teacher-cache.sqlite")
+    try:
+        assert len(cache) == UNIQUE and not cache.failures()
+    finally:
+        cache.close()
+
+
+def test_top_logprobs_are_stored_with_each_completion(server, tiny_model, tmp_path):
+    for api in ("completions", "chat"):
+        records, _ = run(settings(server, tiny_model, api=api, top_logprobs=3),
+                         tmp_path / f"{api}.sqlite")
+        for record in records:
+            assert record.top_logprobs and len(record.top_logprobs) <= 8
+            for entry in record.top_logprobs:
+                assert 1 <= len(entry) <= 3 and all(lp <= 0 for lp in entry.values())
+
+
+def test_max_usd_stops_before_the_cap_and_keeps_what_was_bought(server, tiny_model, tmp_path):
+    model = str(tiny_model)
+    free = settings(server, model, prices={model: PRICE})
+    full = estimate(EXAMPLES, free, make_backend(free), tmp_path / "cache.sqlite").total.usd
+    cap = full / 2
+    params = settings(server, model, prices={model: PRICE}, max_usd=cap)
+    before = served(server)
+    with pytest.raises(TeacherIncomplete, match=r"teacher.max_usd \$") as caught:
+        run(params, tmp_path / "cache.sqlite")
+    stats = caught.value.stats
+    assert 0 < stats.usd <= cap and stats.not_sent > 0
+    bought = served(server) - before
+    assert bought == stats.generated
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    try:
+        assert len(cache) == bought and not cache.failures()  # refused requests are not failures
+    finally:
+        cache.close()
+    records, again = run(settings(server, model, prices={model: PRICE}, max_usd=full * 2),
+                         tmp_path / "cache.sqlite")
+    assert served(server) - before == UNIQUE and again.cached == bought
+    assert sum(r.usage.usd for r in records) == pytest.approx(stats.usd + again.usd)
+
+
+def test_estimate_equals_what_the_run_spends(server, tiny_model, tmp_path):
+    model = str(tiny_model)
+    params = settings(server, model, prices={model: PRICE})
+    cache = tmp_path / "cache.sqlite"
+    before = estimate(EXAMPLES, params, make_backend(params), cache)
+    records, stats = run(params, cache)
+    hit_max = all(r.usage.completion_tokens == 8 + 4 for r in records)
+    assert hit_max, "the test needs completions that run to max_tokens"
+    rationale, answer = before.steps
+    spent = stats.steps
+    assert rationale.calls == spent["rationale"]["calls"] == 6
+    assert rationale.prompt_tokens == spent["rationale"]["prompt_tokens"]
+    assert rationale.completion_tokens == spent["rationale"]["completion_tokens"]
+    assert rationale.usd == pytest.approx(spent["rationale"]["usd"])
+    assert answer.calls == spent["answer"]["calls"]
+    assert answer.completion_tokens == spent["answer"]["completion_tokens"]
+    # the answer prompt holds the rationale, unknown before: estimated at max_rationale_tokens
+    assert answer.prompt_tokens == pytest.approx(spent["answer"]["prompt_tokens"], rel=0.1)
+    after = estimate(EXAMPLES, params, make_backend(params), cache)
+    assert after.total.calls == 0 and after.total.usd == 0 and after.total.cached == UNIQUE
+
+
+def test_batch_mode_completes_at_the_batch_price(server, tiny_model, tmp_path):
+    model = str(tiny_model)
+    online, paid = run(settings(server, model, prices={model: PRICE}), tmp_path / "online.sqlite")
+    params = settings(server, model, backend="openai_batch", batch_poll_s=0.05,
+                      prices={model: PRICE})
+    created, before = batches_created(server), served(server)
+    records, stats = run(params, tmp_path / "batch.sqlite")
+    assert batches_created(server) - created == 2  # one batch per step
+    assert served(server) - before == UNIQUE
+    assert texts(records) == texts(online) and records[0].backend == "openai_batch"
+    assert stats.usd == pytest.approx(paid.usd * 0.5)  # Price.batch_discount
+    again, stats = run(params, tmp_path / "batch.sqlite")
+    assert batches_created(server) - created == 2 and stats.generated == 0 and again == records
+
+
+def test_an_interrupted_batch_run_resumes_the_same_batch(server, tiny_model, tmp_path,
+                                                        monkeypatch):
+    # a seed of its own: a batch for the same requests made by another test would be found
+    params = settings(server, tiny_model, backend="openai_batch", batch_poll_s=0.05, seed=11)
+    cache = tmp_path / "cache.sqlite"
+    created, before = batches_created(server), served(server)
+    poll = OpenAIBatchBackend._poll
+
+    def killed(self, client, batch_id):  # the process dies while it waits for the batch
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(OpenAIBatchBackend, "_poll", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(params, cache)
+    journal = ResponseCache(cache)
+    try:
+        [first] = journal.batches()
+        assert first["state"] == "open" and len(journal) == 0
+    finally:
+        journal.close()
+    monkeypatch.setattr(OpenAIBatchBackend, "_poll", poll)
+    records, stats = run(params, cache)
+    assert batches_created(server) - created == 2, "the rationale batch was submitted twice"
+    assert served(server) - before == UNIQUE and stats.generated == UNIQUE
+    journal = ResponseCache(cache)
+    try:
+        rows = journal.batches()
+        assert rows[0]["batch_id"] == first["batch_id"]
+        assert [row["state"] for row in rows] == ["completed", "completed"]
+    finally:
+        journal.close()
+
+
+def test_a_batch_created_but_never_recorded_is_found_on_the_server(server, tiny_model,
+                                                                    tmp_path, monkeypatch):
+    params = settings(server, tiny_model, backend="openai_batch", batch_poll_s=0.05, seed=12)
+    created = batches_created(server)
+    record = ResponseCache.add_batch
+
+    def killed(self, batch_id, **kwargs):  # the process dies just after batches.create
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ResponseCache, "add_batch", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(params, tmp_path / "cache.sqlite")
+    assert batches_created(server) - created == 1
+    monkeypatch.setattr(ResponseCache, "add_batch", record)
+    run(params, tmp_path / "cache.sqlite")
+    assert batches_created(server) - created == 2, "the unrecorded batch was paid for twice"
+
+
+def test_a_wrong_model_stops_the_run_after_the_first_answers(server, tiny_model, tmp_path,
+                                                              monkeypatch):
+    monkeypatch.setenv("TEST_TEACHER_KEY", "sk-planted-secret-0123456789abcdef")
+    params = settings(server, "no-such-model", concurrency=2, api_key_env="TEST_TEACHER_KEY")
+    with FaultProxy(server) as proxy:
+        params = params.model_copy(update={"base_url": proxy.base_url})
+        with pytest.raises(TeacherIncomplete, match="404 NotFoundError") as caught:
+            run(params, tmp_path / "cache.sqlite")
+        assert proxy.received <= 2, "requests were sent after a 404 for the model"
+    assert "sk-planted" not in str(caught.value)
+    assert caught.value.stats.failed == 6  # every rationale; no answer was asked
+
+
+def test_estimate_command_prints_the_same_figures(server, tiny_model, tmp_path, monkeypatch):
+    from cotdistill.cli import app
+
+    model = str(tiny_model)
+    params = settings(server, model, prices={model: PRICE})
+    monkeypatch.chdir(_cli_dir(tmp_path, params.model_dump(exclude_defaults=True)))
+    before = served(server)
+    result = CliRunner().invoke(app, ["estimate", "--json"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    expected = estimate(EXAMPLES, params, make_backend(params),
+                        tmp_path / ".cotdistill/teacher-cache.sqlite")
+    assert printed == json.loads(json.dumps(expected.as_dict()))
+    assert printed["total"]["calls"] == UNIQUE and printed["total"]["usd"] > 0
+    assert served(server) == before, "estimate sent a request"
+    table = CliRunner().invoke(app, ["estimate"])
+    assert table.exit_code == 0 and "rationale" in table.output and "total" in table.output
+
+
+@pytest.mark.parametrize("update, message", [
+    ({"max_usd": 1.0}, "needs a price"),
+    ({"backend": "replay", "top_logprobs": 2}, "needs a model to ask"),
+])
+def test_settings_that_cannot_work_are_refused(update, message):
+    with pytest.raises(ValueError, match=message):
+        TeacherParams(**{"backend": "openai", "model": "gpt-4o-mini", **update})
+
+
+def test_backoff_honours_retry_after_with_jitter_and_grows_exponentially():
+    from cotdistill.teachers.openai import backoff_s, retry_after_s, scrub
+
+    waits = [backoff_s(0, 1.0, 60.0, 5.0) for _ in range(200)]
+    assert all(5.0 <= w <= 6.0 for w in waits) and len(set(waits)) > 100  # floor + jitter
+    assert all(0.5 <= backoff_s(0, 1.0, 60.0, None) <= 1.0 for _ in range(50))
+    assert all(8.0 <= backoff_s(4, 1.0, 60.0, None) <= 16.0 for _ in range(50))
+    assert all(30.0 <= backoff_s(20, 1.0, 60.0, None) <= 60.0 for _ in range(50))
+    assert retry_after_s({"retry-after": "3"}) == 3.0
+    assert retry_after_s({"retry-after-ms": "250", "retry-after": "3"}) == 0.25
+    assert retry_after_s({}) is None
+    assert scrub("bad key sk-abcdefghijklmnop", "sk-abcdefghijklmnop") == "bad key ***"
+
+
+def test_rpm_paces_the_requests(server, tiny_model, tmp_path):
+    class Arrivals(list):  # when each request reached the proxy
+        times: list[float] = []
+
+        def append(self, item) -> None:
+            self.times.append(time.monotonic())
+            super().append(item)
+
+    with FaultProxy(server) as proxy:
+        proxy.applied = arrivals = Arrivals()
+        params = settings(proxy.base_url, tiny_model, rpm=240, concurrency=8)  # 4 a second
+        _, stats = run(params, tmp_path / "cache.sqlite")
+    assert stats.generated == UNIQUE == len(arrivals.times)
+    start = arrivals.times[0]
+    for k, at in enumerate(arrivals.times):  # a burst of 4, then 4 a second, across both steps
+        assert at - start >= (k - 3) / 4 - 0.05, f"request {k} came {at - start:.2f}s in"

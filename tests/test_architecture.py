@@ -1,0 +1,78 @@
+"""The shape of the code: no import circles, DVC stages that declare every file they run, a
+committed dvc.lock that matches the code, and registries that agree with the params."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+
+from support import imports, stage_code
+from support.repo import REPO
+
+PIPELINE_OUTPUTS = ("data/", "models/", "reports/")
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    found = imports.cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()})
+    assert found == [["a", "b", "c", "a"]]
+
+
+def test_no_import_circles_anywhere_in_src():
+    """Every import counts, at module level or inside a function."""
+    found = imports.cycles(imports.graph())
+    assert not found, "import circles:\n" + "\n".join(" -> ".join(c) for c in found)
+
+
+@pytest.mark.parametrize("stage", sorted(stage_code.stage_commands()))
+def test_each_stage_declares_every_source_file_it_runs(stage):
+    """A change to any module a stage runs re-runs the stage (deps from the import closure)."""
+    runs = stage_code.code_run_by(stage_code.stage_commands()[stage])
+    declared = stage_code.declared_deps(stage)
+    missing = stage_code.uncovered(runs, declared)
+    assert not missing, (
+        f"dvc.yaml: stage {stage} runs {', '.join(missing)} but does not declare it; its "
+        f"source deps should be: {stage_code.covering_deps(runs)}")
+    for dep in declared:
+        assert (REPO / dep).exists() or not dep.startswith(("src/", "configs/")), \
+            f"dvc.yaml: stage {stage} declares {dep}, which does not exist"
+
+
+def test_the_committed_lock_records_the_code_in_this_checkout():
+    """`dvc status` in the checkout: no stage may have a changed source file, config or param.
+    (Deps under data/, models/ and reports/ are other stages' outputs: a fresh clone has none,
+    so they are not what this test is about.)"""
+    dvc = Path(sys.executable).parent / "dvc"
+    result = subprocess.run([str(dvc), "status", "--json"], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    stale = []
+    for stage, changes in json.loads(result.stdout or "{}").items():
+        for change in changes:
+            if not isinstance(change, dict):
+                continue
+            for path, what in change.get("changed deps", {}).items():
+                if not path.startswith(PIPELINE_OUTPUTS):
+                    stale.append(f"{stage}: {path} {what}")
+    assert not stale, ("dvc.lock is stale: commit the dvc.lock and reports/ of a real "
+                       "`dvc repro` of this code:\n" + "\n".join(stale))
+
+
+def test_every_teacher_backend_name_has_a_backend_and_back():
+    from cotdistill.params import TeacherParams
+    from cotdistill.teachers.registry import BACKENDS
+
+    names = set(typing.get_args(TeacherParams.model_fields["backend"].annotation))
+    assert names == set(BACKENDS)
+    for name, backend in BACKENDS.items():
+        assert backend.name == name
+
+
+def test_every_method_is_registered_under_its_own_name():
+    from cotdistill.methods.registry import METHODS
+
+    assert all(method.name == name for name, method in METHODS.items())

@@ -1,0 +1,115 @@
+"""Bad input: one clear `error:` line naming the file, line or key; exit 1; nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from support.repo import REPO
+
+
+def cotdistill(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    executable = Path(sys.executable).parent / "cotdistill"
+    return subprocess.run([str(executable), *args], cwd=cwd, capture_output=True, text=True,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1"), timeout=300)
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+@pytest.fixture()
+def project(tmp_path) -> Path:
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    return tmp_path
+
+
+def edit_params(project: Path, **sections) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for section, values in sections.items():
+        params[section] = values if not isinstance(params.get(section), dict) else {
+            **params[section], **values}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def test_every_command_has_help():
+    for command in ("", "prepare", "teacher", "curate", "train", "evaluate", "report"):
+        result = cotdistill(REPO, *filter(None, [command]), "--help")
+        assert result.returncode == 0 and "Usage" in result.stdout
+
+
+def test_an_unknown_dataset_name_stops_prepare_and_writes_nothing(project):
+    edit_params(project, prepare={"datasets": ["coin_flip_generated", "coin_flop"]})
+    line = one_error_line(cotdistill(project, "prepare"))
+    assert "params.yaml" in line and "prepare.datasets" in line and "'coin_flop'" in line
+    assert not (project / "data").exists()
+
+
+def test_an_unknown_params_key_names_the_key_and_the_file(project):
+    edit_params(project, teacher={"temprature": 0.5})
+    line = one_error_line(cotdistill(project, "teacher"))
+    assert line == "error: params.yaml: teacher.temprature: unknown key"
+
+
+def test_an_empty_split_stops_prepare_and_writes_nothing(project):
+    edit_params(project, prepare={"num_examples": 2})
+    line = one_error_line(cotdistill(project, "prepare"))
+    assert "empty" in line and "split" in line and "prepare.num_examples" in line
+    assert not (project / "data").exists()
+
+
+def test_a_malformed_prepared_file_names_file_and_line(project):
+    assert cotdistill(project, "prepare").returncode == 0
+    train = project / "data/prepared/train.jsonl"
+    lines = train.read_text().splitlines()
+    lines[2] = lines[2][:40]  # a truncated record
+    train.write_text("\n".join(lines) + "\n")
+    line = one_error_line(cotdistill(project, "teacher"))
+    assert line == "error: data/prepared/train.jsonl:3: not valid JSON"
+    assert not (project / "data/teacher").exists()
+
+
+def test_a_record_breaking_the_contract_names_the_field(project):
+    assert cotdistill(project, "prepare").returncode == 0
+    train = project / "data/prepared/train.jsonl"
+    train.write_text(train.read_text().replace('"split":"train"', '"split":"training"', 1))
+    line = one_error_line(cotdistill(project, "teacher"))
+    assert line.startswith("error: data/prepared/train.jsonl:1: split:")
+
+
+def test_an_empty_training_split_is_refused(project):
+    assert cotdistill(project, "prepare").returncode == 0
+    (project / "data/prepared/train.jsonl").write_text("")
+    line = one_error_line(cotdistill(project, "teacher"))
+    assert line == "error: data/prepared/train.jsonl: is empty (no records)"
+
+
+def test_a_missing_model_path_names_the_key_and_writes_nothing(project):
+    edit_params(project, students={"ghost": {"model": "./no/such/model"}},
+                train={"students": ["ghost"]})
+    (project / "data/curated").mkdir(parents=True)
+    (project / "data/curated/answer_only.jsonl").write_text(
+        '{"id":"a","dataset":"coin_flip","method":"answer_only","source":null,'
+        '"input":"q ###","target":" yes"}\n')
+    line = one_error_line(cotdistill(project, "train", "--student", "ghost",
+                                     "--method", "answer_only"))
+    assert line == "error: students.ghost.model: model path not found: ./no/such/model"
+    assert not (project / "models").exists() and not (project / "mlflow.db").exists()
+
+
+def test_an_unknown_student_or_method_is_refused(project):
+    line = one_error_line(cotdistill(project, "train", "--student", "nobody",
+                                     "--method", "answer_only"))
+    assert "students.nobody" in line
+    line = one_error_line(cotdistill(project, "train", "--student", "smollm2-135m",
+                                     "--method", "magic"))
+    assert "unknown method 'magic'" in line
