@@ -6,6 +6,7 @@ from pathlib import Path
 
 PREPARED = Path("data/prepared")
 COMPLETIONS = Path("data/teacher/completions.jsonl")
+TEACHER_REPORT = Path("reports/teacher.json")
 FEWSHOT_COMPLETIONS = Path("data/teacher/fewshot_completions.jsonl")
 FEWSHOT_REPORT = Path("reports/teacher_fewshot.json")
 CURATED = Path("data/curated")

@@ -59,6 +59,8 @@ class TeacherCompletion(_Record):
     # the generated tokens' texts (token-level KD aligns the two with the student's tokens)
     top_logprobs: list[dict[str, float]] | None = None
     tokens: list[str] | None = None
+    # where a replayed completion was published: file, repository, commit, position in the file
+    lineage: dict[str, str | int] | None = None
 
 
 class TeacherTokens(_Record):

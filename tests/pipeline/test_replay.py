@@ -25,7 +25,7 @@ def replayed(tmp_path_factory, tiny_model):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["prepare"].update(datasets=["multiarith"], mirror=str(SHARED / "mirror"))
     params["teacher"].update(backend="replay", samples=1, max_questions=40,
-                             replay_path=str(SHARED / "teacher/text-davinci-002/zs_cot"))
+                             replay_source="completion_dataset", replay_path=str(SHARED / "teacher/text-davinci-002/zs_cot"))
     params["students"] = {"tiny": {"model": str(tiny_model)}}
     params["train"].update(students=["tiny"], methods=["fine_tune_cot"])
     params["train"]["hparams"].update(max_steps=10, learning_rate=3e-3, batch_size=4)

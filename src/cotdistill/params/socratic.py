@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from cotdistill.params.base import Section, check_known_datasets
+from cotdistill.params.teacher import TeacherParams
 from cotdistill.params.train import HParams
 
 # socratic.hparams.max_length, whether socratic.hparams is left out or given in part: a
@@ -23,6 +24,11 @@ class SocraticParams(Section):
         None,
         description="Prepared datasets to decompose, train on and evaluate (null: every prepared "
                     "dataset); gold decompositions exist for gsm8k only (GSM8K's socratic files).")
+    teacher: TeacherParams | None = Field(
+        None,
+        description="The teacher that writes the decompositions (null: the teacher section). "
+                    "Decompositions need a model to ask: with teacher.backend replay, name a live "
+                    "one here (the report then says the two teachers differ).")
     qg_student: str = Field(
         "smollm2-135m",
         description="The question generator: a name from the students section (it may differ "

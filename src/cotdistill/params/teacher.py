@@ -25,16 +25,22 @@ class TeacherParams(Section):
         "transformers",
         description="transformers: an in-process local model; openai: any OpenAI-compatible "
                     "endpoint; openai_batch: the OpenAI Batch API (half price, results within "
-                    "teacher.batch_window); replay: published completions (teacher.replay_path) "
+                    "teacher.batch_window); replay: published completions (teacher.replay_source) "
                     "instead of model calls.")
     model: str = Field(
         "builtin:SmolLM2-135M-Instruct",
         description="builtin:NAME, a Hugging Face id or a local path; for the openai backends, "
                     "the served model name.")
+    replay_source: Literal["kojima_logs", "completion_dataset"] = Field(
+        "kojima_logs",
+        description="replay backend: kojima_logs, the published zero-shot-CoT runs of "
+                    "text-davinci-002 (Kojima et al. 2022; pinned files, read from the mirror or "
+                    "downloaded once); completion_dataset, files in reasoning-teacher's "
+                    "CompletionDataset format at teacher.replay_path.")
     replay_path: str | None = Field(
         None,
-        description="replay backend: a CompletionDataset file or a directory of them (see "
-                    "cotdistill.teachers.replay).")
+        description="replay_source completion_dataset: a CompletionDataset file or a directory "
+                    "of them (see cotdistill.teachers.replay).")
     replay_match: Literal["question", "sample_index"] = Field(
         "question",
         description="replay backend: how entries are matched to examples: by question text "
@@ -115,8 +121,15 @@ class TeacherParams(Section):
 
     @model_validator(mode="after")
     def _replay_has_a_path(self) -> TeacherParams:
-        if self.backend == "replay" and not self.replay_path:
-            raise ValueError("the replay backend needs teacher.replay_path")
+        if self.backend != "replay":
+            return self
+        if self.replay_source == "completion_dataset" and not self.replay_path:
+            raise ValueError("the replay backend needs teacher.replay_path for replay_source "
+                             "completion_dataset")
+        if self.replay_source == "kojima_logs" and self.replay_path:
+            raise ValueError("teacher.replay_path is for replay_source completion_dataset (the "
+                             "kojima_logs are pinned public files: set prepare.mirror or "
+                             "$COTDISTILL_DATA_MIRROR to read them offline)")
         return self
 
     @model_validator(mode="after")

@@ -42,13 +42,16 @@ def run(params: Params) -> dict:
         from_root(socratic.exemplars_path) if socratic.exemplars_path else None,
         socratic.exemplars)
     ask = None
+    teacher = socratic.teacher or params.teacher
     if socratic.source != "gold":
-        backend = make_backend(params.teacher, teacher_cache())
-        ask = teacher_ask(backend, params.teacher, socratic, teacher_cache())
+        backend = make_backend(teacher, teacher_cache())
+        ask = teacher_ask(backend, teacher, socratic, teacher_cache())
     mirror = params.prepare.mirror
     source = FileSource(from_root(mirror) if mirror else None, cache_home() / "data")
     found, report = decompose(examples, socratic, ask=ask, exemplars=exemplars,
                               gold_source=source)
+    report["teacher_model"] = ({"backend": teacher.backend, "model": teacher.model}
+                               if socratic.source != "gold" else None)
     write_records(layout.DECOMPOSITIONS, found)
     write_text(layout.DECOMPOSE_STATS, json.dumps(report, indent=2) + "\n")
     log.info("decompose: %d questions, %d decompositions (%s correct by source)",

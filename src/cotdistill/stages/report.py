@@ -57,7 +57,39 @@ def rationale_sources(curation: dict) -> list[str]:
     return lines
 
 
-def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], dict]) -> str:
+def _optional(path: Path) -> dict | None:
+    return _load(path) if path.is_file() else None
+
+
+def provenance(teacher: dict | None, fewshot: dict | None, decompose: dict | None) -> list[str]:
+    """Which teacher wrote each method's rationales: methods whose rationales come from
+    different teachers are not compared without saying so."""
+    def who(report: dict | None) -> str:
+        if not report:
+            return "unknown (no report)"
+        model = report.get("teacher") if isinstance(report.get("teacher"), str) else \
+            report.get("model")
+        return f"{model} ({report.get('source', 'model')})"
+
+    lines = ["", "## Where the rationales come from", "",
+             f"- fine_tune_cot, distill_step_by_step, two_stage_cot: {who(teacher)}"]
+    if fewshot is not None:
+        lines.append("- new_fine_tune_cot (few-shot pass): "
+                     + (f"nothing to do: {fewshot['skipped']}" if "skipped" in fewshot
+                        else "the teacher above, few-shot-CoT"))
+    if decompose is not None:
+        source = decompose.get("teacher_model")
+        lines.append("- socratic (decompositions): " + (
+            f"{source['model']} ({source['backend']})" if source else "gold decompositions only"))
+        if source and teacher and source.get("model") not in (teacher.get("model"),
+                                                               teacher.get("teacher")):
+            lines.append("  - a different teacher from Fine-tune-CoT's: the socratic row is not "
+                         "a like-for-like comparison with the rows above")
+    return lines
+
+
+def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], dict],
+                     sources: list[str] = ()) -> str:
     lines = [f"# {title}", "", "## Teacher", "",
              "| dataset | questions | completions | teacher accuracy | kept rationales | "
              "kept per question |", "|---|---:|---:|---:|---:|---:|"]
@@ -86,6 +118,7 @@ def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], 
         lines += ["", f"Diversity (mean pairwise similarity of a question's correct samples, "
                   f"lower is more diverse): {curation['similarity_before']:.3f} before filters, "
                   + (f"{after:.3f} after." if after is not None else "n/a after.")]
+    lines += list(sources)
     lines += rationale_sources(curation)
     datasets = sorted({d for metrics in results.values() for d in metrics["datasets"]})
     lines += ["", "## Students (test accuracy)", "",
@@ -132,7 +165,9 @@ def run(params: Params) -> None:
     results = collect(params.train.students,
                       [*params.train.methods, *params.evaluate.baselines],
                       extra=[(params.socratic.qa_student, "socratic")])
-    write_text(layout.SUMMARY, summary_markdown(params.report.title, curation, results))
+    sources = provenance(_optional(layout.TEACHER_REPORT), _optional(layout.FEWSHOT_REPORT),
+                         _optional(layout.DECOMPOSE_STATS))
+    write_text(layout.SUMMARY, summary_markdown(params.report.title, curation, results, sources))
     accuracy_plot(layout.ACCURACY_PLOT, results)
     metrics = {
         "teacher_accuracy": curation["teacher_accuracy"],

@@ -1,7 +1,9 @@
 """The ``teacher`` stage: D zero-shot-CoT rationales per training question, from the backend
 ``teacher.backend`` names (or its published completions, for ``replay``).
 
-Writes ``data/teacher/completions.jsonl``. When any request failed or ``teacher.max_usd``
+Writes ``data/teacher/completions.jsonl`` and ``reports/teacher.json`` (for a replay: what was
+matched, per dataset, including log entries with no prepared question and prepared questions
+with no entry; for a model: calls, tokens, dollars, cache hits). When any request failed or ``teacher.max_usd``
 stopped the run it raises :class:`~cotdistill.teachers.engine.TeacherIncomplete` and writes
 nothing; everything bought is cached, so the next run asks only for what is missing.
 :func:`estimate` prices the stage before anything is sent (``cotdistill estimate``).
@@ -11,13 +13,18 @@ Usage: ``cotdistill teacher``.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from cotdistill import layout
+from cotdistill.atomic import write_text
+from cotdistill.datasets.sources import FileSource
 from cotdistill.datasets.splits import first_per_dataset
+from cotdistill.errors import CotdistillError
 from cotdistill.jsonl import read_records, write_records
+from cotdistill.lm.store import cache_home
 from cotdistill.params import Params, TeacherParams
-from cotdistill.paths import teacher_cache
+from cotdistill.paths import from_root, teacher_cache
 from cotdistill.records import PreparedExample, TeacherCompletion
 from cotdistill.teachers.estimate import Estimate
 from cotdistill.teachers.estimate import estimate as price_run
@@ -30,8 +37,11 @@ log = logging.getLogger(__name__)
 
 def teacher_examples(settings: TeacherParams) -> list[PreparedExample]:
     """The training questions sent to the teacher: ``teacher.max_questions`` per dataset."""
-    return first_per_dataset(read_records(layout.prepared("train"), PreparedExample),
-                             settings.max_questions)
+    path = layout.prepared("train")
+    if not path.is_file():
+        raise CotdistillError(f"{path}: not found: run `dvc repro prepare` (or `cotdistill "
+                              "prepare`) first")
+    return first_per_dataset(read_records(path, PreparedExample), settings.max_questions)
 
 
 def run(params: Params) -> list[TeacherCompletion]:
@@ -39,17 +49,28 @@ def run(params: Params) -> list[TeacherCompletion]:
     examples = teacher_examples(settings)
     backend = make_backend(settings, teacher_cache())
     if not backend.asks_model:
-        records, replayed = backend.replay(examples)
-        log.info("replay: %d completions imported from %d file(s); %d for other questions, "
-                 "%d beyond teacher.samples", replayed.imported, replayed.files,
-                 replayed.not_asked, replayed.beyond_samples)
+        mirror = params.prepare.mirror
+        files = FileSource(from_root(mirror) if mirror else None, cache_home() / "data")
+        records, report = backend.replay(examples, files)
+        for dataset, figures in report.get("datasets", {}).items():
+            log.info("replay: %s: %d of %d questions answered by %s; %d questions without an "
+                     "entry, %d entries for other questions%s", dataset, figures["imported"],
+                     figures["imported"] + figures["questions_without_entry"], figures["log"],
+                     figures["questions_without_entry"], figures["entries_for_other_questions"],
+                     f" ({figures['note']})" if "note" in figures else "")
     else:
         quiet_http_logs()
         records, stats = run_teacher(examples, settings, backend, teacher_cache())
         log.info("teacher: %d model calls (%d prompt + %d completion tokens, $%.4f), "
                  "%d answered from the cache", stats.generated, stats.prompt_tokens,
                  stats.completion_tokens, stats.usd, stats.cached)
+        report = {"source": backend.name, "model": backend.model, "calls": stats.generated,
+                  "cached": stats.cached, "prompt_tokens": stats.prompt_tokens,
+                  "completion_tokens": stats.completion_tokens, "usd": round(stats.usd, 6)}
+    report.update(questions=len(examples), completions=len(records),
+                  correct=sum(record.correct for record in records))
     write_records(layout.COMPLETIONS, records)
+    write_text(layout.TEACHER_REPORT, json.dumps(report, indent=2) + "\n")
     log.info("teacher: %d completions for %d questions, %d correct", len(records),
              len(examples), sum(record.correct for record in records))
     return records

@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from cotdistill import answers
+from cotdistill.datasets.sources import FileSource
 from cotdistill.datasets.splits import normalize_question
 from cotdistill.errors import CotdistillError
 from cotdistill.params import TeacherParams
 from cotdistill.paths import from_root
 from cotdistill.records import PreparedExample, TeacherCompletion, Usage
+from cotdistill.teachers import kojima_logs
 from cotdistill.teachers.base import Admit, OnBatch, Outcome
 from cotdistill.teachers.completion_dataset import (
     CompletionDataset,
@@ -111,7 +113,10 @@ def replay(
 class ReplayBackend:
     """``teacher.backend: replay``: a teacher that has already answered. It calls no model, so
     the passes that need one (the few-shot pass, decompositions, estimates) ask ``asks_model``
-    first and skip or refuse with a reason instead of calling :meth:`complete`."""
+    first and skip or refuse with a reason instead of calling :meth:`complete`.
+
+    ``teacher.replay_source`` says where the answers were published: Kojima et al.'s logs
+    (:mod:`cotdistill.teachers.kojima_logs`, the default) or CompletionDataset files."""
 
     name = "replay"
     batch_priced = False
@@ -119,21 +124,32 @@ class ReplayBackend:
     prompt_api = "completions"
     identity: dict[str, Any] = {}
 
-    def __init__(self, location: Path, *, samples: int, match: str) -> None:
+    def __init__(self, source: str, location: Path | None, *, samples: int, match: str) -> None:
+        self.source = source
         self.location = location
         self.samples = samples
         self.match = match
-        self.model = str(location)
+        self.model = kojima_logs.TEACHER if source == "kojima_logs" else str(location)
 
     @classmethod
     def from_params(cls, params: TeacherParams, cache_path: Path | None) -> ReplayBackend:
-        return cls(from_root(params.replay_path), samples=params.samples,
+        location = from_root(params.replay_path) if params.replay_path else None
+        return cls(params.replay_source, location, samples=params.samples,
                    match=params.replay_match)
 
-    def replay(self, examples: list[PreparedExample]
-               ) -> tuple[list[TeacherCompletion], ReplayStats]:
-        """The published completions of ``examples`` (see :func:`replay`)."""
-        return replay(examples, self.location, samples=self.samples, match=self.match)
+    def replay(self, examples: list[PreparedExample], files: FileSource
+               ) -> tuple[list[TeacherCompletion], dict]:
+        """The published completions of ``examples`` and a report of what matched (``files``:
+        where pinned public files are read from)."""
+        if self.source == "kojima_logs":
+            records, report = kojima_logs.replay_logs(examples, files)
+            return records, report.as_dict()
+        records, stats = replay(examples, self.location, samples=self.samples, match=self.match)
+        return records, {"source": "completion_dataset", "files": stats.files,
+                         "imported": stats.imported, "entries_for_other_questions": stats.not_asked,
+                         "beyond_samples": stats.beyond_samples,
+                         "questions_without_entry": len({e.id for e in examples})
+                         - len({r.id for r in records})}
 
     def complete(
         self, prompts: list[str], *, seeds: list[int], max_tokens: int, temperature: float,

@@ -211,7 +211,7 @@ def test_teacher_decompositions_go_through_the_teacher_cache(tmp_path):
 
 
 def test_the_replay_backend_cannot_decompose(tmp_path):
-    teacher = TeacherParams(backend="replay", replay_path="x", temperature=0.0, samples=1)
+    teacher = TeacherParams(backend="replay", temperature=0.0, samples=1)
     with pytest.raises(CotdistillError, match="replay"):
         teacher_ask(make_backend(teacher), teacher, SocraticParams(), tmp_path / "cache.sqlite")
 
