@@ -47,6 +47,20 @@ def test_every_command_has_help():
         assert result.returncode == 0 and "Usage" in result.stdout
 
 
+def test_params_prints_every_key_of_a_section_with_its_default_value_and_description(project):
+    edit_params(project, teacher={"samples": 3})
+    result = cotdistill(project, "params", "teacher")
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("teacher.samples "))
+    assert "int > 0" in line and "default 2" in line and "params.yaml: 3" in line
+    assert "diverse reasoning samples per question" in result.stdout
+    assert all(len(line) <= 100 for line in result.stdout.splitlines())
+
+
+def test_params_names_the_known_sections_for_an_unknown_one(project):
+    assert "known: prepare, teacher" in one_error_line(cotdistill(project, "params", "trian"))
+
+
 def test_an_unknown_dataset_name_stops_prepare_and_writes_nothing(project):
     edit_params(project, prepare={"datasets": ["coin_flip_generated", "coin_flop"]})
     line = one_error_line(cotdistill(project, "prepare"))

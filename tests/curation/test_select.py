@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cotdistill.curation.select import curate, curation_stats
+from cotdistill.methods.registry import METHODS
 from cotdistill.params import CurateParams
 from cotdistill.records import PreparedExample, TeacherCompletion
 
@@ -48,8 +49,11 @@ def curated():
     return curate(EXAMPLES, COMPLETIONS, CurateParams())
 
 
-def test_every_method_gets_a_list(curated):
-    assert set(curated) == {"fine_tune_cot", "answer_only", "distill_step_by_step", "two_stage_cot"}
+def test_every_method_with_zero_shot_rationales_gets_a_list(curated):
+    """new_fine_tune_cot's rationales come from the few-shot pass, which this run has not."""
+    assert set(curated) == {name for name, method in METHODS.items()
+                            if method.rationales == "zero_shot"}
+    assert "fine_tune_cot" in curated and "new_fine_tune_cot" not in curated
 
 
 def test_fine_tune_cot_keeps_only_correct_completions(curated):
@@ -138,8 +142,9 @@ def test_stats_kept_rationales_counts_curated_fine_tune_cot_rows(stats):
 
 
 def test_stats_examples_per_method(stats):
-    assert stats["examples"] == {"fine_tune_cot": 3, "answer_only": 3, "distill_step_by_step": 6,
-                                 "two_stage_cot": 3}
+    counts = {"fine_tune_cot": 3, "answer_only": 3, "distill_step_by_step": 6, "two_stage_cot": 3}
+    assert {name: stats["examples"][name] for name in counts} == counts
+    assert set(stats["examples"]) == {n for n, m in METHODS.items() if m.rationales == "zero_shot"}
 
 
 def test_stats_per_dataset(stats):

@@ -72,7 +72,7 @@ def test_an_unknown_section_is_a_clear_error():
 
 
 @pytest.mark.parametrize(("key", "text"), [
-    ("teacher.backend", "transformers | openai | openai_batch | replay"),
+    ("train.hparams.lr_scheduler", "linear | cosine | constant | constant_with_warmup"),
     ("teacher.samples", "int > 0"),
     ("teacher.max_questions", "null | int > 0"),
     ("teacher.max_retries", "int >= 0"),
