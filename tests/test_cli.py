@@ -61,6 +61,11 @@ def test_params_names_the_known_sections_for_an_unknown_one(project):
     assert "known: prepare, teacher" in one_error_line(cotdistill(project, "params", "trian"))
 
 
+def test_estimate_before_prepare_says_to_run_prepare_first(project):
+    line = one_error_line(cotdistill(project, "estimate"))
+    assert "data/prepared/train.jsonl: not found: run `dvc repro prepare`" in line
+
+
 def test_an_unknown_dataset_name_stops_prepare_and_writes_nothing(project):
     edit_params(project, prepare={"datasets": ["coin_flip_generated", "coin_flop"]})
     line = one_error_line(cotdistill(project, "prepare"))

@@ -30,8 +30,18 @@ PARAMS_YAML = REPO / "params.yaml"
 
 CPU = "the default pipeline's CPU-sized value (about 15 minutes on 2 cores); "
 DELIBERATE = {
-    "teacher.max_questions":
-        CPU + "left out, the teacher is asked about every train question",
+    "prepare.datasets": "the default pipeline replays the published text-davinci-002 runs (one greedy completion per question) on a published dataset; a params file that omits it gets the in-process model teacher on generated data, which needs no data files at all",
+    "teacher.backend": "the default pipeline replays the published text-davinci-002 runs (one greedy completion per question) on a published dataset; a params file that omits it gets the in-process model teacher on generated data, which needs no data files at all",
+    "teacher.samples": "the default pipeline replays the published text-davinci-002 runs (one greedy completion per question) on a published dataset; a params file that omits it gets the in-process model teacher on generated data, which needs no data files at all",
+    "teacher.temperature": "the default pipeline replays the published text-davinci-002 runs (one greedy completion per question) on a published dataset; a params file that omits it gets the in-process model teacher on generated data, which needs no data files at all",
+    "socratic.teacher.samples":
+        "decompositions need a model to ask and the default pipeline's teacher is a replay: the "
+        "in-process SmolLM2 writes one greedy decomposition; left out, socratic.teacher is null "
+        "and the teacher section's teacher decomposes",
+    "socratic.teacher.temperature": "see socratic.teacher.samples: one greedy decomposition",
+    "train.hparams.learning_rate":
+        "the default pipeline trains for one epoch only, at a rate fixed before the run (1e-4, "
+        "a usual full fine-tuning rate at 135M); the default 5e-5 suits longer runs",
     "teacher.max_rationale_tokens":
         CPU + "64 tokens hold the short rationales of the two generated datasets; the default "
               "96 leaves room for longer ones (GSM8K and the other published datasets)",
@@ -43,22 +53,11 @@ DELIBERATE = {
               "every question; 8 clusters per dataset otherwise",
     "teacher_fewshot.max_questions":
         CPU + "left out, the few-shot pass follows teacher.max_questions",
-    "train.hparams.max_steps":
-        CPU + "8 optimizer steps per student and method; left out, training runs for "
-              "train.hparams.epochs",
-    "train.hparams.max_length":
-        CPU + "160 tokens fit a generated-dataset question with its 64-token rationale; the "
-              "default 192 goes with the default 96-token rationales",
     "train.hparams.select_every":
         "the default pipeline shows model selection at work, every 4 of its 8 steps; a useful "
         "interval depends on the length of the run, so selection is off unless asked for",
     "train.hparams.select_max_examples":
         CPU + "10 validation questions per dataset keep each selection pass short; 20 otherwise",
-    "evaluate.max_new_tokens":
-        CPU + "64 tokens go with the 64-token rationales the students are trained on; the "
-              "default 96 goes with the default teacher.max_rationale_tokens",
-    "evaluate.max_examples":
-        CPU + "left out, the whole test split is evaluated",
     "socratic.max_steps":
         CPU + "3 (sub-question, sub-answer) pairs per problem; 8 covers a multi-step GSM8K "
               "problem",

@@ -27,7 +27,7 @@ def test_the_defaults_are_those_documented():
     params = Params()
     assert params.prepare.datasets == ["coin_flip_generated", "last_letter_concatenation_generated"]
     assert params.prepare.num_examples == 500 and params.prepare.num_items == 4
-    assert params.train.methods == ["fine_tune_cot", "new_fine_tune_cot", "answer_only"]
+    assert params.train.methods == ["fine_tune_cot", "answer_only"]
     assert params.train.students == ["smollm2-135m"]
     assert params.curate.max_per_question is None
 

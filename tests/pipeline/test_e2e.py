@@ -1,6 +1,7 @@
 """End to end: `dvc repro` on a temporary copy of the repository, with tiny params.
 
-The teacher is the real default (SmolLM2-135M-Instruct, in-process) on a handful of questions;
+The README's embedded experiment: the teacher is the in-process SmolLM2-135M-Instruct on a
+handful of generated questions;
 the student is a tiny model built from a config. The test proves the whole pipeline runs,
 records what it should, learns, and that a second `dvc repro` does nothing.
 """
@@ -15,11 +16,15 @@ import pytest
 import yaml
 
 from support.repository import copy_repository as _copy_repository
+from support.repository import apply_overrides, readme_experiment
 from support.repository import dvc as _dvc
 
 
 def _tiny_params(repo: Path, student: Path) -> None:
+    """The README's fully embedded experiment (generated datasets, the in-process SmolLM2
+    teacher), made tiny: a student built from a config, a handful of questions."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
+    apply_overrides(params, readme_experiment("embedded"))
     params["prepare"].update(num_examples=30)
     params["teacher"].update(samples=2, max_questions=6, max_rationale_tokens=32, batch_size=12)
     params["students"] = {"tiny": {"model": str(student)}}

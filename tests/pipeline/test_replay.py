@@ -1,7 +1,8 @@
 """`dvc repro` on MultiArith with real text-davinci-002 completions: no model is ever called.
 
-The published zero-shot-CoT completions (../shared/data/teacher) are replayed as the teacher;
-a tiny student trains on the rationales that reached the right answer and is evaluated.
+Kojima et al.'s published zero-shot-CoT log (read from the mirror, ../shared/data/mirror) is
+replayed as the teacher; a tiny student trains on the rationales that reached the right answer
+and is evaluated.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ def replayed(tmp_path_factory, tiny_model):
     _copy_repository(repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["prepare"].update(datasets=["multiarith"], mirror=str(SHARED / "mirror"))
-    params["teacher"].update(backend="replay", samples=1, max_questions=40,
-                             replay_source="completion_dataset", replay_path=str(SHARED / "teacher/text-davinci-002/zs_cot"))
+    params["teacher"].update(backend="replay", replay_source="kojima_logs", replay_path=None,
+                             samples=1, temperature=0.0, max_questions=40)
     params["students"] = {"tiny": {"model": str(tiny_model)}}
     params["train"].update(students=["tiny"], methods=["fine_tune_cot"])
     params["train"]["hparams"].update(max_steps=10, learning_rate=3e-3, batch_size=4)
@@ -40,12 +41,18 @@ def replayed(tmp_path_factory, tiny_model):
 
 def test_the_teacher_stage_imports_completions_and_calls_no_model(replayed):
     repo, result = replayed
-    assert "replay: 40 completions imported from 1 file(s)" in result.stderr + result.stdout
+    assert ("replay: multiarith: 40 of 40 questions answered by "
+            "log/multiarith_zero_shot_cot.log") in result.stderr + result.stdout
     assert not (repo / ".cotdistill/teacher-cache.sqlite").exists()
     records = [json.loads(line) for line in (repo / "data/teacher/completions.jsonl").open()]
     assert len(records) == 40
     assert {r["backend"] for r in records} == {"replay"}
     assert {r["model"] for r in records} == {"text-davinci-002"}
+    assert {r["lineage"]["file"] for r in records} == {"log/multiarith_zero_shot_cot.log"}
+    assert len({r["lineage"]["position"] for r in records}) == 40
+    report = json.loads((repo / "reports/teacher.json").read_text())
+    assert report["datasets"]["multiarith"]["imported"] == 40
+    assert report["datasets"]["multiarith"]["questions_without_entry"] == 0
 
 
 def test_the_student_trains_on_the_correct_rationales_and_is_evaluated(replayed):

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from support.repo import REPO
+from support.repository import apply_overrides, readme_experiment
 from cotdistill.params import HParams
 from cotdistill.records import CuratedExample
 from cotdistill.student.training import train_student
@@ -18,6 +19,7 @@ from cotdistill.student.training import train_student
 def _curate_in(directory: Path, tiny_model: Path) -> dict[str, bytes]:
     directory.mkdir()
     params = yaml.safe_load((REPO / "params.yaml").read_text())
+    apply_overrides(params, readme_experiment("embedded"))  # generated data, a model teacher
     params["prepare"].update(num_examples=20)
     params["teacher"].update(model=str(tiny_model), samples=3, temperature=1.0,
                              max_questions=5, max_rationale_tokens=12, max_answer_tokens=4)

@@ -18,6 +18,7 @@ from support.repo import REPO  # noqa: F401  (the repository under test)
 from cotdistill.serve import running_server
 from support.fault_proxy import FaultProxy
 from support.repository import copy_repository as _copy_repository
+from support.repository import apply_overrides, readme_experiment
 from support.repository import dvc as _dvc
 
 KEY = "sk-planted-" + secrets.token_hex(16)  # made at run time: no file holds it beforehand
@@ -30,6 +31,7 @@ def _repo_with_openai_teacher(tmp_path: Path, tiny_model: Path, base_url: str) -
     repo.mkdir()
     _copy_repository(repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
+    apply_overrides(params, readme_experiment("embedded"))  # generated data, a model teacher
     params["prepare"].update(num_examples=24)
     params["teacher"].update(backend="openai", base_url=base_url, model=str(tiny_model),
                              api_key_env="COTDISTILL_TEST_KEY", samples=1, temperature=0.0,

@@ -34,3 +34,31 @@ def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     return subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=900)
+
+
+def readme_experiment(name: str) -> dict[str, object]:
+    """The ``-S key=value`` overrides of the README's ``dvc exp run -n NAME`` command, so a test
+    runs exactly the experiment the README documents."""
+    import re
+    import shlex
+
+    import yaml
+
+    text = (REPO / "README.md").read_text(encoding="utf-8").replace("\\\n", " ")
+    line = next((line for line in text.splitlines()
+                 if line.strip().startswith(f"dvc exp run -n {name} ")), None)
+    if line is None:
+        raise AssertionError(f"README.md: no `dvc exp run -n {name}` command")
+    words = shlex.split(line.split("#")[0])
+    pairs = [words[i + 1] for i, word in enumerate(words) if word == "-S"]
+    return {key: yaml.safe_load(value) for key, value in (re.split("=", p, 1) for p in pairs)}
+
+
+def apply_overrides(params: dict, overrides: dict[str, object]) -> None:
+    """Set dotted keys (``a.b.c``) in a params mapping, as ``dvc exp run -S`` does."""
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = params
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value

@@ -72,3 +72,33 @@ def test_no_file_for_the_datasets_is_a_clear_error(multiarith, tmp_path):
         replay(multiarith, tmp_path, samples=1, match="question")
     with pytest.raises(CotdistillError, match="not found"):
         replay(multiarith, tmp_path / "nowhere", samples=1, match="question")
+
+
+def test_the_backend_replays_kojimas_logs_by_default_and_completion_files_when_asked(
+        multiarith, tmp_path):
+    from cotdistill.params import TeacherParams
+    from cotdistill.teachers.registry import make_backend
+
+    files = FileSource(SHARED / "mirror", tmp_path / "cache", download=False)
+    logs = make_backend(TeacherParams(backend="replay", samples=1, temperature=0.0))
+    assert not logs.asks_model and logs.model == "text-davinci-002"
+    from_logs, report = logs.replay(multiarith, files)
+    assert report["source"] == "kojima_logs" and report["imported"] == len(multiarith)
+    converted = make_backend(TeacherParams(backend="replay", replay_source="completion_dataset",
+                                           replay_path=str(COMPLETIONS), samples=1,
+                                           temperature=0.0))
+    from_files, report = converted.replay(multiarith, files)
+    assert report["source"] == "completion_dataset" and report["questions_without_entry"] == 0
+    # the shared converted files were made from the same logs: the same rationales and answers
+    assert [(r.id, r.rationale, r.correct) for r in from_logs] == [
+        (r.id, r.rationale, r.correct) for r in from_files]
+
+
+def test_replay_params_name_the_source_that_needs_a_path():
+    from cotdistill.params import TeacherParams
+
+    with pytest.raises(ValueError, match="needs teacher.replay_path for replay_source"):
+        TeacherParams(backend="replay", replay_source="completion_dataset", samples=1,
+                      temperature=0.0)
+    with pytest.raises(ValueError, match="replay_path is for replay_source completion_dataset"):
+        TeacherParams(backend="replay", replay_path="x", samples=1, temperature=0.0)

@@ -121,14 +121,14 @@ class HParams(Section):
     select_max_examples: Annotated[int, Field(gt=0)] | None = Field(
         20, description="Model selection: validation questions per dataset (null: all).")
     select_max_new_tokens: int = Field(
-        64, gt=0, description="Model selection: most tokens generated per validation answer.")
+        96, gt=0, description="Model selection: most tokens generated per validation answer.")
 
 
 class TrainParams(Section):
     students: list[str] = Field(
         ["smollm2-135m"], description="Students to train, by name from the students section.")
     methods: list[str] = Field(
-        ["fine_tune_cot", "new_fine_tune_cot", "answer_only"],
+        ["fine_tune_cot", "answer_only"],
         description="Distillation methods, each trained for every student (also: "
                     "distill_step_by_step, two_stage_cot).")
     hparams: HParams = Field(HParams(), description="Training hyper-parameters.")

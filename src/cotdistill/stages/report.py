@@ -88,8 +88,33 @@ def provenance(teacher: dict | None, fewshot: dict | None, decompose: dict | Non
     return lines
 
 
+def verdicts(results: dict[tuple[str, str], dict], baselines: list[str]) -> list[str]:
+    """Per student and dataset: does Fine-tune-CoT beat answer-only fine-tuning and the
+    untrained student's best prompting baseline? (Test accuracy, in points.)"""
+    lines = []
+    for student in dict.fromkeys(student for student, _ in results):
+        cot, plain = results.get((student, "fine_tune_cot")), results.get((student, "answer_only"))
+        if cot is None or plain is None:
+            continue
+        for dataset, figures in cot["datasets"].items():
+            tried = [(results[(student, b)]["datasets"][dataset]["accuracy"], b)
+                     for b in baselines if (student, b) in results
+                     and dataset in results[(student, b)]["datasets"]]
+            if dataset not in plain["datasets"] or not tried:
+                continue
+            best, name = max(tried)
+            mine, other = figures["accuracy"], plain["datasets"][dataset]["accuracy"]
+            beats = mine > other and mine > best
+            lines.append(
+                f"- {student} on {dataset}: fine_tune_cot {100 * mine:.1f}% vs answer_only "
+                f"{100 * other:.1f}% ({100 * (mine - other):+.1f} points) and the best prompting "
+                f"baseline, {name}, {100 * best:.1f}% ({100 * (mine - best):+.1f}): "
+                + ("Fine-tune-CoT beats both." if beats else "Fine-tune-CoT does not beat both."))
+    return ["", "## Does distillation work?", "", *lines] if lines else []
+
+
 def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], dict],
-                     sources: list[str] = ()) -> str:
+                     sources: list[str] = (), baselines: list[str] = ()) -> str:
     lines = [f"# {title}", "", "## Teacher", "",
              "| dataset | questions | completions | teacher accuracy | kept rationales | "
              "kept per question |", "|---|---:|---:|---:|---:|---:|"]
@@ -131,6 +156,7 @@ def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], 
         ]
         lines.append(f"| {student} | {method} | " + " | ".join(cells)
                      + f" | {100 * metrics['accuracy']:.1f}% (n={metrics['n']}) |")
+    lines += verdicts(results, list(baselines))
     for (student, method), metrics in results.items():
         if "mean_steps" in metrics:
             lines.append(f"\n{student}/{method}: {metrics['mean_steps']:.2f} loop steps per "
@@ -167,7 +193,8 @@ def run(params: Params) -> None:
                       extra=[(params.socratic.qa_student, "socratic")])
     sources = provenance(_optional(layout.TEACHER_REPORT), _optional(layout.FEWSHOT_REPORT),
                          _optional(layout.DECOMPOSE_STATS))
-    write_text(layout.SUMMARY, summary_markdown(params.report.title, curation, results, sources))
+    write_text(layout.SUMMARY, summary_markdown(params.report.title, curation, results, sources,
+                                                params.evaluate.baselines))
     accuracy_plot(layout.ACCURACY_PLOT, results)
     metrics = {
         "teacher_accuracy": curation["teacher_accuracy"],

@@ -52,6 +52,10 @@ def run(params: Params) -> list[TeacherCompletion]:
         mirror = params.prepare.mirror
         files = FileSource(from_root(mirror) if mirror else None, cache_home() / "data")
         records, report = backend.replay(examples, files)
+        if "files" in report:
+            log.info("replay: %d completions imported from %d file(s); %d for other questions, "
+                     "%d beyond teacher.samples", report["imported"], report["files"],
+                     report["entries_for_other_questions"], report["beyond_samples"])
         for dataset, figures in report.get("datasets", {}).items():
             log.info("replay: %s: %d of %d questions answered by %s; %d questions without an "
                      "entry, %d entries for other questions%s", dataset, figures["imported"],

@@ -1,0 +1,39 @@
+"""The report says whether distillation worked, and which teacher wrote which rationales."""
+
+from __future__ import annotations
+
+from cotdistill.stages.report import provenance, verdicts
+
+
+def _metrics(**by_dataset: float) -> dict:
+    return {"accuracy": sum(by_dataset.values()) / len(by_dataset), "n": 10 * len(by_dataset),
+            "datasets": {d: {"accuracy": a, "n": 10} for d, a in by_dataset.items()}}
+
+
+def test_the_verdict_compares_fine_tune_cot_with_answer_only_and_the_best_baseline():
+    results = {("s", "fine_tune_cot"): _metrics(coin_flip=0.9, dates=0.3),
+               ("s", "answer_only"): _metrics(coin_flip=0.6, dates=0.4),
+               ("s", "zero_shot"): _metrics(coin_flip=0.5, dates=0.2),
+               ("s", "few_shot_cot"): _metrics(coin_flip=0.7, dates=0.1)}
+    lines = verdicts(results, ["zero_shot", "few_shot_cot"])
+    [coin] = [line for line in lines if "coin_flip" in line]
+    assert "+30.0 points" in coin and "few_shot_cot, 70.0%" in coin and "beats both" in coin
+    [dates] = [line for line in lines if "dates" in line]
+    assert "zero_shot, 20.0%" in dates and "does not beat both" in dates
+
+
+def test_rationales_from_different_teachers_are_said_to_differ():
+    lines = provenance({"source": "kojima_logs", "teacher": "text-davinci-002"},
+                       {"skipped": "teacher.backend is replay: no model"},
+                       {"teacher_model": {"backend": "transformers", "model": "smollm2"}})
+    text = "\n".join(lines)
+    assert "fine_tune_cot, distill_step_by_step, two_stage_cot: text-davinci-002 (kojima_logs)" \
+        in text
+    assert "nothing to do: teacher.backend is replay" in text
+    assert "smollm2 (transformers)" in text and "not a like-for-like comparison" in text
+
+
+def test_one_teacher_for_everything_needs_no_warning():
+    text = "\n".join(provenance({"source": "transformers", "model": "m"}, None,
+                                {"teacher_model": {"backend": "transformers", "model": "m"}}))
+    assert "like-for-like" not in text
