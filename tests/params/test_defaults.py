@@ -39,6 +39,9 @@ DELIBERATE = {
         "in-process SmolLM2 writes one greedy decomposition; left out, socratic.teacher is null "
         "and the teacher section's teacher decomposes",
     "socratic.teacher.temperature": "see socratic.teacher.samples: one greedy decomposition",
+    "evaluate.max_examples":
+        CPU + "the first 100 of Coin Flip's 150 published test questions (the split's order); "
+              "left out, the whole test split",
     "train.hparams.learning_rate":
         "the default pipeline trains for one epoch only, at a rate fixed before the run (1e-4, "
         "a usual full fine-tuning rate at 135M); the default 5e-5 suits longer runs",
@@ -54,8 +57,9 @@ DELIBERATE = {
     "teacher_fewshot.max_questions":
         CPU + "left out, the few-shot pass follows teacher.max_questions",
     "train.hparams.select_every":
-        "the default pipeline shows model selection at work, every 4 of its 8 steps; a useful "
-        "interval depends on the length of the run, so selection is off unless asked for",
+        "the default pipeline keeps the best of its one epoch's checkpoints on validation, "
+        "every 20 steps; a useful interval depends on the length of the run, so selection is "
+        "off unless asked for",
     "train.hparams.select_max_examples":
         CPU + "10 validation questions per dataset keep each selection pass short; 20 otherwise",
     "socratic.max_steps":

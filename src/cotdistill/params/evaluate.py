@@ -13,7 +13,7 @@ class EvaluateParams(Section):
     baselines: list[Literal["zero_shot", "zero_shot_cot", "few_shot_cot"]] = Field(
         ["zero_shot", "zero_shot_cot", "few_shot_cot"],
         description="Prompting baselines run on each untrained student.")
-    batch_size: int = Field(32, gt=0, description="Test prompts generated together in one batch.")
+    batch_size: int = Field(50, gt=0, description="Test prompts generated together in one batch.")
     max_new_tokens: int = Field(
         96, gt=0, description="Most tokens generated per test answer (rationale included).")
     max_examples: Annotated[int, Field(gt=0)] | None = Field(

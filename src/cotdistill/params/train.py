@@ -105,9 +105,11 @@ class HParams(Section):
         None,
         description="two_stage_cot: the second stage's dataset (null: the first dataset in the "
                     "data).")
-    packing: bool = Field(
-        False,
-        description="Decoder-only students: flatten each batch into one row, no padding.")
+    packing: bool | Literal["auto"] = Field(
+        "auto",
+        description="Flatten each batch into one row, no padding (decoder-only students): "
+                    "auto packs when nothing needs a row of its own (no task or example weights, "
+                    "no token-level KD, a decoder-only student); true insists, false never.")
     deepspeed_config: str | None = Field(
         None,
         description="A DeepSpeed JSON config (null: configs/deepspeed/zero2.json on GPUs, "

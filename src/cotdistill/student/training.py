@@ -78,7 +78,7 @@ def train_student(
     set_seed(hparams.seed)
     model, tokenizer = model_store.load_causal_lm(model_spec, key)
     encoder_decoder = bool(model.config.is_encoder_decoder)
-    if hparams.packing and encoder_decoder:
+    if hparams.packing is True and encoder_decoder:
         raise CotdistillError(f"{key}: train.hparams.packing is for decoder-only students")
     if hparams.lora is not None:
         model = _with_lora(model, hparams.lora, encoder_decoder)
@@ -89,9 +89,11 @@ def train_student(
         for feature, example in zip(features, examples):
             task = METHODS[example.method].task_weight(example.task, hparams.rationale_weight)
             feature["weight"] = task * (example.weight if example.weight is not None else 1.0)
+    packing = hparams.packing is True or (
+        hparams.packing == "auto" and not encoder_decoder and not weighted and hparams.kd is None)
     kd_teacher, kd_figures = None, {}
     if hparams.kd is not None or weighted:
-        if encoder_decoder or hparams.packing:
+        if encoder_decoder or hparams.packing is True:
             raise CotdistillError(f"{key}: token-level KD and task or example weights need a "
                                   "decoder-only student without packing")
         if hparams.kd is not None and hparams.kd.source == "model":
@@ -132,7 +134,7 @@ def train_student(
         extra = {} if trainer_class is Trainer else {"kd_teacher": kd_teacher, "kd": hparams.kd}
         trainer = trainer_class(
             model=model, args=arguments, train_dataset=features,
-            data_collator=_collator(tokenizer, hparams.packing), callbacks=callbacks, **extra,
+            data_collator=_collator(tokenizer, packing), callbacks=callbacks, **extra,
         )
         started = time.perf_counter()
         output = trainer.train()
