@@ -10,7 +10,6 @@ import typing
 from pathlib import Path
 
 import pytest
-
 from support import imports, stage_code
 from support.repo import REPO
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from cotdistill.curation.select import diversity, select_rationales
-from cotdistill.params import CurateParams
 from cotdistill.curation.filters import (
     FilterReport,
     FilterSettings,
@@ -14,6 +12,8 @@ from cotdistill.curation.filters import (
     mean_pairwise_similarity,
     states_answer_first,
 )
+from cotdistill.curation.select import diversity, select_rationales
+from cotdistill.params import CurateParams
 from cotdistill.records import PreparedExample, TeacherCompletion
 
 

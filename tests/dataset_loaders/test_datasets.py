@@ -7,11 +7,19 @@ import re
 import pytest
 
 from cotdistill.datasets import DATASETS
-from cotdistill.datasets.synthetic import census_first_names, coin_flip, last_letter_concatenation
+from cotdistill.datasets.build import prepare
+from cotdistill.datasets.splits import (
+    first_per_dataset,
+    normalize_question,
+    split_indices,
+)
+from cotdistill.datasets.synthetic import (
+    census_first_names,
+    coin_flip,
+    last_letter_concatenation,
+)
 from cotdistill.errors import CotdistillError
 from cotdistill.params import PrepareParams
-from cotdistill.datasets.build import prepare
-from cotdistill.datasets.splits import first_per_dataset, normalize_question, split_indices
 
 GENERATORS = [coin_flip, last_letter_concatenation]
 

@@ -15,8 +15,7 @@ import pytest
 from support.repo import REPO
 
 from cotdistill.answers import normalize_gold, parse_number
-from cotdistill.datasets import DATASETS, PublishedDataset
-from cotdistill.datasets import published
+from cotdistill.datasets import DATASETS, PublishedDataset, published
 from cotdistill.datasets.published import LOADERS
 from cotdistill.datasets.sources import FileSource, RemoteFile, checksum
 from cotdistill.errors import CotdistillError
@@ -214,9 +213,9 @@ def test_checksum_mismatch(tmp_path):
 
 def test_no_test_question_is_in_train_or_val_for_any_dataset(tmp_path):
     """After case and whitespace are normalised, through the prepare stage with val carved."""
-    from cotdistill.params import PrepareParams
     from cotdistill.datasets.build import prepare
     from cotdistill.datasets.splits import normalize_question
+    from cotdistill.params import PrepareParams
 
     source = FileSource(mirror=MIRROR, cache=tmp_path, download=False)
     prepared = prepare(PrepareParams(datasets=OFFLINE, val_fraction=0.1), source)

@@ -40,7 +40,7 @@ DELIBERATE = {
         "and the teacher section's teacher decomposes",
     "socratic.teacher.temperature": "see socratic.teacher.samples: one greedy decomposition",
     "evaluate.max_examples":
-        CPU + "the first 100 of Coin Flip's 150 published test questions (the split's order); "
+        CPU + "the first 50 of Coin Flip's 150 published test questions (the split's order); "
               "left out, the whole test split",
     "train.hparams.learning_rate":
         "the default pipeline trains for one epoch only, at a rate fixed before the run (1e-4, "

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from support.repository import copy_repository as _copy_repository
 from support.repository import apply_overrides, readme_experiment
+from support.repository import copy_repository as _copy_repository
 from support.repository import dvc as _dvc
 
 

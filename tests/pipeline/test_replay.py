@@ -11,7 +11,6 @@ import json
 
 import pytest
 import yaml
-
 from support.repo import REPO
 from support.repository import copy_repository as _copy_repository
 from support.repository import dvc as _dvc

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from support.repo import REPO
 from support.repository import apply_overrides, readme_experiment
+
 from cotdistill.params import HParams
 from cotdistill.records import CuratedExample
 from cotdistill.student.training import train_student

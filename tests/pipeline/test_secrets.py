@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from support.repo import REPO  # noqa: F401  (the repository under test)
-from cotdistill.serve import running_server
 from support.fault_proxy import FaultProxy
-from support.repository import copy_repository as _copy_repository
+from support.repo import REPO  # noqa: F401  (the repository under test)
 from support.repository import apply_overrides, readme_experiment
+from support.repository import copy_repository as _copy_repository
 from support.repository import dvc as _dvc
+
+from cotdistill.serve import running_server
 
 KEY = "sk-planted-" + secrets.token_hex(16)  # made at run time: no file holds it beforehand
 

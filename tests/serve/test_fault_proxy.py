@@ -11,7 +11,6 @@ import time
 import httpx2
 import openai
 import pytest
-
 from support.fault_proxy import FaultProxy
 
 

@@ -37,3 +37,14 @@ def test_one_teacher_for_everything_needs_no_warning():
     text = "\n".join(provenance({"source": "transformers", "model": "m"}, None,
                                 {"teacher_model": {"backend": "transformers", "model": "m"}}))
     assert "like-for-like" not in text
+
+
+def test_a_skipped_student_is_reported_with_its_reason_not_a_number():
+    from cotdistill.stages.report import summary_markdown
+
+    curation = {"datasets": {}, "teacher_accuracy": 0.9, "kept_rationales": 3}
+    text = summary_markdown("t", curation, {
+        ("s", "fine_tune_cot"): _metrics(coin_flip=0.9),
+        ("s", "socratic"): {"skipped": "no correct decompositions"}})
+    assert "s/socratic: not evaluated: no correct decompositions." in text
+    assert "| s | socratic |" not in text

@@ -13,15 +13,20 @@ import torch
 
 from cotdistill.curation.select import curate
 from cotdistill.errors import CotdistillError
-from cotdistill.student.kd import StudentVocabulary, align, place, teacher_tokens
-from cotdistill.student.losses import distillation_loss, sparse_token_kl, token_cross_entropy, token_kl
 from cotdistill.params import CurateParams, HParams, KDParams, TeacherParams
 from cotdistill.records import PreparedExample, TeacherCompletion
 from cotdistill.serve import running_server
+from cotdistill.student.data import MISSING
+from cotdistill.student.kd import StudentVocabulary, align, place, teacher_tokens
+from cotdistill.student.losses import (
+    distillation_loss,
+    sparse_token_kl,
+    token_cross_entropy,
+    token_kl,
+)
+from cotdistill.student.training import train_student
 from cotdistill.teachers.registry import make_backend
 from cotdistill.teachers.zero_shot_cot import run_teacher
-from cotdistill.student.training import train_student
-from cotdistill.student.data import MISSING
 
 QUESTIONS = [
     PreparedExample(id=f"coin_flip-{i:05d}", dataset="coin_flip", split="train",

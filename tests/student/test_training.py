@@ -57,8 +57,8 @@ def test_deepspeed_can_train_twice_in_one_process(tiny_model, tmp_path):
 
 
 def test_the_checkpoint_kept_is_the_best_on_validation_not_the_last(tiny_model, tmp_path):
-    from cotdistill.student.selection import ValidationSelection
     from cotdistill.records import PreparedExample
+    from cotdistill.student.selection import ValidationSelection
 
     val = [PreparedExample(id=f"v-{i}", dataset="coin_flip", split="val", question=f"Q{i}?",
                            answer="no", answer_type="yes_no") for i in range(3)]
@@ -97,6 +97,7 @@ def test_plain_training_after_deepspeed_in_the_same_process_is_plain(tiny_model,
 
 def test_deepspeed_configs_in_the_repository_are_valid_and_chosen_by_param():
     from support.repo import REPO
+
     from cotdistill.student.deepspeed_setup import config
 
     for name in ("zero2", "zero3", "zero3_offload", "cpu"):
@@ -141,9 +142,10 @@ def test_lora_trains_only_adapters_and_saves_a_merged_plain_checkpoint(tiny_mode
 
 
 def test_packing_flattens_batches_and_still_learns(tiny_model, tmp_path):
-    from cotdistill.student.training import _collator
-    from cotdistill.student.data import encode
     from transformers import AutoTokenizer
+
+    from cotdistill.student.data import encode
+    from cotdistill.student.training import _collator
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     features = [encode(tokenizer, e.input, e.target, 64) for e in EXAMPLES[:3]]

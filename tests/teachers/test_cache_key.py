@@ -8,12 +8,15 @@ unless that is the intent, and say so in the changelog.
 from __future__ import annotations
 
 from cotdistill import prompts
+from cotdistill.methods.new_fine_tune_cot.exemplars import Exemplar
+from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import (
+    fewshot_prompt,
+    shots_id,
+)
 from cotdistill.params import TeacherParams
 from cotdistill.teachers.engine import answer_step, rationale_step, request_key
-from cotdistill.teachers.transformers import TransformersBackend
 from cotdistill.teachers.openai import OpenAIBackend
-from cotdistill.methods.new_fine_tune_cot.exemplars import Exemplar
-from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import fewshot_prompt, shots_id
+from cotdistill.teachers.transformers import TransformersBackend
 
 # explicit, so that a change of the params defaults does not move the pins
 SAMPLING = {"samples": 2, "temperature": 0.7, "seed": 0, "max_rationale_tokens": 64,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from support.repo import REPO
 
 from cotdistill import answers
 from cotdistill.datasets.sources import FileSource
@@ -18,7 +19,6 @@ from cotdistill.teachers.kojima_logs import (
     parse_log,
     replay_logs,
 )
-from support.repo import REPO
 
 MIRROR = REPO.parent / "shared/data/mirror"
 HEADER = ("*****************************\nNamespace(cot_trigger=\"Let's think step by step.\", "

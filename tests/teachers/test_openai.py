@@ -15,18 +15,18 @@ import time
 import urllib.request
 
 import pytest
+from support.fault_proxy import FaultProxy
 from typer.testing import CliRunner
 
 from cotdistill.params import TeacherParams
 from cotdistill.records import PreparedExample
 from cotdistill.serve import running_server
+from cotdistill.teachers.cache import ResponseCache
 from cotdistill.teachers.engine import TeacherIncomplete
+from cotdistill.teachers.estimate import estimate
+from cotdistill.teachers.openai_batch import OpenAIBatchBackend
 from cotdistill.teachers.registry import make_backend
 from cotdistill.teachers.zero_shot_cot import run_teacher
-from cotdistill.teachers.openai_batch import OpenAIBatchBackend
-from cotdistill.teachers.cache import ResponseCache
-from cotdistill.teachers.estimate import estimate
-from support.fault_proxy import FaultProxy
 
 EXAMPLES = [
     PreparedExample(id=f"coin_flip-{i:05d}", dataset="coin_flip", split="train",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from support.repo import REPO
+
+from cotdistill.datasets.build import prepare
 from cotdistill.datasets.sources import FileSource
 from cotdistill.errors import CotdistillError
 from cotdistill.params import PrepareParams
-from cotdistill.datasets.build import prepare
 from cotdistill.teachers.replay import replay
 
 SHARED = REPO.parent / "shared/data"

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from support.repo import REPO
-from cotdistill.teachers.completion_dataset import read_completion_dataset
+
 from cotdistill.errors import CotdistillError
+from cotdistill.teachers.completion_dataset import read_completion_dataset
 from cotdistill.teachers.score import PUBLISHED_ACCURACY, judge, score_file
 
 SHARED = REPO.parent / "shared/data/teacher/text-davinci-002/zs_cot"

@@ -25,10 +25,9 @@ from cotdistill.params.mlflow import MlflowParams
 from cotdistill.params.prepare import PrepareParams
 from cotdistill.params.report import ReportParams
 from cotdistill.params.socratic import SocraticParams
-from cotdistill.params.teacher import TeacherParams
+from cotdistill.params.teacher import Price, TeacherParams
 from cotdistill.params.teacher_fewshot import FewshotParams
 from cotdistill.params.train import HParams, KDParams, LoraParams, Student, TrainParams
-from cotdistill.params.teacher import Price
 
 __all__ = [
     "NAME", "CurateParams", "EvaluateParams", "ExemplarsParams", "FewshotParams", "HParams",

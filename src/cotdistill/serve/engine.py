@@ -230,8 +230,12 @@ class Engine:
     def run(self, rows: list[Row], max_tokens: int) -> list[RowResult]:
         """Generate for ``rows`` in one batch (left-padded); rows are independent of each other."""
         torch = self.torch
-        from transformers import (LogitsProcessor, LogitsProcessorList, StoppingCriteria,
-                                  StoppingCriteriaList)
+        from transformers import (
+            LogitsProcessor,
+            LogitsProcessorList,
+            StoppingCriteria,
+            StoppingCriteriaList,
+        )
 
         engine = self
         width = max(len(row.ids) for row in rows)

@@ -145,6 +145,8 @@ def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], 
                   + (f"{after:.3f} after." if after is not None else "n/a after.")]
     lines += list(sources)
     lines += rationale_sources(curation)
+    skipped = {pair: m for pair, m in results.items() if "skipped" in m}
+    results = {pair: m for pair, m in results.items() if "skipped" not in m}
     datasets = sorted({d for metrics in results.values() for d in metrics["datasets"]})
     lines += ["", "## Students (test accuracy)", "",
               "| student | method | " + " | ".join(datasets) + " | all |",
@@ -156,6 +158,8 @@ def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], 
         ]
         lines.append(f"| {student} | {method} | " + " | ".join(cells)
                      + f" | {100 * metrics['accuracy']:.1f}% (n={metrics['n']}) |")
+    for (student, method), metrics in skipped.items():
+        lines.append(f"\n{student}/{method}: not evaluated: {metrics['skipped']}.")
     lines += verdicts(results, list(baselines))
     for (student, method), metrics in results.items():
         if "mean_steps" in metrics:
@@ -195,11 +199,12 @@ def run(params: Params) -> None:
                          _optional(layout.DECOMPOSE_STATS))
     write_text(layout.SUMMARY, summary_markdown(params.report.title, curation, results, sources,
                                                 params.evaluate.baselines))
-    accuracy_plot(layout.ACCURACY_PLOT, results)
+    evaluated = {pair: m for pair, m in results.items() if "skipped" not in m}
+    accuracy_plot(layout.ACCURACY_PLOT, evaluated)
     metrics = {
         "teacher_accuracy": curation["teacher_accuracy"],
         "kept_rationales": curation["kept_rationales"],
         "teacher_cost": curation.get("cost", {}),
-        "students": {f"{s}/{m}": metrics["accuracy"] for (s, m), metrics in results.items()},
+        "students": {f"{s}/{m}": metrics["accuracy"] for (s, m), metrics in evaluated.items()},
     }
     write_text(layout.METRICS, json.dumps(metrics, indent=2) + "\n")

@@ -19,6 +19,7 @@ import logging
 from pathlib import Path
 
 from cotdistill import layout
+from cotdistill.atomic import write_text
 from cotdistill.errors import CotdistillError
 from cotdistill.methods.socratic.decompose import select_examples
 from cotdistill.methods.socratic.students import (
@@ -78,6 +79,19 @@ def _run_for(params, run_id: str | None, student: str, method: str, tags: dict) 
                              tags={"student": student, "method": method, **tags}).info.run_id
 
 
+def _nothing_to_evaluate(student: str, method: str, reason: str) -> dict:
+    """The students were not trained (``reason``): empty predictions and a metrics file that
+    says why, so the report shows the reason instead of a number."""
+    from cotdistill.jsonl import write_records
+
+    out = layout.eval_reports(student, method)
+    write_records(out / "predictions.jsonl", [])
+    metrics = {"skipped": reason}
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    log.warning("%s/%s: not evaluated: %s", student, method, reason)
+    return metrics
+
+
 def run(params: Params, student: str, *, unified: bool = False) -> dict:
     """The stage: the Socratic loop on every selected test question; score, record, log."""
     import mlflow
@@ -99,6 +113,8 @@ def run(params: Params, student: str, *, unified: bool = False) -> dict:
     if unified:
         method = UNIFIED_METHOD
         model_dir, info = _trained(student, ROLE_METHOD["unified"])
+        if info.get("skipped"):
+            return _nothing_to_evaluate(student, method, info["skipped"])
         write = _completer(model_dir, stop=STOPS["unified"], batch_size=batch, desc="unified",
                            max_new_tokens=settings.max_subquestion_tokens
                            + settings.max_subanswer_tokens)
@@ -109,6 +125,9 @@ def run(params: Params, student: str, *, unified: bool = False) -> dict:
         method = PAIR_METHOD
         qg_dir, qg_info = _trained(settings.qg_student, ROLE_METHOD["qg"])
         qa_dir, qa_info = _trained(student, ROLE_METHOD["qa"])
+        skipped = qg_info.get("skipped") or qa_info.get("skipped")
+        if skipped:
+            return _nothing_to_evaluate(student, method, skipped)
         propose = _completer(qg_dir, max_new_tokens=settings.max_subquestion_tokens,
                              batch_size=batch, stop=STOPS["qg"], desc="QG")
         answer = _completer(qa_dir, max_new_tokens=settings.max_subanswer_tokens,

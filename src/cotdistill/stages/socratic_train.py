@@ -46,6 +46,26 @@ def role_examples(role: Role, decompositions: Sequence[Decomposition],
     return training_examples(role, chosen, questions)
 
 
+def _nothing_to_train(student: str, method: str, settings: SocraticParams) -> TrainResult:
+    """No correct decomposition to learn from: record why instead of failing the pipeline.
+
+    The model directory holds only ``train_info.json`` with the reason (no weights: nothing
+    was trained, and nothing pretends to be), which ``socratic-evaluate`` and the report read.
+    """
+    reason = (f"no correct decompositions from source {settings.source!r} to train on (see "
+              f"{layout.DECOMPOSE_STATS})")
+    log.warning("%s/%s: skipped: %s", student, method, reason)
+    with atomic_dir(layout.model_dir(student, method)) as staging:
+        (staging / layout.TRAIN_INFO).write_text(json.dumps(
+            {"skipped": reason, "student": student, "method": method}, indent=2) + "\n",
+            encoding="utf-8")
+    reports = layout.train_reports(student, method)
+    result = TrainResult()
+    write_loss_curve(reports / "loss.csv", result)
+    write_text(reports / "metrics.json", json.dumps({"skipped": reason}, indent=2) + "\n")
+    return result
+
+
 def run(params: Params, student: str, role: Role) -> TrainResult:
     """The stage: build ``role``'s examples, train ``student`` on them, save, log to MLflow."""
     import mlflow
@@ -66,9 +86,7 @@ def run(params: Params, student: str, role: Role) -> TrainResult:
         role, read_records(layout.DECOMPOSITIONS, Decomposition, allow_empty=True),
         read_records(layout.prepared("train"), PreparedExample), settings)
     if not examples:
-        raise CotdistillError(
-            f"{layout.DECOMPOSITIONS}: no correct decompositions from source {settings.source!r} to "
-            "train on (see reports/socratic/decompose.json)")
+        return _nothing_to_train(student, method, settings)
     use_ds = deepspeed_setup.wanted(hparams.deepspeed)
     out_dir = layout.model_dir(student, method)
     reports = layout.train_reports(student, method)

@@ -26,9 +26,9 @@ from cotdistill.lm.store import cache_home
 from cotdistill.params import Params, TeacherParams
 from cotdistill.paths import from_root, teacher_cache
 from cotdistill.records import PreparedExample, TeacherCompletion
+from cotdistill.teachers.engine import quiet_http_logs
 from cotdistill.teachers.estimate import Estimate
 from cotdistill.teachers.estimate import estimate as price_run
-from cotdistill.teachers.engine import quiet_http_logs
 from cotdistill.teachers.registry import make_backend
 from cotdistill.teachers.zero_shot_cot import run_teacher
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from cotdistill.methods.new_fine_tune_cot.embeddings import embed
-from cotdistill.methods.new_fine_tune_cot.exemplars import cluster_order, pick_exemplars, select_exemplars
+from cotdistill.methods.new_fine_tune_cot.exemplars import (
+    cluster_order,
+    pick_exemplars,
+    select_exemplars,
+)
 from cotdistill.records import PreparedExample, TeacherCompletion
 
 

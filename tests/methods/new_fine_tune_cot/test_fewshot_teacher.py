@@ -10,10 +10,6 @@ from __future__ import annotations
 from cotdistill import prompts
 from cotdistill.curation.select import curate, curation_stats
 from cotdistill.methods.new_fine_tune_cot.exemplars import Exemplar
-from cotdistill.params import CurateParams, FewshotParams, TeacherParams
-from cotdistill.records import PreparedExample
-from cotdistill.teachers.base import Completion
-from cotdistill.teachers.transformers import TransformersBackend
 from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import (
     HINT_ID,
     TEMPLATE_ID,
@@ -21,6 +17,10 @@ from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import (
     run_teacher_fewshot,
     stated_answer,
 )
+from cotdistill.params import CurateParams, FewshotParams, TeacherParams
+from cotdistill.records import PreparedExample
+from cotdistill.teachers.base import Completion
+from cotdistill.teachers.transformers import TransformersBackend
 
 
 def ex(id: str, question: str, answer: str, dataset: str = "coin_flip") -> PreparedExample:

@@ -8,8 +8,10 @@ import random
 import string
 
 import pytest
+from support.repo import REPO
 
 from cotdistill.datasets.sources import FileSource
+from cotdistill.errors import CotdistillError
 from cotdistill.methods.socratic.decompositions import (
     EXEMPLARS,
     GSM8K_SOCRATIC_TEST,
@@ -30,10 +32,7 @@ from cotdistill.methods.socratic.decompositions import (
     prompt_id,
     read_socratic_file,
 )
-from cotdistill.errors import CotdistillError
 from cotdistill.records import PreparedExample
-
-from support.repo import REPO
 
 MIRROR = REPO.parent / "shared/data/mirror"
 SOCRATIC_TEST = MIRROR / GSM8K_SOCRATIC_TEST.relative

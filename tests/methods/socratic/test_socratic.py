@@ -7,13 +7,20 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.repo import REPO
 
-from cotdistill.methods.socratic.decompose import compare, decompose, teacher_ask, training_decompositions
-from cotdistill.methods.socratic.decompositions import EXEMPLARS, GSM8K_SOCRATIC_TEST, Decomposition
 from cotdistill.errors import CotdistillError
-from cotdistill.params import HParams, Params, TeacherParams
-from cotdistill.records import PreparedExample
-from cotdistill.teachers.registry import make_backend
+from cotdistill.methods.socratic.decompose import (
+    compare,
+    decompose,
+    teacher_ask,
+    training_decompositions,
+)
+from cotdistill.methods.socratic.decompositions import (
+    EXEMPLARS,
+    GSM8K_SOCRATIC_TEST,
+    Decomposition,
+)
 from cotdistill.methods.socratic.students import (
     END,
     Transcript,
@@ -26,10 +33,11 @@ from cotdistill.methods.socratic.students import (
     training_examples,
     unified_examples,
 )
+from cotdistill.params import HParams, Params, TeacherParams
 from cotdistill.params.socratic import SocraticParams
+from cotdistill.records import PreparedExample
 from cotdistill.student.data import IGNORE, encode
-
-from support.repo import REPO
+from cotdistill.teachers.registry import make_backend
 
 MIRROR = REPO.parent / "shared/data/mirror"
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
@@ -362,13 +370,12 @@ def _socratic_run(tmp_path, monkeypatch, *, train_steps: int, max_steps: int):
     """Gold decompositions (GSM8K socratic test lines) -> train a QG and a (larger) QA with
     train_student through the socratic-train stage -> the socratic-evaluate stage on the same
     3 questions. Returns (QG result, QA result, metrics, predictions, params)."""
-    from cotdistill.stages import socratic_evaluate
-    from cotdistill.stages import socratic_train
     from cotdistill.datasets.sources import FileSource
-    from cotdistill.methods.socratic.decompositions import gold_decompositions
     from cotdistill.jsonl import read_records, write_records
+    from cotdistill.methods.socratic.decompositions import gold_decompositions
     from cotdistill.params import EvaluateParams, MlflowParams, Student, TrainParams
     from cotdistill.records import Prediction
+    from cotdistill.stages import socratic_evaluate, socratic_train
     from cotdistill_testkit.tiny_model import build_tiny_model
 
     lines = _socratic_lines(40)
