@@ -6,7 +6,7 @@ it, fine-tuned on the answers alone; both are evaluated on the dataset's full pu
 split. The table prints beside the best <=250M-student figures of Table 5.
 
     python benchmarks/reproduce_table5.py                      # every dataset, resumes
-    python benchmarks/reproduce_table5.py --datasets coin_flip --epochs 3
+    python benchmarks/reproduce_table5.py --datasets coin_flip --seed 1   # seed noise
     COTDISTILL_DATA_MIRROR=../shared/data/mirror python benchmarks/reproduce_table5.py  # offline
 
 Each dataset runs the pipeline's own stages (``cotdistill prepare``, ``teacher`` with the
@@ -51,13 +51,13 @@ def params_for(dataset: str, args: argparse.Namespace) -> dict:
     params["teacher"].update(backend="replay", replay_source="kojima_logs", replay_path=None,
                              samples=1, temperature=0.0, max_questions=None)
     params["train"]["methods"] = list(METHODS)
-    params["train"]["hparams"].update(epochs=args.epochs, max_steps=-1)
+    params["train"]["hparams"].update(epochs=args.epochs, max_steps=-1, seed=args.seed)
     params["evaluate"]["max_examples"] = None  # the whole published test split
     return params
 
 
 def run_dataset(dataset: str, args: argparse.Namespace) -> dict:
-    work = REPO / "reproduction" / dataset
+    work = REPO / "reproduction" / (dataset if args.seed == 0 else f"{dataset}-seed{args.seed}")
     work.mkdir(parents=True, exist_ok=True)
     (work / "params.yaml").write_text(yaml.safe_dump(params_for(dataset, args), sort_keys=False))
     executable = str(Path(sys.executable).parent / "cotdistill")
@@ -82,9 +82,23 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> dict:
                              .read_text())
         accuracy[method] = {"accuracy": metrics["accuracy"], "n": metrics["n"]}
     curate = json.loads((work / "reports/curate.json").read_text())
-    return {"dataset": dataset, "epochs": args.epochs, "teacher_accuracy":
+    return {"dataset": dataset, "epochs": args.epochs, "seed": args.seed, "teacher_accuracy":
             curate["teacher_accuracy"], "kept_rationales": curate["kept_rationales"],
             "students": accuracy, "seconds": times, "wall_s": round(sum(times.values()), 1)}
+
+
+def noise(results: dict[str, dict]) -> list[str]:
+    """Fine-tune-CoT and answer-only under another training seed, where one was run."""
+    lines = []
+    for name, row in results.items():
+        base = results.get(row["dataset"]) if row.get("seed", 0) else None
+        if base is None:
+            continue
+        for method in METHODS:
+            a, b = base["students"][method]["accuracy"], row["students"][method]["accuracy"]
+            lines.append(f"{row['dataset']} {method}: seed 0 {100 * a:.2f}, seed {row['seed']} "
+                         f"{100 * b:.2f} (difference {100 * abs(a - b):.2f} points)")
+    return lines
 
 
 def table(results: dict[str, dict]) -> str:
@@ -110,23 +124,32 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="*", default=[d for d in PUBLISHED if d in LOGS],
                         help="datasets to run (default: every one with a published log; "
                              "Kojima et al. published none for SVAMP)")
-    parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument("--epochs", type=float, default=None,
+                        help="training epochs (default: params.yaml's train.hparams.epochs)")
     parser.add_argument("--student", default="smollm2-135m")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="training seed (another seed measures the noise between seeds)")
     parser.add_argument("--rerun", action="store_true", help="run datasets that have results")
     args = parser.parse_args()
+    if args.epochs is None:
+        args.epochs = float(yaml.safe_load((REPO / "params.yaml").read_text())
+                            ["train"]["hparams"]["epochs"])
     out = REPO / "reproduction/results.json"
     results = json.loads(out.read_text()) if out.is_file() else {}
     for dataset in args.datasets:
+        name = dataset if args.seed == 0 else f"{dataset}-seed{args.seed}"
         if dataset not in PUBLISHED or dataset not in LOGS:
             raise SystemExit(f"{dataset}: no published log / Table 5 figure "
                              f"(known: {', '.join(PUBLISHED)})")
-        if dataset in results and results[dataset]["epochs"] == args.epochs and not args.rerun:
-            print(f"[{dataset}] done before: skipped (--rerun to run it again)")
+        if name in results and results[name]["epochs"] == args.epochs and not args.rerun:
+            print(f"[{name}] done before: skipped (--rerun to run it again)")
             continue
-        results[dataset] = run_dataset(dataset, args)
+        results[name] = run_dataset(dataset, args)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2) + "\n")  # after each dataset: resumable
     print(table(results))
+    for line in noise(results):
+        print(line)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ def rationale_sources(curation: dict) -> list[str]:
     """Zero-shot-CoT (Fine-tune-CoT) vs few-shot-CoT (New-Fine-tune-CoT) rationales side by side:
     teacher accuracy, accepted rationales, calls and tokens per accepted one, diversity."""
     rows = [("fine_tune_cot (zero-shot-CoT teacher)", curation)]
-    if "new_fine_tune_cot" in curation:
+    if curation.get("new_fine_tune_cot", {}).get("datasets") and any(
+            row["completions"] for row in curation["new_fine_tune_cot"]["datasets"].values()):
         rows.append(("new_fine_tune_cot (few-shot-CoT teacher)", curation["new_fine_tune_cot"]))
     lines = ["", "## Rationales by method", "",
              "| method | teacher accuracy | accepted | calls / accepted | tokens / accepted | "
@@ -129,7 +130,9 @@ def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], 
         f"{curation['kept_rationales']} | |"
     )
     cost = curation.get("cost")
-    if cost:
+    if cost and not cost.get("calls"):
+        lines += ["", "Teacher cost: no teacher calls (the rationales were replayed)."]
+    elif cost:
         per = cost["usd_per_accepted"]
         lines += ["", f"Teacher cost: {cost['calls']} calls, {cost['prompt_tokens']} prompt + "
                   f"{cost['completion_tokens']} completion tokens, ${cost['usd']:.4f}"
