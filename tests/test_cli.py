@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from support.repo import REPO
+from support.repository import apply_overrides, readme_experiment
 
 
 def cotdistill(cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -28,7 +29,10 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 
 @pytest.fixture()
 def project(tmp_path) -> Path:
-    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    """The repository's params with the README's embedded experiment: no data files needed."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    apply_overrides(params, readme_experiment("embedded"))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return tmp_path
 
 
