@@ -59,3 +59,82 @@ def write_text(path: Path | str, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+class Staging:
+    """A stage's outputs, written beside their targets and moved into place together.
+
+    DVC trusts that a stage's outs agree with each other. A stage with several outputs (a
+    dataset and its report, predictions and metrics, a model and its curves) therefore writes
+    them all here, does its last fallible step (MLflow logging) inside the block, and only
+    then :meth:`commit` moves them all in: if moving one fails, the ones already moved are put
+    back, so the previous outputs stay whole and consistent.
+    """
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, Path]] = []  # (temporary, target)
+
+    def file(self, path: Path | str) -> Path:
+        """A temporary file to write ``path``'s new content to."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, _default_mode(directory=False))
+        self._staged.append((Path(tmp), path))
+        return Path(tmp)
+
+    def dir(self, path: Path | str) -> Path:
+        """An empty temporary directory that will replace the directory ``path``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        os.chmod(tmp, _default_mode(directory=True))
+        self._staged.append((tmp, path))
+        return tmp
+
+    def commit(self) -> None:
+        """Move every staged output onto its target, all or none."""
+        backups: list[tuple[Path, Path]] = []  # (backup, target)
+        placed: list[Path] = []
+        try:
+            for tmp, target in self._staged:
+                if target.exists() or target.is_symlink():
+                    backup = target.with_name(f".{target.name}.{os.getpid()}.previous")
+                    _remove(backup)
+                    os.replace(target, backup)
+                    backups.append((backup, target))
+                os.replace(tmp, target)
+                placed.append(target)
+        except BaseException:
+            for target in placed:
+                _remove(target)
+            for backup, target in reversed(backups):
+                os.replace(backup, target)
+            raise
+        for backup, _ in backups:
+            _remove(backup)
+        self._staged.clear()
+
+    def discard(self) -> None:
+        for tmp, _ in self._staged:
+            _remove(tmp)
+        self._staged.clear()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def publish() -> Iterator[Staging]:
+    """Stage outputs in the block; move them all into place only if the whole block succeeds."""
+    staging = Staging()
+    try:
+        yield staging
+        staging.commit()
+    finally:
+        staging.discard()

@@ -14,7 +14,7 @@ import json
 import logging
 
 from cotdistill import layout, tracking
-from cotdistill.atomic import atomic_dir, write_text
+from cotdistill.atomic import publish, write_text
 from cotdistill.curation.filters import FilterReport
 from cotdistill.curation.select import curate as select
 from cotdistill.curation.select import curation_stats, diversity, select_rationales
@@ -45,11 +45,12 @@ def run(params: Params) -> dict:
             examples, fewshot, settings, fewshot_report)))
         fewshot_stats["filtered"] = fewshot_report.as_dict()
         stats["new_fine_tune_cot"] = fewshot_stats
-    with atomic_dir(layout.CURATED) as tmp:
+    with publish() as out:  # nothing moves into place unless MLflow logging succeeded too
+        folder = out.dir(layout.CURATED)
         for method, rows in curated.items():
-            write_records(tmp / f"{method}.jsonl", rows)
-    write_text(layout.CURATE_STATS, json.dumps(stats, indent=2) + "\n")
-    log_curation(params.mlflow, stats)
+            write_records(folder / f"{method}.jsonl", rows)
+        write_text(out.file(layout.CURATE_STATS), json.dumps(stats, indent=2) + "\n")
+        log_curation(params.mlflow, stats)
     log.info("curated: %s; teacher accuracy %.1f%%", stats["examples"],
              100 * stats["teacher_accuracy"])
     return stats

@@ -14,7 +14,7 @@ import json
 import logging
 
 from cotdistill import layout
-from cotdistill.atomic import write_text
+from cotdistill.atomic import publish, write_text
 from cotdistill.datasets.sources import FileSource
 from cotdistill.jsonl import read_records, write_records
 from cotdistill.lm.store import cache_home
@@ -52,8 +52,9 @@ def run(params: Params) -> dict:
                               gold_source=source)
     report["teacher_model"] = ({"backend": teacher.backend, "model": teacher.model}
                                if socratic.source != "gold" else None)
-    write_records(layout.DECOMPOSITIONS, found)
-    write_text(layout.DECOMPOSE_STATS, json.dumps(report, indent=2) + "\n")
+    with publish() as out:  # both or neither
+        write_records(out.file(layout.DECOMPOSITIONS), found)
+        write_text(out.file(layout.DECOMPOSE_STATS), json.dumps(report, indent=2) + "\n")
     log.info("decompose: %d questions, %d decompositions (%s correct by source)",
              len(examples), len(found), report["kept"])
     return report

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from cotdistill import layout
-from cotdistill.atomic import atomic_file, write_text
+from cotdistill.atomic import atomic_file, publish, write_text
 from cotdistill.errors import CotdistillError
 from cotdistill.params import Params
 
@@ -200,14 +200,15 @@ def run(params: Params) -> None:
                       extra=[(params.socratic.qa_student, "socratic")])
     sources = provenance(_optional(layout.TEACHER_REPORT), _optional(layout.FEWSHOT_REPORT),
                          _optional(layout.DECOMPOSE_STATS))
-    write_text(layout.SUMMARY, summary_markdown(params.report.title, curation, results, sources,
-                                                params.evaluate.baselines))
     evaluated = {pair: m for pair, m in results.items() if "skipped" not in m}
-    accuracy_plot(layout.ACCURACY_PLOT, evaluated)
     metrics = {
         "teacher_accuracy": curation["teacher_accuracy"],
         "kept_rationales": curation["kept_rationales"],
         "teacher_cost": curation.get("cost", {}),
         "students": {f"{s}/{m}": metrics["accuracy"] for (s, m), metrics in evaluated.items()},
     }
-    write_text(layout.METRICS, json.dumps(metrics, indent=2) + "\n")
+    with publish() as out:  # the summary, its plot and the metrics agree, or none moves
+        write_text(out.file(layout.SUMMARY), summary_markdown(
+            params.report.title, curation, results, sources, params.evaluate.baselines))
+        accuracy_plot(out.file(layout.ACCURACY_PLOT), evaluated)
+        write_text(out.file(layout.METRICS), json.dumps(metrics, indent=2) + "\n")

@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 
 from cotdistill import layout
-from cotdistill.atomic import write_text
+from cotdistill.atomic import publish, write_text
 from cotdistill.errors import CotdistillError
 from cotdistill.methods.socratic.decompose import select_examples
 from cotdistill.methods.socratic.students import (
@@ -84,10 +84,11 @@ def _nothing_to_evaluate(student: str, method: str, reason: str) -> dict:
     says why, so the report shows the reason instead of a number."""
     from cotdistill.jsonl import write_records
 
-    out = layout.eval_reports(student, method)
-    write_records(out / "predictions.jsonl", [])
+    folder = layout.eval_reports(student, method)
     metrics = {"skipped": reason}
-    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    with publish() as out:
+        write_records(out.file(folder / "predictions.jsonl"), [])
+        write_text(out.file(folder / "metrics.json"), json.dumps(metrics, indent=2) + "\n")
     log.warning("%s/%s: not evaluated: %s", student, method, reason)
     return metrics
 

@@ -17,7 +17,7 @@ import json
 import logging
 
 from cotdistill import layout
-from cotdistill.atomic import write_text
+from cotdistill.atomic import publish, write_text
 from cotdistill.datasets.sources import FileSource
 from cotdistill.datasets.splits import first_per_dataset
 from cotdistill.errors import CotdistillError
@@ -44,6 +44,14 @@ def teacher_examples(settings: TeacherParams) -> list[PreparedExample]:
     return first_per_dataset(read_records(path, PreparedExample), settings.max_questions)
 
 
+def previous_completions() -> list[TeacherCompletion]:
+    """The stage's last output, if any: its records are responses already paid for (dvc.yaml
+    declares it ``persist: true``, so ``dvc repro`` leaves it in place for this)."""
+    if not layout.COMPLETIONS.is_file():
+        return []
+    return read_records(layout.COMPLETIONS, TeacherCompletion, allow_empty=True)
+
+
 def run(params: Params) -> list[TeacherCompletion]:
     settings = params.teacher
     examples = teacher_examples(settings)
@@ -64,17 +72,24 @@ def run(params: Params) -> list[TeacherCompletion]:
                      f" ({figures['note']})" if "note" in figures else "")
     else:
         quiet_http_logs()
-        records, stats = run_teacher(examples, settings, backend, teacher_cache())
+        records, stats = run_teacher(examples, settings, backend, teacher_cache(),
+                                     previous=previous_completions())
+        if stats.restored:
+            log.info("teacher: %d response(s) restored into the cache from %s",
+                     stats.restored, layout.COMPLETIONS)
         log.info("teacher: %d model calls (%d prompt + %d completion tokens, $%.4f), "
-                 "%d answered from the cache", stats.generated, stats.prompt_tokens,
-                 stats.completion_tokens, stats.usd, stats.cached)
+                 "%d answered from the cache (%d bought meanwhile by another run)",
+                 stats.generated, stats.prompt_tokens, stats.completion_tokens, stats.usd,
+                 stats.cached, stats.shared)
         report = {"source": backend.name, "model": backend.model, "calls": stats.generated,
-                  "cached": stats.cached, "prompt_tokens": stats.prompt_tokens,
+                  "cached": stats.cached, "restored": stats.restored, "shared": stats.shared,
+                  "prompt_tokens": stats.prompt_tokens,
                   "completion_tokens": stats.completion_tokens, "usd": round(stats.usd, 6)}
     report.update(questions=len(examples), completions=len(records),
                   correct=sum(record.correct for record in records))
-    write_records(layout.COMPLETIONS, records)
-    write_text(layout.TEACHER_REPORT, json.dumps(report, indent=2) + "\n")
+    with publish() as out:  # both or neither
+        write_records(out.file(layout.COMPLETIONS), records)
+        write_text(out.file(layout.TEACHER_REPORT), json.dumps(report, indent=2) + "\n")
     log.info("teacher: %d completions for %d questions, %d correct", len(records),
              len(examples), sum(record.correct for record in records))
     return records

@@ -16,7 +16,7 @@ import json
 import logging
 
 from cotdistill import layout
-from cotdistill.atomic import write_text
+from cotdistill.atomic import publish, write_text
 from cotdistill.datasets.splits import first_per_dataset
 from cotdistill.errors import CotdistillError
 from cotdistill.jsonl import read_records, write_records
@@ -40,9 +40,10 @@ def run(params: Params) -> dict:
         # new_fine_tune_cot without data rather than fail the whole pipeline.
         reason = f"teacher.backend is {backend.name}: no model to run the few-shot pass with"
         log.warning("teacher-fewshot: skipped (%s)", reason)
-        write_records(layout.FEWSHOT_COMPLETIONS, [])
         summary = {"skipped": reason}
-        write_text(layout.FEWSHOT_REPORT, json.dumps(summary, indent=2) + "\n")
+        with publish() as out:
+            write_records(out.file(layout.FEWSHOT_COMPLETIONS), [])
+            write_text(out.file(layout.FEWSHOT_REPORT), json.dumps(summary, indent=2) + "\n")
         return summary
     if not layout.EXEMPLARS.is_file():
         raise CotdistillError(f"{layout.EXEMPLARS}: not found (run `cotdistill exemplars`)")
@@ -54,8 +55,9 @@ def run(params: Params) -> dict:
     records, run_ = run_teacher_fewshot(examples, shots, settings, backend, teacher_cache(),
                                         hint_wrong=fewshot.hints, fewshot=fewshot)
     summary = run_.report(records)
-    write_records(layout.FEWSHOT_COMPLETIONS, records)
-    write_text(layout.FEWSHOT_REPORT, json.dumps(summary, indent=2) + "\n")
+    with publish() as out:  # both or neither
+        write_records(out.file(layout.FEWSHOT_COMPLETIONS), records)
+        write_text(out.file(layout.FEWSHOT_REPORT), json.dumps(summary, indent=2) + "\n")
     log.info("teacher-fewshot: %d completions for %d questions, accuracy %.1f%%; calls per "
              "question %.2f adaptive vs %.2f two-step; %d hinted; %d model calls, %d cached",
              summary["completions"], summary["questions"], 100 * summary["accuracy"],

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cotdistill import answers, layout
-from cotdistill.atomic import atomic_file
+from cotdistill.atomic import publish, write_text
 from cotdistill.datasets.splits import first_per_dataset
 from cotdistill.params import EvaluateParams
 from cotdistill.records import Prediction, PreparedExample
@@ -68,16 +68,27 @@ def record_results(
 ) -> dict:
     """Write predictions and metrics under reports/eval/, and log them to MLflow (to the
     training run ``run_id`` when it still exists, else to a run of their own)."""
-    import mlflow
-
-    from cotdistill import tracking
     from cotdistill.jsonl import write_records
 
     metrics = {**accuracy_metrics(predictions), **(extra or {})}
-    out = layout.eval_reports(student, method)
-    write_records(out / "predictions.jsonl", predictions)
-    with atomic_file(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    folder = layout.eval_reports(student, method)
+    with publish() as out:  # nothing moves into place unless MLflow logging succeeded too
+        staged = out.file(folder / "predictions.jsonl")
+        write_records(staged, predictions)
+        write_text(out.file(folder / "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+        _log_results(params, student, method, metrics, staged, run_id=run_id, lineage=lineage,
+                     run_params=run_params)
+    log.info("%s/%s: test accuracy %.3f on %d questions", student, method,
+             metrics["accuracy"], metrics["n"])
+    return metrics
+
+
+def _log_results(params, student: str, method: str, metrics: dict, predictions: Path, *,
+                 run_id: str | None, lineage: dict[str, Path], run_params: dict) -> None:
+    import mlflow
+
+    from cotdistill import tracking
+
     experiment = tracking.use_experiment(params.mlflow)
     client = mlflow.MlflowClient()
     try:
@@ -93,7 +104,4 @@ def record_results(
         mlflow.log_metric("test_accuracy", metrics["accuracy"])
         for dataset, figures in metrics["datasets"].items():
             mlflow.log_metric(f"test_accuracy.{dataset}", figures["accuracy"])
-        mlflow.log_artifact(str(out / "predictions.jsonl"))
-    log.info("%s/%s: test accuracy %.3f on %d questions", student, method,
-             metrics["accuracy"], metrics["n"])
-    return metrics
+        mlflow.log_text(predictions.read_text(encoding="utf-8"), "predictions.jsonl")

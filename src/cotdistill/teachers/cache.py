@@ -9,17 +9,27 @@ Two more tables live in the same file because they must survive the same crashes
 - ``failures``: requests that failed for good on the last try (never served as hits; a later
   success deletes the row), so a failed run can say what failed and why;
 - ``batches``: Batch API jobs, stored the moment they are created, so an interrupted run polls
-  the batch it already paid for instead of submitting (and paying for) a second one.
+  the batch it already paid for instead of submitting (and paying for) a second one;
+- ``leases``: which process is asking for a key right now (:mod:`cotdistill.teachers.leases`),
+  so that two runs sharing the cache (``dvc queue start -j 2``) never buy the same response.
+
+A file that is not a readable cache, or one that cannot be written, is a
+:class:`CacheFault`: one line naming the file and what to do, raised when the cache is
+opened, before any model is asked anything. A damaged file is never rewritten or deleted.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from cotdistill.errors import CotdistillError
 
 
 def response_key(**fields: Any) -> str:
@@ -36,25 +46,82 @@ CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY, scope TEXT NOT NULL, request_set TEXT NOT NULL,
     custom_ids TEXT NOT NULL, state TEXT NOT NULL, created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+T = TypeVar("T")
+
+
+class CacheFault(CotdistillError):
+    """The cache file cannot be read or written; nothing was asked of any model."""
+
+
+def describe_fault(path: Path, exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return (f"{path}: the teacher cache cannot be written ({text}): make the file and its "
+                "folder writable, or point the run at another checkout. Nothing was sent: "
+                "every response must be stored the moment it arrives.")
+    if "locked" in text or "busy" in text:
+        return (f"{path}: the teacher cache stayed locked by another process for 30 s ({text});"
+                " re-run when it has finished")
+    return (f"{path}: not a readable teacher cache ({text}). The file is left as it is: move it "
+            f"aside (mv {path} {path}.damaged) and re-run; responses recorded in "
+            "data/teacher/completions.jsonl are restored from there, and "
+            f"`sqlite3 {path}.damaged .recover | sqlite3 {path}` salvages the rest")
+
+
+def _faults(method: Callable[..., T]) -> Callable[..., T]:
+    """Turn SQLite's errors into a :class:`CacheFault` that names the file."""
+
+    @functools.wraps(method)
+    def guarded(self: ResponseCache, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise CacheFault(describe_fault(self.path, exc)) from None
+
+    return guarded
 
 
 class ResponseCache:
+    """The cache at ``path``, opened and proven writable (a write is made and committed), so
+    that a read-only or damaged file stops the run before its first call, not after it."""
+
     def __init__(self, path: Path | str) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30)
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheFault(f"{self.path.parent}: cannot create the teacher cache's folder "
+                             f"({exc.strerror})") from None
+        self._db = sqlite3.connect(self.path, timeout=30)
+        try:
+            self._open()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise CacheFault(describe_fault(self.path, exc)) from None
+
+    def _open(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
-        self._db.commit()
+        with self._db:  # the write probe
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('opened', ?)",
+                             (str(time.time()),))
 
     # --- responses ------------------------------------------------------------------------
 
+    @_faults
     def get(self, key: str) -> dict | None:
         row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    @_faults
     def put_many(self, items: dict[str, dict]) -> None:
         """Store responses (one transaction, committed before returning); clears their failures."""
         with self._db:
@@ -63,12 +130,15 @@ class ResponseCache:
                 [(key, json.dumps(value)) for key, value in items.items()],
             )
             self._db.executemany("DELETE FROM failures WHERE key = ?", [(k,) for k in items])
+            self._db.executemany("DELETE FROM leases WHERE key = ?", [(k,) for k in items])
 
+    @_faults
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
     # --- failures -------------------------------------------------------------------------
 
+    @_faults
     def put_failures(self, items: dict[str, dict]) -> None:
         """Record requests that failed for good: {key: {error, message, attempts}}."""
         now = time.time()
@@ -77,13 +147,16 @@ class ResponseCache:
                 "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)",
                 [(key, f["error"], f["message"], f["attempts"], now) for key, f in items.items()],
             )
+            self._db.executemany("DELETE FROM leases WHERE key = ?", [(k,) for k in items])
 
+    @_faults
     def failures(self) -> dict[str, dict]:
         rows = self._db.execute("SELECT key, error, message, attempts FROM failures").fetchall()
         return {k: {"error": e, "message": m, "attempts": a} for k, e, m, a in rows}
 
     # --- Batch API jobs -------------------------------------------------------------------
 
+    @_faults
     def add_batch(self, batch_id: str, *, scope: str, request_set: str,
                   custom_ids: list[str]) -> None:
         with self._db:
@@ -92,6 +165,7 @@ class ResponseCache:
                 (batch_id, scope, request_set, json.dumps(custom_ids), time.time()),
             )
 
+    @_faults
     def open_batches(self, scope: str) -> list[tuple[str, str, list[str]]]:
         """(batch id, request-set key, custom ids) of batches created but not yet collected."""
         rows = self._db.execute(
@@ -100,14 +174,78 @@ class ResponseCache:
         ).fetchall()
         return [(b, s, json.loads(ids)) for b, s, ids in rows]
 
+    @_faults
     def close_batch(self, batch_id: str, state: str) -> None:
         with self._db:
             self._db.execute("UPDATE batches SET state = ? WHERE batch_id = ?", (state, batch_id))
 
+    @_faults
     def batches(self) -> list[dict]:
         rows = self._db.execute(
             "SELECT batch_id, scope, request_set, state FROM batches ORDER BY created").fetchall()
         return [dict(zip(("batch_id", "scope", "request_set", "state"), r)) for r in rows]
+
+    # --- leases (cotdistill.teachers.leases) ----------------------------------------------
+
+    @_faults
+    def claim(self, keys: Iterable[str], owner: str, host: str, pid: int, ttl_s: float,
+              *, taken_over: Callable[[str, int], bool]) -> tuple[list[str], list[str], dict]:
+        """In one write transaction, sort ``keys`` into (claimed, answered, held).
+
+        A key with a response is answered. A key leased by nobody, by ``owner``, or by a lease
+        that ``taken_over(host, pid)`` says is dead (or that expired) is claimed by ``owner``
+        until now + ``ttl_s``. Otherwise it is held: {key: (host, pid)} of the live owner.
+        """
+        now = time.time()
+        claimed: list[str] = []
+        answered: list[str] = []
+        held: dict[str, tuple[str, int]] = {}
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for key in keys:
+                if self._db.execute("SELECT 1 FROM responses WHERE key = ?",
+                                    (key,)).fetchone():
+                    answered.append(key)
+                    continue
+                row = self._db.execute("SELECT owner, host, pid, expires FROM leases "
+                                       "WHERE key = ?", (key,)).fetchone()
+                if row is not None and row[0] != owner and row[3] > now \
+                        and not taken_over(row[1], row[2]):
+                    held[key] = (row[1], row[2])
+                    continue
+                self._db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)",
+                                 (key, owner, host, pid, now + ttl_s))
+                claimed.append(key)
+        return claimed, answered, held
+
+    @_faults
+    def renew(self, owner: str, ttl_s: float) -> None:
+        with self._db:
+            self._db.execute("UPDATE leases SET expires = ? WHERE owner = ?",
+                             (time.time() + ttl_s, owner))
+
+    @_faults
+    def release(self, owner: str) -> None:
+        """Drop every lease ``owner`` holds (its responses are stored, or it gave up)."""
+        with self._db:
+            self._db.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+
+    @_faults
+    def leases(self) -> list[dict]:
+        rows = self._db.execute("SELECT key, owner, host, pid, expires FROM leases").fetchall()
+        return [dict(zip(("key", "owner", "host", "pid", "expires"), r)) for r in rows]
+
+    # --- restoring responses from the stage's own output ----------------------------------
+
+    @_faults
+    def restore(self, items: dict[str, dict]) -> int:
+        """Add responses that are not in the cache yet (never replacing one); return how many
+        were added."""
+        with self._db:
+            before = self._db.total_changes
+            self._db.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?)",
+                                 [(key, json.dumps(value)) for key, value in items.items()])
+            return self._db.total_changes - before
 
     def close(self) -> None:
         self._db.close()

@@ -17,6 +17,7 @@ anything, so DVC does not mark the stage done and the next run asks only for wha
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -27,6 +28,7 @@ from cotdistill.params import TeacherParams
 from cotdistill.teachers.base import Backend, Completion, Failure, Outcome
 from cotdistill.teachers.budget import Budget, prompt_token_counter
 from cotdistill.teachers.cache import ResponseCache, response_key
+from cotdistill.teachers.leases import POLL_S, Claims
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ class CallStats:
     failures: Counter[str] = field(default_factory=Counter)  # error kind -> count
     examples: dict[str, str] = field(default_factory=dict)  # error kind -> one message
     not_sent: int = 0  # refused by teacher.max_usd
+    shared: int = 0  # responses another run sharing the cache bought while this one waited
+    restored: int = 0  # responses restored into the cache from the stage's previous output
     # per step ("rationale", "answer"): calls, prompt_tokens, completion_tokens, usd bought
     steps: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -115,7 +119,9 @@ def cached_complete(
     """Answer (prompt, sample) requests from the cache, asking the backend only for the misses.
 
     Each sample index has its own seed, so that sample s of a question does not depend on how
-    many samples were asked for. Identical requests are asked once. Every outcome is stored
+    many samples were asked for. Identical requests are asked once. A miss is claimed
+    (:mod:`cotdistill.teachers.leases`) before it is asked: a key that another run sharing
+    the cache is asking for right now is waited for, not bought again. Every outcome is stored
     the moment the backend hands it over: responses as cache entries (with their dollars),
     failures in the failures table; a failure is never served as a hit.
     """
@@ -132,54 +138,91 @@ def cached_complete(
         else:
             by_key[key] = Completion(**hit)
     stats.cached += sum(1 for key in keys if key in by_key)
-    missing = list(first)
-    if missing:
-        asked = [requests[first[key]] for key in missing]
-
-        def admit(j: int) -> bool:
-            ok = budget is None or budget.admit(missing[j], asked[j][0], max_tokens)
-            if not ok:
-                stats.not_sent += 1
-            return ok
-
-        def store(batch: dict[int, Outcome]) -> None:
-            bought: dict[str, dict] = {}
-            failed: dict[str, dict] = {}
-            for j, out in batch.items():
-                key = missing[j]
-                if key in by_key:
-                    continue
-                if isinstance(out, Failure):
-                    if budget is not None:
-                        budget.release(key)
-                    if out.error != "budget":  # a refused request was never tried
-                        failed[key] = vars(out)
-                        stats.failures[out.error] += 1
-                        stats.examples.setdefault(out.error, out.message)
-                else:
-                    usd = (budget.settle(key, out.prompt_tokens, out.completion_tokens)
-                           if budget is not None else 0.0)
-                    out = replace(out, usd=usd)
-                    bought[key] = vars(out)
-                    stats.generated += 1
-                    stats.usd += usd
-                    stats.prompt_tokens += out.prompt_tokens
-                    stats.completion_tokens += out.completion_tokens
-                by_key[key] = out
-            if bought:
-                cache.put_many(bought)
-            if failed:
-                cache.put_failures(failed)
-
-        outputs = backend.complete(
-            [prompt for prompt, _ in asked], seeds=[sample_seed(seed, s) for _, s in asked],
-            max_tokens=max_tokens, temperature=temperature, stop=stop, on_batch=store,
-            admit=admit,
-        )
-        leftover = {j: out for j, out in enumerate(outputs) if missing[j] not in by_key}
-        if leftover:  # a backend that returned without handing everything to on_batch
-            store(leftover)
+    if first:
+        with Claims(cache).kept() as claims:
+            _ask_claimed(backend, cache, claims, requests, keys, first, by_key, stats, step,
+                         budget)
     return [by_key[key] for key in keys]
+
+
+def _ask_claimed(backend: Backend, cache: ResponseCache, claims: Claims,
+                 requests: list[tuple[str, int]], keys: list[str], first: dict[str, int],
+                 by_key: dict[str, Outcome], stats: CallStats, step: Step,
+                 budget: Budget | None) -> None:
+    """Claim the missing keys; ask for the claimed ones; wait for those another run holds,
+    taking over any whose owner died or stopped renewing; until every key has an outcome."""
+    remaining = list(first)
+    waited_since, told = None, 0.0
+    while remaining:
+        claimed, answered, held = claims.claim(remaining)
+        for key in answered:  # another run bought it
+            by_key[key] = Completion(**cache.get(key))
+            stats.cached += sum(1 for k in keys if k == key)
+            stats.shared += 1
+        if claimed:
+            _ask(backend, cache, [requests[first[key]] for key in claimed], claimed, by_key,
+                 stats, step, budget)
+        remaining = [key for key in held if key not in by_key]
+        if remaining and not claimed:
+            now = time.monotonic()
+            waited_since = waited_since or now
+            if now - told >= 30:
+                owners = sorted({f"pid {pid} on {host}" for host, pid in held.values()})
+                log.info("teacher: waiting for %d response(s) that another run sharing the "
+                         "cache is asking for (%s)", len(remaining), ", ".join(owners))
+                told = now
+            time.sleep(POLL_S)
+
+
+def _ask(backend: Backend, cache: ResponseCache, asked: list[tuple[str, int]],
+         missing: list[str], by_key: dict[str, Outcome], stats: CallStats, step: Step,
+         budget: Budget | None) -> None:
+    """Ask the backend for ``asked`` (whose keys are ``missing``); store each outcome as it
+    arrives."""
+
+    def admit(j: int) -> bool:
+        ok = budget is None or budget.admit(missing[j], asked[j][0], step.max_tokens)
+        if not ok:
+            stats.not_sent += 1
+        return ok
+
+    def store(batch: dict[int, Outcome]) -> None:
+        bought: dict[str, dict] = {}
+        failed: dict[str, dict] = {}
+        for j, out in batch.items():
+            key = missing[j]
+            if key in by_key:
+                continue
+            if isinstance(out, Failure):
+                if budget is not None:
+                    budget.release(key)
+                if out.error != "budget":  # a refused request was never tried
+                    failed[key] = vars(out)
+                    stats.failures[out.error] += 1
+                    stats.examples.setdefault(out.error, out.message)
+            else:
+                usd = (budget.settle(key, out.prompt_tokens, out.completion_tokens)
+                       if budget is not None else 0.0)
+                out = replace(out, usd=usd)
+                bought[key] = vars(out)
+                stats.generated += 1
+                stats.usd += usd
+                stats.prompt_tokens += out.prompt_tokens
+                stats.completion_tokens += out.completion_tokens
+            by_key[key] = out
+        if bought:
+            cache.put_many(bought)
+        if failed:
+            cache.put_failures(failed)
+
+    outputs = backend.complete(
+        [prompt for prompt, _ in asked], seeds=[sample_seed(step.seed, s) for _, s in asked],
+        max_tokens=step.max_tokens, temperature=step.temperature, stop=step.stop,
+        on_batch=store, admit=admit,
+    )
+    leftover = {j: out for j, out in enumerate(outputs) if missing[j] not in by_key}
+    if leftover:  # a backend that returned without handing everything to on_batch
+        store(leftover)
 
 
 def make_budget(params: TeacherParams, backend: Backend) -> Budget:

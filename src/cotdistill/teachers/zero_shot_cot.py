@@ -3,8 +3,13 @@
 For every training question the teacher writes D rationales at temperature T (step 1), then
 answers after the trigger "Therefore, the answer ... is" (step 2, greedy). The answer is
 extracted and compared with the gold answer; every completion becomes a teacher-completion
-record with its lineage. Responses go through the engine's cache first, so a re-run with
-unchanged inputs calls no model, and the model is not even loaded.
+record with its lineage: the cache keys of its two requests. Responses go through the engine's
+cache first, so a re-run with unchanged inputs calls no model, and the model is not even loaded.
+
+The stage's previous output is a cache too: a teammate who pulled ``completions.jsonl`` with
+``dvc pull`` but not the local ``.cotdistill/`` cache, or who lost that cache, has its
+responses restored from the records' lineage keys (:func:`restorable`) before anything is
+asked, so raising ``teacher.samples`` from 2 to 4 buys samples 2 and 3 only.
 """
 
 from __future__ import annotations
@@ -25,21 +30,47 @@ from cotdistill.teachers.engine import (
     incomplete_message,
     make_budget,
     rationale_step,
+    request_key,
 )
 
 
+def restorable(records: list[TeacherCompletion]) -> dict[str, dict]:
+    """The cache entries that records carrying their requests' keys stand for.
+
+    A record keeps one usage for its two calls: the restored rationale carries all of it and
+    the restored answer none, so a record made again from them has the same usage."""
+    entries: dict[str, dict] = {}
+    for record in records:
+        lineage = record.lineage or {}
+        rationale_key, answer_key = lineage.get("rationale_key"), lineage.get("answer_key")
+        if not isinstance(rationale_key, str) or not isinstance(answer_key, str):
+            continue  # replayed, or written before records carried their keys
+        usage = record.usage
+        entries[rationale_key] = vars(Completion(
+            text=record.rationale, prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens, top_logprobs=record.top_logprobs,
+            tokens=record.tokens, usd=usage.usd))
+        entries[answer_key] = vars(Completion(text=record.answer_text, prompt_tokens=0,
+                                              completion_tokens=0))
+    return entries
+
+
 def run_teacher(
-    examples: list[PreparedExample], params: TeacherParams, backend: Backend, cache_path: Path
+    examples: list[PreparedExample], params: TeacherParams, backend: Backend, cache_path: Path,
+    previous: list[TeacherCompletion] | None = None,
 ) -> tuple[list[TeacherCompletion], CallStats]:
     """Two-step zero-shot-CoT with ``params.samples`` samples per question.
 
-    Raises :class:`TeacherIncomplete` (after storing everything that came back) when any
-    request failed or was refused by ``teacher.max_usd``.
+    ``previous`` (the stage's last output) is restored into the cache first. Raises
+    :class:`TeacherIncomplete` (after storing everything that came back) when any request
+    failed or was refused by ``teacher.max_usd``.
     """
     stats = CallStats()
     budget = make_budget(params, backend)
     cache = ResponseCache(cache_path)
     try:
+        if previous:
+            stats.restored = cache.restore(restorable(previous))
         pairs = [(ex, s) for ex in examples for s in range(params.samples)]
         rs, ans = rationale_step(params), answer_step(params)
         before = stats.totals()
@@ -63,6 +94,8 @@ def run_teacher(
         answer = answer_texts[index]
         assert isinstance(rationale, Completion) and isinstance(answer, Completion)
         prediction = answers.extract(answer.text, example.answer_type, example.choices)
+        answer_key = request_key(backend, prompts.answer_prompt(
+            example.question, rationale.text, example.answer_type, example.choices), sample, ans)
         records.append(
             TeacherCompletion(
                 id=example.id, dataset=example.dataset, sample=sample, backend=backend.name,
@@ -80,6 +113,9 @@ def run_teacher(
                     usd=round(rationale.usd + answer.usd, 10),
                 ),
                 top_logprobs=rationale.top_logprobs, tokens=rationale.tokens,
+                lineage={"rationale_key": request_key(
+                    backend, prompts.reasoning_prompt(example.question), sample, rs),
+                         "answer_key": answer_key},
             )
         )
     return records, stats
