@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from cotdistill.errors import CotdistillError
-from cotdistill.params import Params, load_params
+from cotdistill.params import Params, load_params, read_params_yaml
 from cotdistill.params.base import Section
 
 
@@ -57,7 +56,7 @@ def describe_params(section: str | None = None,
     label = None
     if params_file is not None:
         loaded = load_params(params_file)  # validates: a broken file is one clear error
-        raw = yaml.safe_load(Path(params_file).read_text(encoding="utf-8")) or {}
+        raw = read_params_yaml(params_file)[0] or {}  # as load_params read it
         label = Path(params_file).name
     docs: list[ParamDoc] = []
     defaults = Params()

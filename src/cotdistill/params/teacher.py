@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from cotdistill.params.base import Section
+from cotdistill.params.base import STRICT, Section
 
 
 class Price(BaseModel):
     """US dollars per million tokens (``teacher.prices``: model name -> price)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     prompt: float = Field(ge=0, description="$ per 1M prompt tokens.")
     completion: float = Field(ge=0, description="$ per 1M completion tokens.")
