@@ -14,7 +14,7 @@ import pytest
 
 import cotdistill.serve
 
-LAYERS = ["engine", "protocol", "batches", "app"]
+LAYERS = ["engine", "protocol", "guard", "batches", "app"]
 
 
 def test_models_lists_the_served_model(client, model_name):

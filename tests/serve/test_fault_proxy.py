@@ -25,7 +25,8 @@ def proxied(proxy, **kwargs) -> openai.OpenAI:
 
 
 def test_proxy_pass_forwards_faithfully(proxy, client, model_name, prompts, texts):
-    body = dict(model=model_name, prompt=prompts[0], max_tokens=6, temperature=0.9, seed=5)
+    body = {"model": model_name, "prompt": prompts[0], "max_tokens": 6, "temperature": 0.9,
+            "seed": 5}
     assert texts(proxied(proxy).completions.create(**body)) == \
         texts(client.completions.create(**body))
     upload = proxied(proxy).files.create(file=("x.jsonl", b'{"a": 1}\n'), purpose="batch")

@@ -18,7 +18,8 @@ API (``POST /v1/files``, ``GET /v1/files[/{id}[/content]]``, ``POST /v1/batches`
 ``GET /v1/batches[/{id}]``, ``POST /v1/batches/{id}/cancel``) and ``GET /stats`` (also
 ``/v1/stats``): ``requests`` (HTTP requests to /v1/*), ``completions`` ({endpoint: direct
 completion requests answered}), ``batch_lines`` (Batch API lines answered, not in
-``completions``), ``batches``, ``generate_calls`` and ``generated_rows`` (model calls, rows).
+``completions``), ``batches``, ``generate_calls`` and ``generated_rows`` (model calls, rows),
+``queued_rows`` (interactive rows queued or running now).
 No streaming, no ``echo``, ``top_p`` is ignored.
 
 The modules, each importing only those above it:

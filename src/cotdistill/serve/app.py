@@ -1,15 +1,20 @@
-"""The HTTP side: the FastAPI app over engine, protocol and Batch API store, and a test server.
+"""The HTTP side: the FastAPI app over engine, protocol and Batch API store, and the servers.
 
 Why a module of its own: it is the only part that speaks HTTP (routes, status codes, the JSON
 error answer for every failure, the request counters of ``GET /stats``) and the only one that
-loads a model; the parts below it take their inputs as arguments. :func:`running_server` serves
-the app on loopback in a background thread, for tests and benchmarks.
+loads a model; the parts below it take their inputs as arguments. :func:`serve` is what
+``cotdistill serve`` runs; :func:`running_server` serves the app on loopback in a background
+thread, for tests and benchmarks. Both use :func:`uvicorn_config`, so both have the same limits.
+
+A request's life: the body is capped (413, :class:`~.guard.BodyLimitMiddleware`), parsed and checked and
+tokenised in a worker thread (never on the event loop), then queued (429 when the queue is
+full); if its client disconnects meanwhile, its job is cancelled in the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
 import socket
 import threading
 import time
@@ -23,16 +28,27 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from cotdistill.serve.batches import BatchStore
-from cotdistill.serve.engine import Engine
-from cotdistill.serve.protocol import ApiError, Protocol
+from cotdistill.serve.engine import Cancelled, Engine, QueueFull, ShuttingDown
+from cotdistill.serve.guard import (
+    ApiKeyMiddleware,
+    BodyLimitMiddleware,
+    ClientGone,
+    Limits,
+    check_exposure,
+    unless_disconnected,
+)
+from cotdistill.serve.protocol import ApiError, Protocol, parse_json
+
+log = logging.getLogger(__name__)
 
 
 class Service:
     """One app's state: the engine, the protocol over it, the Batch API store, the counters."""
 
-    def __init__(self, engine: Engine, model_name: str) -> None:
+    def __init__(self, engine: Engine, model_name: str, limits: Limits) -> None:
         self.engine = engine
-        self.protocol = Protocol(engine, model_name)
+        self.limits = limits
+        self.protocol = Protocol(engine, model_name, max_rows=limits.max_request_rows)
         self.lock = threading.Lock()  # the counters here and the store's files and batches
         self.store = BatchStore(engine, self.protocol, self.lock)
         self.requests = 0
@@ -44,20 +60,26 @@ class Service:
             return {"requests": self.requests, "completions": dict(self.completions),
                     "batch_lines": store.batch_lines, "batches": len(store.batches),
                     "generate_calls": self.engine.generate_calls,
-                    "generated_rows": self.engine.generated_rows}
+                    "generated_rows": self.engine.generated_rows,
+                    "queued_rows": self.engine.queued_rows}
 
 
-def create_app(model_spec: str, *, max_batch: int = 8, batch_window_s: float = 0.01) -> FastAPI:
+def create_app(model_spec: str, *, max_batch: int = 8, batch_window_s: float = 0.01,
+               limits: Limits | None = None, api_key: str | None = None) -> FastAPI:
     """A FastAPI app serving ``model_spec`` (a model spec as ``load_causal_lm`` takes it).
 
     The model is loaded here, before the app exists; its name in the API is ``model_spec``.
     ``app.state.service`` holds the state (``.engine.generate_calls`` counts model calls).
+    ``limits`` bound requests and the queue (defaults: :class:`Limits`); with ``api_key``
+    every request needs ``Authorization: Bearer <api_key>``.
     """
     from cotdistill.lm.store import load_causal_lm
 
+    limits = limits or Limits()
     model, tokenizer = load_causal_lm(model_spec, "serve --model", for_generation=True)
-    engine = Engine(model, tokenizer, max_batch=max_batch, batch_window_s=batch_window_s)
-    service = Service(engine, model_spec)
+    engine = Engine(model, tokenizer, max_batch=max_batch, batch_window_s=batch_window_s,
+                    max_queued_rows=limits.max_queued_rows)
+    service = Service(engine, model_spec, limits)
     protocol, store = service.protocol, service.store
 
     @asynccontextmanager
@@ -67,15 +89,24 @@ def create_app(model_spec: str, *, max_batch: int = 8, batch_window_s: float = 0
 
     app = FastAPI(title="cotdistill OpenAI-compatible server", lifespan=lifespan)
     app.state.service = service
+    app.add_middleware(BodyLimitMiddleware, limits=limits)
+    if api_key:  # the outermost: a refused request is not read at all
+        app.add_middleware(ApiKeyMiddleware, api_key=api_key)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
         return JSONResponse(ApiError(exc.status_code, str(exc.detail)).body(),
-                            status_code=exc.status_code)
+                            status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception):
+        log.error("unexpected error on %s", request.url.path, exc_info=exc)
+        return JSONResponse(ApiError(500, f"internal error: {type(exc).__name__}",
+                                     kind="server_error").body(), status_code=500)
 
     @app.middleware("http")
     async def count(request: Request, call_next):
@@ -85,21 +116,32 @@ def create_app(model_spec: str, *, max_batch: int = 8, batch_window_s: float = 0
         return await call_next(request)
 
     async def json_body(request: Request) -> Any:
-        try:
-            return json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+        return await asyncio.to_thread(parse_json, await request.body())
 
-    async def complete(endpoint: str, request: Request) -> dict:
-        prepared = protocol.prepare(endpoint, await json_body(request))
-        job = engine.submit(prepared.rows, prepared.max_tokens)
+    async def complete(endpoint: str, request: Request) -> Response:
+        raw = await request.body()
+        try:  # parsing, checks and tokenising off the event loop
+            prepared = await unless_disconnected(request.receive, asyncio.to_thread(
+                lambda: protocol.prepare(endpoint, parse_json(raw))))
+            job = engine.submit(prepared.rows, prepared.max_tokens)
+        except QueueFull as exc:
+            raise ApiError(429, str(exc), code="queue_full", kind="rate_limit_error",
+                           headers={"Retry-After": "1"}) from None
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it
         try:
-            results = await asyncio.wrap_future(job.future)
-        except Exception as exc:
+            results = await unless_disconnected(request.receive,
+                                                asyncio.wrap_future(job.future))
+        except ClientGone:
+            engine.cancel(job)
+            return Response(status_code=499)
+        except (ShuttingDown, Cancelled) as exc:
+            raise ApiError(503, f"the server is stopping: {exc}", kind="server_error") from None
+        except Exception as exc:  # noqa: BLE001 - a failed generate call fails its requests
             raise ApiError(500, f"generation failed: {exc}", kind="server_error") from None
         with service.lock:
             service.completions[endpoint] += 1
-        return protocol.format(prepared, results)
+        return JSONResponse(protocol.format(prepared, results))
 
     @app.get("/v1/models")
     async def models() -> dict:
@@ -111,11 +153,11 @@ def create_app(model_spec: str, *, max_batch: int = 8, batch_window_s: float = 0
         return protocol.model_card()
 
     @app.post("/v1/completions")
-    async def completions(request: Request) -> dict:
+    async def completions(request: Request) -> Response:
         return await complete("/v1/completions", request)
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> dict:
+    async def chat_completions(request: Request) -> Response:
         return await complete("/v1/chat/completions", request)
 
     @app.post("/v1/files")
@@ -162,9 +204,51 @@ def create_app(model_spec: str, *, max_batch: int = 8, batch_window_s: float = 0
     return app
 
 
+def uvicorn_config(app: FastAPI, *, limits: Limits | None = None, log_level: str = "warning",
+                   **kwargs: Any):
+    """The uvicorn settings of every server of this module.
+
+    ``limit_concurrency`` caps connections and tasks (503 beyond); a graceful stop waits 2 s
+    for open connections at most (the engine has failed their jobs with 503 by then).
+    """
+    import uvicorn
+
+    limits = limits or app.state.service.limits
+    return uvicorn.Config(app, log_level=log_level, lifespan="on", timeout_graceful_shutdown=2,
+                          limit_concurrency=limits.max_connections, **kwargs)
+
+
+def _server(config):
+    """A uvicorn server whose stop first stops the engine, so no request waits on the model."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:
+            config.app.state.service.engine.stop()
+            await super().shutdown(sockets)
+
+    return Server(config)
+
+
+def serve(model_spec: str, *, host: str, port: int, max_batch: int, limits: Limits,
+          api_key: str | None) -> None:
+    """What ``cotdistill serve`` runs: serve until Ctrl-C (or SIGTERM), then stop cleanly.
+
+    A non-loopback ``host`` without ``api_key`` is refused before the model is loaded.
+    """
+    check_exposure(host, api_key)
+    app = create_app(model_spec, max_batch=max_batch, limits=limits, api_key=api_key)
+    server = _server(uvicorn_config(app, host=host, port=port, log_level="info"))
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, once stopped
+        pass
+    log.info("cotdistill serve: stopped")
+
+
 @contextmanager
 def running_server(model_spec: str, *, host: str = "127.0.0.1", port: int = 0,
-                   **app_kwargs) -> Iterator[str]:
+                   api_key: str | None = None, **app_kwargs) -> Iterator[str]:
     """Serve ``model_spec`` with uvicorn in a background thread; yield ``http://HOST:PORT/v1``.
 
     ``port=0`` picks a free port. ``app_kwargs`` go to :func:`create_app`. On exit the server
@@ -172,20 +256,17 @@ def running_server(model_spec: str, *, host: str = "127.0.0.1", port: int = 0,
     """
     import urllib.request
 
-    import uvicorn
-
-    app = create_app(model_spec, **app_kwargs)
+    app = create_app(model_spec, api_key=api_key, **app_kwargs)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on",
-                            timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
+    server = _server(uvicorn_config(app))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
                               name=f"uvicorn-{port}")
     thread.start()
     base_url = f"http://{host}:{port}/v1"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -193,7 +274,8 @@ def running_server(model_spec: str, *, host: str = "127.0.0.1", port: int = 0,
                 raise RuntimeError("the server thread ended while starting")
             if server.started:
                 try:
-                    with urllib.request.urlopen(f"{base_url}/models", timeout=2) as answer:
+                    ready = urllib.request.Request(f"{base_url}/models", headers=headers)
+                    with urllib.request.urlopen(ready, timeout=2) as answer:
                         if answer.status == 200:
                             break
                 except OSError:

@@ -96,6 +96,15 @@ class BatchStore:
                            param="endpoint")
         input_file_id = body.get("input_file_id")
         self.file(input_file_id if isinstance(input_file_id, str) else "")
+        if not isinstance(body.get("completion_window") or "", str):
+            raise ApiError(400, "completion_window must be a string", param="completion_window")
+        metadata = body.get("metadata")
+        if metadata is not None and not (
+                isinstance(metadata, dict) and len(metadata) <= 16 and all(
+                    isinstance(v, str) and len(k) <= 64 and len(v) <= 512
+                    for k, v in metadata.items())):
+            raise ApiError(400, "metadata must be at most 16 string pairs (keys of at most 64 "
+                           "characters, values of at most 512)", param="metadata")
         batch_id = f"batch_{uuid.uuid4().hex[:24]}"
         now = int(time.time())
         batch = {
@@ -189,7 +198,7 @@ class BatchStore:
                     self.batch_lines += 1
             except Cancelled:
                 continue
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a failed generation fails its line only
                 line.update(response={"status_code": 500, "request_id": uuid.uuid4().hex,
                                       "body": ApiError(500, str(exc), kind="server_error").body()},
                             error=None)
@@ -231,7 +240,11 @@ def _check_lines(lines: list[str], endpoint: str) -> tuple[list[dict], list[dict
             continue
         try:
             entry = json.loads(line)
-        except json.JSONDecodeError as exc:
+        except RecursionError:
+            problems.append({"code": "invalid_json_line", "line": number, "param": None,
+                             "message": f"line {number} is nested too deeply to parse"})
+            continue
+        except ValueError as exc:
             problems.append({"code": "invalid_json_line", "line": number,
                              "message": f"line {number} is not JSON: {exc}", "param": None})
             continue

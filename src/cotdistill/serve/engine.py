@@ -37,6 +37,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -46,7 +47,19 @@ MAX_TOP_LOGPROBS = 20  # the most alternatives a row may ask for; each logprobs 
 
 
 class Cancelled(Exception):
-    """A job's future fails with this once its Batch API batch is cancelled."""
+    """A job's future fails with this once it is cancelled (its client left, its batch ended)."""
+
+
+class ShuttingDown(Exception):
+    """The engine is stopping: no new jobs, and the pending ones fail with this."""
+
+
+class QueueFull(Exception):
+    """An interactive job would take the queued rows past ``max_queued_rows``."""
+
+    def __init__(self, queued: int, limit: int, rows: int) -> None:
+        super().__init__(f"the server's queue is full: {queued} rows are queued or running, "
+                         f"this request adds {rows} and the limit is {limit}; retry later")
 
 
 @dataclass
@@ -84,6 +97,7 @@ class Job:
     taken: int = 0
     done: int = 0
     cancelled: bool = False
+    settled: bool = False  # its future is set and its rows no longer count as queued
 
     def __post_init__(self) -> None:
         self.results = [None] * len(self.rows)
@@ -101,7 +115,8 @@ def row_seed(seed: int, choice: int, prompt_ids: list[int]) -> int:
 class Engine:
     """The model, its tokenizer, and the worker thread that batches rows into generate calls."""
 
-    def __init__(self, model, tokenizer, *, max_batch: int, batch_window_s: float) -> None:
+    def __init__(self, model, tokenizer, *, max_batch: int, batch_window_s: float,
+                 max_queued_rows: int | None = None) -> None:
         import torch
 
         self.torch = torch
@@ -120,6 +135,11 @@ class Engine:
         self.eos_ids = eos
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
         self.context = getattr(model.config, "max_position_embeddings", None)
+        self.vocab_size = model.get_input_embeddings().num_embeddings  # valid ids: below this
+        self.max_queued_rows = max_queued_rows
+        self.queued_rows = 0  # rows of interactive jobs not yet settled
+        self._closing = False
+        self._lock = threading.Lock()  # queued_rows and settling futures
         self.generate_calls = 0
         self.generated_rows = 0
         self._queue: queue.Queue[Job | None] = queue.Queue()
@@ -146,13 +166,53 @@ class Engine:
     # --- queue
 
     def submit(self, rows: list[Row], max_tokens: int, priority: int = 0) -> Job:
+        """Queue ``rows``; an interactive job (priority 0) raises :class:`QueueFull` past the limit.
+
+        The future is marked running at once, so cancelling an asyncio wrapper of it cannot
+        cancel it under the worker (which alone sets it, or :meth:`cancel`).
+        """
+        if self._closing:
+            raise ShuttingDown("the server is stopping")
         job = Job(rows=rows, max_tokens=max_tokens, priority=priority, seq=next(self._seq))
+        job.future.set_running_or_notify_cancel()
+        if priority == 0:
+            with self._lock:
+                limit = self.max_queued_rows
+                if limit is not None and self.queued_rows + len(rows) > limit:
+                    raise QueueFull(self.queued_rows, limit, len(rows))
+                self.queued_rows += len(rows)
         self._queue.put(job)
         return job
 
+    def cancel(self, job: Job) -> None:
+        """Drop ``job``: its queued rows are never run, its running rows stop at the next token."""
+        job.cancelled = True
+        self._settle(job, error=Cancelled())
+
+    def stop(self) -> None:
+        """Ask the worker to stop (returns at once): a running generate call ends at its next
+        token, and every pending job fails with :class:`ShuttingDown`."""
+        if not self._closing:
+            self._closing = True
+            self._queue.put(None)
+
     def close(self) -> None:
-        self._queue.put(None)
+        """:meth:`stop`, then wait for the worker thread to end."""
+        self.stop()
         self._thread.join(timeout=30)
+
+    def _settle(self, job: Job, result: list | None = None,
+                error: BaseException | None = None) -> None:
+        with self._lock:
+            if job.settled:
+                return
+            job.settled = True
+            if job.priority == 0:
+                self.queued_rows -= len(job.rows)
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(result)
 
     def _work(self) -> None:
         pending: list[Job] = []
@@ -184,8 +244,7 @@ class Engine:
                 pending.append(job)
             for job in [j for j in pending if j.cancelled]:
                 pending.remove(job)
-                if not job.future.done():
-                    job.future.set_exception(Cancelled())
+                self._settle(job, error=Cancelled())
             if not pending:
                 continue
             pending.sort(key=lambda j: (j.priority, j.seq))
@@ -197,38 +256,56 @@ class Engine:
                 while job.taken < len(job.rows) and len(batch) < self.max_batch:
                     batch.append((job, job.taken))
                     job.taken += 1
+
+            def unwanted(r: int, batch: list[tuple[Job, int]] = batch) -> bool:
+                return self._closing or batch[r][0].cancelled
+
             try:
-                outputs = self.run([job.rows[i] for job, i in batch], max_tokens)
+                outputs = self.run([job.rows[i] for job, i in batch], max_tokens, unwanted)
             except Exception as exc:  # a failed call fails its requests, not the server
                 log.exception("generate failed")
                 for job in {id(job): job for job, _ in batch}.values():
                     if job in pending:
                         pending.remove(job)
-                    if not job.future.done():
-                        job.future.set_exception(exc)
+                    self._settle(job, error=exc)
                 continue
+            if self._closing:
+                return self._fail_all(pending)
             for (job, i), output in zip(batch, outputs):
                 job.results[i] = output
                 job.done += 1
-                if job.done == len(job.rows):
+                if job.done == len(job.rows) and job in pending:
                     pending.remove(job)
-                    if not job.future.done():
-                        job.future.set_result(job.results)
+                    if job.cancelled:
+                        self._settle(job, error=Cancelled())
+                    else:
+                        self._settle(job, result=job.results)
 
     @staticmethod
     def _free_rows(pending: list[Job], max_tokens: int) -> int:
         return sum(len(j.rows) - j.taken for j in pending if j.max_tokens == max_tokens)
 
-    @staticmethod
-    def _fail_all(pending: list[Job]) -> None:
+    def _fail_all(self, pending: list[Job]) -> None:
+        """Fail every job still pending or queued: the server is stopping."""
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                pending.append(job)
         for job in pending:
-            if not job.future.done():
-                job.future.set_exception(RuntimeError("server shutting down"))
+            self._settle(job, error=ShuttingDown("the server is stopping"))
 
     # --- one generate call
 
-    def run(self, rows: list[Row], max_tokens: int) -> list[RowResult]:
-        """Generate for ``rows`` in one batch (left-padded); rows are independent of each other."""
+    def run(self, rows: list[Row], max_tokens: int,
+            unwanted: Callable[[int], bool] | None = None) -> list[RowResult]:
+        """Generate for ``rows`` in one batch (left-padded); rows are independent of each other.
+
+        ``unwanted(r)`` true: row r is no longer wanted (its client left); it stops at the next
+        token, and the call ends as soon as no wanted row is left. Its result is then partial.
+        """
         torch = self.torch
         from transformers import (
             LogitsProcessor,
@@ -278,14 +355,16 @@ class Engine:
                 return forced
 
         class Finish(StoppingCriteria):
-            """Per row: done at an end-of-sequence token or when a stop string appears."""
+            """Per row: done at an end-of-sequence token, a stop string, or once unwanted."""
 
             def __call__(self, ids, scores, **kwargs):
                 generated = ids.shape[1] - width
                 for r, row in enumerate(rows):
                     if finish[r] is not None:
                         continue
-                    if int(ids[r, -1]) in engine.eos_ids:
+                    if unwanted is not None and unwanted(r):
+                        finish[r] = (generated, "length")
+                    elif int(ids[r, -1]) in engine.eos_ids:
                         finish[r] = (generated, "eos")
                     elif row.stop:
                         window = ids[r, width:][-(max_stop + 16):].tolist()
