@@ -12,6 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from cotdistill.errors import CotdistillError
 from cotdistill.params import MlflowParams
 from cotdistill.paths import repo_root
 
@@ -23,19 +24,29 @@ def tracking_uri(params: MlflowParams) -> str:
 
 
 def use_experiment(params: MlflowParams) -> str:
-    """Point MLflow at the project's store and experiment; return the experiment id."""
+    """Point MLflow at the project's store and experiment; return the experiment id.
+
+    A store that cannot be used (a damaged or unwritable file, a server that does not answer)
+    is one :class:`CotdistillError` line naming it; stages call this before their work."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_DESTINATION_WARNING", "false")
     import mlflow
 
     for name in ("alembic", "mlflow.store.db.utils"):  # noisy schema-migration logs
         logging.getLogger(name).setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(tracking_uri(params))
-    experiment = mlflow.get_experiment_by_name(params.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
-    return mlflow.create_experiment(
-        params.experiment, artifact_location=(repo_root() / "mlartifacts").as_uri()
-    )
+    uri = tracking_uri(params)
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment = mlflow.get_experiment_by_name(params.experiment)
+        if experiment is not None:
+            return experiment.experiment_id
+        return mlflow.create_experiment(
+            params.experiment, artifact_location=(repo_root() / "mlartifacts").as_uri()
+        )
+    except Exception as exc:  # MLflow, SQLAlchemy and HTTP errors alike
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CotdistillError(
+            f"mlflow: the tracking store {uri} cannot be used ({reason}); fix "
+            "mlflow.tracking_uri, or move the store aside to start a new one") from None
 
 
 def git_commit() -> str:

@@ -8,61 +8,19 @@ final completions equal those of an uninterrupted run in another directory with 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sqlite3
 import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
-import yaml
+from support.teacher_runs import cached, served, teacher_command, workdir
 
-from cotdistill.records import PreparedExample
 from cotdistill.serve import running_server
 
 QUESTIONS = 20
 SAMPLES = 2
 UNIQUE = QUESTIONS * SAMPLES * 2  # rationale + answer per question-sample
-
-
-def served(url: str) -> int:
-    with urllib.request.urlopen(url.removesuffix("/v1") + "/stats", timeout=10) as answer:
-        return sum(json.load(answer)["completions"].values())
-
-
-def cached(path: Path) -> int:
-    if not path.exists():
-        return 0
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    try:
-        return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-    except sqlite3.OperationalError:  # the table is not created yet
-        return 0
-    finally:
-        db.close()
-
-
-def workdir(path: Path, teacher: dict) -> Path:
-    (path / "data/prepared").mkdir(parents=True)
-    examples = [
-        PreparedExample(id=f"coin_flip-{i:05d}", dataset="coin_flip", split="train",
-                        question=f"A coin is heads up. Person{i} flips the coin. Person{i + 1} "
-                                 "does not flip the coin. Is the coin still heads up?",
-                        answer="no", answer_type="yes_no")
-        for i in range(QUESTIONS)
-    ]
-    (path / "data/prepared/train.jsonl").write_text(
-        "".join(e.model_dump_json() + "\n" for e in examples))
-    (path / "params.yaml").write_text(yaml.safe_dump({"teacher": teacher}))
-    return path
-
-
-def teacher_command(cwd: Path) -> list[str]:
-    return [sys.executable, "-m", "cotdistill", "teacher", "--params", str(cwd / "params.yaml")]
 
 
 def settle(url: str, quiet_s: float = 1.0, limit_s: float = 30.0) -> int:
@@ -83,8 +41,8 @@ def test_sigkill_mid_run_then_a_rerun_asks_only_for_the_rest(tiny_model, tmp_pat
         teacher = dict(backend="openai", base_url=url, model=str(tiny_model), api="completions",
                        samples=SAMPLES, temperature=0.8, max_rationale_tokens=16,
                        max_answer_tokens=4, concurrency=2, retry_base_s=0.1, timeout_s=60)
-        killed = workdir(tmp_path / "killed", teacher)
-        whole = workdir(tmp_path / "whole", teacher)
+        killed = workdir(tmp_path / "killed", teacher, QUESTIONS)
+        whole = workdir(tmp_path / "whole", teacher, QUESTIONS)
         cache = killed / ".cotdistill/teacher-cache.sqlite"
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
 

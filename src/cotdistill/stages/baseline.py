@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from cotdistill import answers, layout, prompts
+from cotdistill import answers, layout, prompts, tracking
 from cotdistill.errors import CotdistillError
 from cotdistill.params import Params
 from cotdistill.records import PreparedExample
@@ -63,6 +63,7 @@ def run(params: Params, student: str, method: str) -> dict:
     settings = params.evaluate
     spec = params.student(student).model
     examples = test_examples(settings)
+    tracking.use_experiment(params.mlflow)  # an unusable store fails before the generation
     model, tokenizer = model_store.load_causal_lm(spec, f"students.{student}.model",
                                                   for_generation=True)
 

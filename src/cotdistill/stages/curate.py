@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 def run(params: Params) -> dict:
     """Curate; return the statistics written to reports/curate.json."""
     settings = params.curate
+    tracking.use_experiment(params.mlflow)  # an unusable store fails before any work
     examples = read_records(layout.prepared("train"), PreparedExample)
     completions = read_records(layout.COMPLETIONS, TeacherCompletion)
     fewshot = (read_records(layout.FEWSHOT_COMPLETIONS, TeacherCompletion, allow_empty=True)

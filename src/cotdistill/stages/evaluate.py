@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from cotdistill import layout
+from cotdistill import layout, tracking
 from cotdistill.errors import CotdistillError
 from cotdistill.lm.generation import generate
 from cotdistill.lm.store import load_causal_lm
@@ -28,6 +28,7 @@ def run(params: Params, student: str, method: str) -> dict:
     if not info_path.is_file():
         raise CotdistillError(f"{model_dir}: no trained model (run `cotdistill train` first)")
     examples = test_examples(settings)
+    tracking.use_experiment(params.mlflow)  # an unusable store fails before the generation
     model, tokenizer = load_causal_lm(str(model_dir), f"models/{student}/{method}",
                                       for_generation=True)
     encoder_decoder = bool(model.config.is_encoder_decoder)
