@@ -11,8 +11,16 @@ import pytest
 from cotdistill.atomic import atomic_dir, atomic_file, write_text
 from cotdistill.errors import CotdistillError
 from cotdistill.jsonl import read_records, write_records
+from cotdistill.methods.new_fine_tune_cot.exemplars import Exemplar
+from cotdistill.methods.socratic.decompositions import Decomposition
 from cotdistill.paths import repo_root
-from cotdistill.records import PreparedExample
+from cotdistill.records import (
+    CuratedExample,
+    Prediction,
+    PreparedExample,
+    TeacherCompletion,
+    TeacherTokens,
+)
 from cotdistill.teachers.cache import ResponseCache, response_key
 
 GOOD = {
@@ -117,6 +125,75 @@ def test_a_failing_write_records_leaves_the_old_file(tmp_path):
         write_records(path, records())
     assert [r.id for r in read_records(path, PreparedExample)] == [GOOD["id"]]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl"]
+
+
+def test_a_byte_that_is_not_utf8_names_file_line_and_column(tmp_path):
+    path = tmp_path / "d.jsonl"
+    bad = json.dumps({**GOOD, "question": "caf\u00e9?"}).encode().replace(b"\\u00e9", b"\xe9")
+    path.write_bytes(json.dumps(GOOD).encode() + b"\n" + bad + b"\n")
+    column = bad.index(b"\xe9") + 1
+    with pytest.raises(CotdistillError) as info:
+        read_records(path, PreparedExample)
+    assert str(info.value) == f"{path}:2: not valid UTF-8 (byte 0xe9 at column {column})"
+
+
+COMPLETION = {
+    "id": "coin_flip-00001", "dataset": "coin_flip", "sample": 0, "backend": "openai",
+    "model": "m", "prompt_id": "zero_shot_cot", "sampling": {"temperature": 0.7, "seed": 1},
+    "rationale": "The coin was flipped.", "answer_text": " yes", "prediction": "yes",
+    "correct": True,
+}
+
+
+@pytest.mark.parametrize(("field", "value", "given"), [
+    ("correct", "no", "not a string"),
+    ("correct", 0, "not a number"),
+    ("sample", "0", "not a string"),
+    ("sample", 1.0, "not a number"),
+    ("sample", True, "not true/false"),
+    ("prediction", 1, "not a number"),
+    ("hinted", "false", "not a string"),
+])
+def test_a_completion_field_of_the_wrong_type_is_refused_not_converted(tmp_path, field, value,
+                                                                       given):
+    lines = [json.dumps(COMPLETION), json.dumps({**COMPLETION, field: value})]
+    path = _write_lines(tmp_path / "c.jsonl", lines)
+    with pytest.raises(CotdistillError) as info:
+        read_records(path, TeacherCompletion)
+    assert str(info.value).startswith(f"{path}:2: {field}: ") and given in str(info.value)
+
+
+def test_a_usage_field_of_the_wrong_type_names_its_path(tmp_path):
+    path = _write_lines(tmp_path / "c.jsonl", [json.dumps({**COMPLETION, "usage": {"calls": "2"}})])
+    with pytest.raises(CotdistillError, match=r"c\.jsonl:1: usage\.calls: .*integer"):
+        read_records(path, TeacherCompletion)
+
+
+@pytest.mark.parametrize("record", [
+    PreparedExample(**{**GOOD, "choices": ["yes", "no"], "subquestions": [["q", "a"]]}),
+    TeacherCompletion(**{**COMPLETION, "hinted": True, "top_logprobs": [{"The": -0.1, "A": -3}],
+                         "tokens": ["The"], "lineage": {"file": "x.json", "position": 3},
+                         "usage": {"calls": 2, "prompt_tokens": 10, "completion_tokens": 5,
+                                   "usd": 0}}),
+    TeacherCompletion(**{**COMPLETION, "prediction": None, "correct": False,
+                         "sampling": {"temperature": 0, "seed": None}}),
+    CuratedExample(id="a", dataset="coin_flip", method="fine_tune_cot", source="a#0",
+                   input="q ###", target=" r --> yes", task="rationale", weight=0.5,
+                   teacher_tokens=TeacherTokens(starts=[0], tokens=[" r"],
+                                                top_logprobs=[{" r": 0.0}])),
+    CuratedExample(id="a", dataset="coin_flip", method="answer_only", source=None,
+                   input="q ###", target=" yes"),
+    Prediction(id="a", dataset="coin_flip", student="s", method="m", output="yes",
+               prediction=None, answer="yes", correct=False),
+    Exemplar(dataset="coin_flip", cluster=0, rank=1, distance=0.5, id="a", question="q",
+             rationale="r", answer="yes", source="a#0"),
+    Decomposition(id="a", dataset="gsm8k", source="gold", pairs=[("q1", "a1")],
+                  final_answer="1", correct=True),
+])
+def test_every_record_the_pipeline_writes_reads_back_strictly(tmp_path, record):
+    path = tmp_path / "r.jsonl"
+    write_records(path, [record])
+    assert read_records(path, type(record)) == [record]
 
 
 # --- atomic outputs --------------------------------------------------------------------------

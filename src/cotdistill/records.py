@@ -2,6 +2,9 @@
 
 Every JSON Lines file the pipeline writes or reads is validated against one of these, so a
 malformed file stops the stage with the file and line at fault instead of a KeyError later.
+Files are read strictly (:func:`cotdistill.jsonl.read_records`): a value must already have its
+field's type, so ``"correct": "no"`` or ``"sample": "0"`` is refused rather than converted (an
+integer is still a float). Records built in Python are validated as usual.
 """
 
 from __future__ import annotations
