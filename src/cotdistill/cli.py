@@ -310,19 +310,39 @@ def score(
 def serve(
     model: Annotated[str, typer.Option("--model", help="Model spec: builtin:NAME, a directory, "
                                                        "or a hub id.")],
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(
+        help="Interface to listen on. Anything but loopback needs --api-key.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     max_batch: Annotated[int, typer.Option(help="Most rows per generate call.")] = 8,
+    api_key: Annotated[str | None, typer.Option(
+        envvar="COTDISTILL_SERVE_API_KEY", show_default=False,
+        help="Require 'Authorization: Bearer KEY' on every request (401 otherwise). Without "
+             "it the server has NO authentication.")] = None,
+    max_body_bytes: Annotated[int, typer.Option(
+        help="Largest request body (413 beyond).")] = 1 << 20,
+    max_file_bytes: Annotated[int, typer.Option(
+        help="Largest Batch API upload, POST /v1/files (413 beyond).")] = 64 << 20,
+    max_request_rows: Annotated[int, typer.Option(
+        help="Most prompts x n in one request (400 beyond).")] = 128,
+    max_queued_rows: Annotated[int, typer.Option(
+        help="Most rows queued or running, all clients (429 beyond).")] = 512,
+    max_connections: Annotated[int, typer.Option(
+        help="Most open connections and requests (503 beyond).")] = 256,
 ) -> None:
-    """Serve a local model over the OpenAI API (completions, chat, Batch API) until Ctrl-C."""
+    """Serve a local model over the OpenAI API (completions, chat, Batch API) until Ctrl-C.
+
+    No authentication unless --api-key is set; any --host but loopback needs a key.
+    """
 
     def work() -> None:
-        import uvicorn
+        from cotdistill.serve.app import serve as serve_forever
+        from cotdistill.serve.guard import Limits
 
-        from cotdistill.serve import create_app
-
-        uvicorn.run(create_app(model, max_batch=max_batch), host=host, port=port,
-                    log_level="info")
+        limits = Limits(max_body_bytes=max_body_bytes, max_file_bytes=max_file_bytes,
+                        max_request_rows=max_request_rows, max_queued_rows=max_queued_rows,
+                        max_connections=max_connections)
+        serve_forever(model, host=host, port=port, max_batch=max_batch, limits=limits,
+                      api_key=api_key)
 
     _run(work)
 
