@@ -107,3 +107,26 @@ def test_a_second_repro_does_nothing(pipeline):
     assert second.returncode == 0, second.stderr
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout
+
+
+def test_a_teacher_stage_that_fails_under_dvc_repro_keeps_the_paid_completions(pipeline):
+    """DVC deletes a stage's outs before running it unless they persist; the teacher's are
+    paid for, and the stage reads them back as a cache, so they must survive a failed run."""
+    repo, _ = pipeline
+    params_file = repo / "params.yaml"
+    original = params_file.read_text()
+    completions = repo / "data/teacher/completions.jsonl"
+    paid, report = completions.read_bytes(), (repo / "reports/teacher.json").read_bytes()
+    params = yaml.safe_load(original)
+    params["teacher"].update(backend="openai", base_url="http://127.0.0.1:9/v1", model="gone",
+                             max_retries=0, timeout_s=5)  # a server that is not there
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        failed = _dvc(repo, "repro", "teacher")
+        assert failed.returncode != 0
+        assert "teacher: incomplete" in failed.stderr
+        assert completions.read_bytes() == paid
+        assert (repo / "reports/teacher.json").read_bytes() == report
+    finally:
+        params_file.write_text(original)
+    assert "up to date" in _dvc(repo, "status", "teacher").stdout
