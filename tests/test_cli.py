@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -79,7 +80,9 @@ def test_an_unknown_dataset_name_stops_prepare_and_writes_nothing(project):
 def test_an_unknown_params_key_names_the_key_and_the_file(project):
     edit_params(project, teacher={"temprature": 0.5})
     line = one_error_line(cotdistill(project, "teacher"))
-    assert line == "error: params.yaml: teacher.temprature: unknown key"
+    lines = (project / "params.yaml").read_text().splitlines()
+    number = next(n for n, text in enumerate(lines, start=1) if "temprature" in text)
+    assert line == f"error: params.yaml: teacher.temprature: unknown key (line {number})"
 
 
 def test_an_empty_split_stops_prepare_and_writes_nothing(project):
@@ -135,3 +138,32 @@ def test_an_unknown_student_or_method_is_refused(project):
     line = one_error_line(cotdistill(project, "train", "--student", "smollm2-135m",
                                      "--method", "magic"))
     assert "unknown method 'magic'" in line
+
+
+def test_a_prepared_file_with_a_byte_that_is_not_utf8_names_file_and_line(project):
+    assert cotdistill(project, "prepare").returncode == 0
+    train = project / "data/prepared/train.jsonl"
+    lines = train.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b'"question":"', b'"question":"\xff', 1)
+    train.write_bytes(b"".join(lines))
+    line = one_error_line(cotdistill(project, "teacher"))
+    assert line.startswith("error: data/prepared/train.jsonl:2: not valid UTF-8 (byte 0xff ")
+    assert not (project / "data/teacher").exists()
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("correct", "no", "correct: Input should be a valid boolean, not a string"),
+    ("sample", "0", "sample: Input should be a valid integer, not a string"),
+])
+def test_a_completion_with_a_value_of_the_wrong_type_is_refused(project, field, value, message):
+    assert cotdistill(project, "prepare").returncode == 0
+    first = json.loads((project / "data/prepared/train.jsonl").read_text().splitlines()[0])
+    record = {"id": first["id"], "dataset": first["dataset"], "sample": 0, "backend": "openai",
+              "model": "m", "prompt_id": "zero_shot_cot", "sampling": {"temperature": 0.0},
+              "rationale": "r", "answer_text": "yes", "prediction": "yes", "correct": True}
+    completions = project / "data/teacher/completions.jsonl"
+    completions.parent.mkdir(parents=True)
+    completions.write_text(json.dumps(record) + "\n" + json.dumps({**record, field: value}) + "\n")
+    line = one_error_line(cotdistill(project, "curate"))
+    assert line == f"error: data/teacher/completions.jsonl:2: {message}"
+    assert not (project / "data/curated").exists()

@@ -79,7 +79,7 @@ def prepare(params: ParamsOption = Path("params.yaml")) -> None:
     """Build the datasets and write seeded train / val / test splits to data/prepared/."""
     from cotdistill.stages import prepare as stage
 
-    _run(lambda: stage.run(_load(params)))
+    _run(lambda: stage.run(_load(params), params_file=params))
 
 
 @app.command()
@@ -280,6 +280,8 @@ def show_params(
 
         from cotdistill.params.describe import describe_params, render_params
 
+        if not params.is_file() and params != Path("params.yaml"):  # a --params file given
+            raise CotdistillError(f"{params}: params file not found")
         path = params if params.is_file() else None  # outside a repository: the defaults only
         width = min(shutil.get_terminal_size((100, 24)).columns, 100)
         typer.echo(render_params(describe_params(section, path), width=width))

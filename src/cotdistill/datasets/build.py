@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+from pathlib import Path
 
 from cotdistill.datasets import DATASETS, DatasetSpec, RawExample
 from cotdistill.datasets.sources import FileSource
@@ -68,8 +69,10 @@ def _load(spec: DatasetSpec, params: PrepareParams, source: FileSource | None):
     return published.examples, assignment
 
 
-def prepare(params: PrepareParams, source: FileSource | None = None) -> dict[str, list[PreparedExample]]:
-    """All prepared examples by split; every split of every dataset must be non-empty."""
+def prepare(params: PrepareParams, source: FileSource | None = None, *,
+            params_file: Path | str = "params.yaml") -> dict[str, list[PreparedExample]]:
+    """All prepared examples by split; every split of every dataset must be non-empty (else an
+    error naming ``params_file``, the params file ``params`` came from)."""
     out: dict[str, list[PreparedExample]] = {split: [] for split in SPLITS}
     for name in params.datasets:
         spec = DATASETS[name]
@@ -79,7 +82,7 @@ def prepare(params: PrepareParams, source: FileSource | None = None) -> dict[str
             if not indices and (split != "val" or params.val_fraction > 0):
                 hint = "raise prepare.num_examples" if spec.generated else "check prepare.val_fraction"
                 raise CotdistillError(
-                    f"params.yaml: prepare: dataset {name} gets an empty {split} split "
+                    f"{params_file}: prepare: dataset {name} gets an empty {split} split "
                     f"({len(raw)} examples); {hint}"
                 )
             for index in indices:

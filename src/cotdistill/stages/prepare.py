@@ -10,6 +10,7 @@ Usage: ``cotdistill prepare``.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from cotdistill import layout
 from cotdistill.atomic import atomic_dir
@@ -23,11 +24,12 @@ from cotdistill.paths import from_root
 log = logging.getLogger(__name__)
 
 
-def run(params: Params) -> dict[str, int]:
-    """Build every split; return the number of examples in each."""
+def run(params: Params, params_file: Path | str = "params.yaml") -> dict[str, int]:
+    """Build every split; return the number of examples in each. ``params_file`` is where
+    ``params`` were read from (errors name it)."""
     settings = params.prepare
     mirror = from_root(settings.mirror) if settings.mirror else None
-    splits = build(settings, FileSource(mirror, cache_home() / "data"))
+    splits = build(settings, FileSource(mirror, cache_home() / "data"), params_file=params_file)
     with atomic_dir(layout.PREPARED) as tmp:
         for split, examples in splits.items():
             write_records(tmp / f"{split}.jsonl", examples)
