@@ -1,8 +1,17 @@
-"""The train stage's own decisions (the training itself is tested in tests/student/)."""
+"""The train stage's own decisions (the training itself is tested in tests/student/): how it is
+launched, and that a model it cannot load stops it with one line before any MLflow run."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
+import yaml
+from support.repo import REPO
+from support.repository import apply_overrides, readme_experiment
 
 from cotdistill.stages.train import launcher_command
 
@@ -18,3 +27,54 @@ def test_the_launcher_is_torchrun_only_with_several_gpus_and_no_launcher_yet(mon
     assert launcher_command("none", ["train"]) is None
     monkeypatch.setenv("RANK", "0")  # already under a launcher
     assert launcher_command("auto", ["train"]) is None
+
+
+# --- a student model that cannot be had -------------------------------------------------------
+
+def _cotdistill(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    executable = Path(sys.executable).parent / "cotdistill"
+    return subprocess.run([str(executable), *args], cwd=cwd, capture_output=True, text=True,
+                          check=False, env=dict(os.environ, HF_HUB_OFFLINE="1"), timeout=300)
+
+
+def _project(tmp_path: Path, **sections) -> Path:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    apply_overrides(params, readme_experiment("embedded"))
+    for section, values in sections.items():
+        params[section] = {**(params.get(section) or {}), **values}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    curated = tmp_path / "data/curated/answer_only.jsonl"
+    curated.parent.mkdir(parents=True)
+    curated.write_text('{"id":"a","dataset":"coin_flip","method":"answer_only","source":null,'
+                       '"input":"q ###","target":" yes"}\n')
+    return tmp_path
+
+
+def _one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+def test_a_hub_student_that_does_not_exist_is_one_line_and_leaves_no_mlflow_run(tmp_path):
+    project = _project(tmp_path, students={"ghost": {"model": "nosuch-org/nosuch-model"}},
+                       train={"students": ["ghost"]})
+    line = _one_error_line(_cotdistill(project, "train", "--student", "ghost",
+                                       "--method", "answer_only"))
+    assert line.startswith("error: students.ghost.model: cannot load model "
+                           "'nosuch-org/nosuch-model' (not a local model directory")
+    assert not (project / "mlflow.db").exists() and not (project / "mlruns").exists()
+    assert not (project / "models").exists() and not (project / "reports").exists()
+
+
+def test_a_kd_teacher_that_does_not_exist_is_found_before_the_mlflow_run(tmp_path, tiny_model):
+    project = _project(tmp_path, students={"tiny": {"model": str(tiny_model)}},
+                       train={"students": ["tiny"], "hparams": {
+                           "kd": {"source": "model", "teacher": "nosuch-org/teacher"}}})
+    line = _one_error_line(_cotdistill(project, "train", "--student", "tiny",
+                                       "--method", "answer_only"))
+    assert line.startswith("error: train.hparams.kd.teacher: cannot load model "
+                           "'nosuch-org/teacher'")
+    assert not (project / "mlflow.db").exists() and not (project / "models").exists()

@@ -51,6 +51,25 @@ def resolve(spec: str, key: str) -> str:
     return spec  # a hub id; from_pretrained reports if it cannot be had offline
 
 
+def check_model(spec: str, key: str) -> str:
+    """Resolve ``spec`` and read its config, so that a model that cannot be had (a path that is
+    not there, a hub id neither in the local Hugging Face cache nor reachable) is one error line
+    naming ``key`` before any work starts, not a failure in the middle of a run. Returns what
+    ``from_pretrained`` takes."""
+    from transformers import AutoConfig
+
+    location = resolve(spec, key)
+    try:
+        AutoConfig.from_pretrained(location)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hub = "" if Path(location).is_dir() else (
+            " (not a local model directory, so a Hugging Face hub id, which is neither in the "
+            "local cache nor reachable)")
+        raise CotdistillError(f"{key}: cannot load model {spec!r}{hub}: {first}") from None
+    return location
+
+
 def _builtin(name: str, key: str) -> Path:
     if name not in BUILTIN:
         raise CotdistillError(f"{key}: unknown builtin model {name!r} (known: {', '.join(BUILTIN)})")

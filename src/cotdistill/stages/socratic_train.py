@@ -80,7 +80,7 @@ def run(params: Params, student: str, role: Role) -> TrainResult:
                               "validation is not available for Socratic students; set it to null")
     spec = params.student(student).model
     key = f"students.{student}.model"
-    model_store.resolve(spec, key)  # a missing path fails before anything else happens
+    model_store.check_model(spec, key)  # one that cannot be loaded fails before anything else
     method = ROLE_METHOD[role]
     examples = role_examples(
         role, read_records(layout.DECOMPOSITIONS, Decomposition, allow_empty=True),

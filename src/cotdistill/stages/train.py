@@ -81,7 +81,10 @@ def run(params: Params, student: str, method: str) -> TrainResult:
 
     spec = params.student(student).model
     key = f"students.{student}.model"
-    model_store.resolve(spec, key)  # a missing path fails before anything else happens
+    # a model that cannot be loaded fails before anything else happens (no MLflow run is left)
+    model_store.check_model(spec, key)
+    if params.train.hparams.kd is not None and params.train.hparams.kd.teacher:
+        model_store.check_model(params.train.hparams.kd.teacher, "train.hparams.kd.teacher")
     data_path = layout.curated(method)
     examples = read_records(data_path, CuratedExample, allow_empty=True)
     if not examples:
