@@ -9,7 +9,10 @@ from cotdistill.params.base import Section
 
 class MlflowParams(Section):
     tracking_uri: str | None = Field(
-        None, description="MLflow tracking URI (null: sqlite:///<repository root>/mlflow.db).")
+        None,
+        description="MLflow tracking URI (null: sqlite:///<repository root>/mlflow.db); "
+                    "credentials go in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or "
+                    "MLFLOW_TRACKING_TOKEN), never in the URI.")
     experiment: str = Field("cotdistill", description="MLflow experiment the runs belong to.")
     registered_model: str = Field(
         "cotdistill-student",

@@ -67,7 +67,9 @@ class TeacherParams(Section):
     base_url: str | None = Field(
         None,
         description="openai backends: the endpoint (null: https://api.openai.com/v1); or vLLM, "
-                    "llama.cpp, Ollama, `cotdistill serve`...")
+                    "llama.cpp, Ollama, `cotdistill serve`... A URL with credentials "
+                    "(user:password@, ?api_key=) is refused: the key goes in api_key_env's "
+                    "variable.")
     api_key_env: str = Field(
         "OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="The environment variable holding the API key (the key itself never goes in "
