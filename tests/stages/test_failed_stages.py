@@ -21,8 +21,7 @@ from cotdistill import atomic
 from cotdistill.params import load_params
 from cotdistill.records import PreparedExample
 
-OUTPUTS = ("data", "reports")
-
+OUTPUTS = ("data", "reports", "models")
 
 def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
     """Every output file's bytes and inode (an identical rewrite is still a rewrite)."""
@@ -47,7 +46,8 @@ def workspace(tmp_path, tiny_model, monkeypatch) -> Path:
         "teacher": {"backend": "transformers", "model": str(tiny_model), "samples": 1,
                     "max_questions": 4, "max_rationale_tokens": 8, "max_answer_tokens": 4},
         "students": {"tiny": {"model": str(tiny_model)}},
-        "train": {"students": ["tiny"], "methods": ["answer_only"]},
+        "train": {"students": ["tiny"], "methods": ["answer_only"],
+                  "hparams": {"max_steps": 1, "batch_size": 2}},
         "evaluate": {"max_examples": 1, "max_new_tokens": 4, "baselines": ["zero_shot"]},
         "mlflow": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
     }
@@ -63,13 +63,15 @@ def change(root: Path, section: str, **values) -> None:
 
 
 def run_stage(name: str) -> None:
-    from cotdistill.stages import baseline, curate, teacher
+    from cotdistill.stages import baseline, curate, teacher, train
 
     params = load_params("params.yaml")
     if name == "teacher":
         teacher.run(params)
     elif name == "curate":
         curate.run(params)
+    elif name == "train":
+        train.run(params, "tiny", "answer_only")
     else:
         baseline.run(params, "tiny", "zero_shot")
 
@@ -78,6 +80,7 @@ STAGES = {  # stage -> what must exist before it, and a change that alters its o
     "teacher": ((), ("teacher", {"samples": 2})),
     "curate": (("teacher",), ("curate", {"max_per_question": 2})),
     "baseline": ((), ("evaluate", {"max_examples": 2})),
+    "train": (("teacher", "curate"), ("train", {"hparams": {"max_steps": 2, "batch_size": 2}})),
 }
 
 
@@ -100,7 +103,7 @@ def test_a_failure_at_the_end_of_a_stage_leaves_its_previous_outputs(stage, work
     assert not [p for p in workspace.rglob("*.tmp")], "temporaries were left behind"
 
 
-@pytest.mark.parametrize("stage", ["curate", "baseline"])
+@pytest.mark.parametrize("stage", ["curate", "baseline", "train"])
 def test_a_failure_in_mlflow_logging_leaves_the_previous_outputs(stage, workspace,
                                                                    monkeypatch):
     import mlflow

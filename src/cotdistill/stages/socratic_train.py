@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 
 from cotdistill import layout
-from cotdistill.atomic import atomic_dir, write_text
+from cotdistill.atomic import publish, write_text
 from cotdistill.errors import CotdistillError
 from cotdistill.lm import store as model_store
 from cotdistill.methods.socratic.decompose import training_decompositions
@@ -55,14 +55,16 @@ def _nothing_to_train(student: str, method: str, settings: SocraticParams) -> Tr
     reason = (f"no correct decompositions from source {settings.source!r} to train on (see "
               f"{layout.DECOMPOSE_STATS})")
     log.warning("%s/%s: skipped: %s", student, method, reason)
-    with atomic_dir(layout.model_dir(student, method)) as staging:
+    reports = layout.train_reports(student, method)
+    result = TrainResult()
+    with publish() as out:
+        staging = out.dir(layout.model_dir(student, method))
         (staging / layout.TRAIN_INFO).write_text(json.dumps(
             {"skipped": reason, "student": student, "method": method}, indent=2) + "\n",
             encoding="utf-8")
-    reports = layout.train_reports(student, method)
-    result = TrainResult()
-    write_loss_curve(reports / "loss.csv", result)
-    write_text(reports / "metrics.json", json.dumps({"skipped": reason}, indent=2) + "\n")
+        write_loss_curve(out.file(reports / "loss.csv"), result)
+        write_text(out.file(reports / "metrics.json"),
+                   json.dumps({"skipped": reason}, indent=2) + "\n")
     return result
 
 
@@ -93,10 +95,11 @@ def run(params: Params, student: str, role: Role) -> TrainResult:
     experiment = tracking.use_experiment(params.mlflow)
     tags = {"student": student, "method": method, "stage": "socratic-train",
             **tracking.lineage_tags({"decompositions": layout.DECOMPOSITIONS})}
-    with (
-        atomic_dir(out_dir) as staging,
+    with (  # the model and its curves move into place together, after MLflow logging
+        publish() as out,
         mlflow.start_run(experiment_id=experiment, run_name=f"{student}/{method}", tags=tags) as run,
     ):
+        staging = out.dir(out_dir)
         mlflow.log_params({"student": student, "student_model": spec, "method": method,
                            "role": role, "decomposition_source": settings.source,
                            "deepspeed": use_ds, **hparams.model_dump()})
@@ -113,8 +116,8 @@ def run(params: Params, student: str, role: Role) -> TrainResult:
         info = {"run_id": run.info.run_id, "student": student, "student_model": spec,
                 "method": method, "role": role, "deepspeed": use_ds, **metrics}
         (staging / layout.TRAIN_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    write_loss_curve(reports / "loss.csv", result)
-    write_text(reports / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        write_loss_curve(out.file(reports / "loss.csv"), result)
+        write_text(out.file(reports / "metrics.json"), json.dumps(metrics, indent=2) + "\n")
     log.info("trained %s/%s on %d examples: %d steps, loss %.3f -> %.3f", student, method,
              result.examples, result.steps, result.first_loss, result.final_loss)
     return result

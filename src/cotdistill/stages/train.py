@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from cotdistill import layout, tracking
-from cotdistill.atomic import atomic_dir, atomic_file, write_text
+from cotdistill.atomic import publish, write_text
 from cotdistill.datasets.splits import first_per_dataset
 from cotdistill.errors import CotdistillError
 from cotdistill.jsonl import read_records
@@ -108,10 +108,11 @@ def run(params: Params, student: str, method: str) -> TrainResult:
         inputs["val"] = layout.prepared("val")
     tags = {"student": student, "method": method, "stage": "train",
             **tracking.lineage_tags(inputs)}
-    with (
-        atomic_dir(out_dir) as staging,
+    with (  # the model and its curves move into place together, after MLflow logging
+        publish() as out,
         mlflow.start_run(experiment_id=experiment, run_name=f"{student}/{method}", tags=tags) as run,
     ):
+        staging = out.dir(out_dir)
         mlflow.log_params({"student": student, "student_model": spec, "method": method,
                            "deepspeed": use_ds, **hparams.model_dump()})
         result = train_stages(
@@ -136,12 +137,11 @@ def run(params: Params, student: str, method: str) -> TrainResult:
         info = {"run_id": run.info.run_id, "student": student, "student_model": spec,
                 "method": method, "deepspeed": use_ds, **metrics}
         (staging / layout.TRAIN_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    history = selection.history if selection is not None else []
-    write_text(reports / "val.csv", "step,val_accuracy\n" + "".join(
-        f"{step},{accuracy:.6f}\n" for step, accuracy in history))
-    write_loss_curve(reports / "loss.csv", result)
-    with atomic_file(reports / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        history = selection.history if selection is not None else []
+        write_text(out.file(reports / "val.csv"), "step,val_accuracy\n" + "".join(
+            f"{step},{accuracy:.6f}\n" for step, accuracy in history))
+        write_loss_curve(out.file(reports / "loss.csv"), result)
+        write_text(out.file(reports / "metrics.json"), json.dumps(metrics, indent=2) + "\n")
     log.info("trained %s/%s: %d steps, loss %.3f -> %.3f", student, method, result.steps,
              result.first_loss, result.final_loss)
     return result
