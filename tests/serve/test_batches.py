@@ -64,3 +64,21 @@ def test_batch_cancel(client, model_name):
         cancelled = client.batches.retrieve(batch.id)
     assert cancelled.status == "cancelled"
     assert cancelled.request_counts.completed < 200
+
+
+def test_a_large_batch_queues_only_a_few_calls_of_work_at_a_time(client, model_name, stats):
+    lines = [{"custom_id": f"w-{i}", "method": "POST", "url": "/v1/completions",
+              "body": {"model": model_name, "prompt": f"{i}", "max_tokens": 4}}
+             for i in range(120)]
+    upload = client.files.create(
+        file=("w.jsonl", "".join(json.dumps(x) + "\n" for x in lines).encode()), purpose="batch")
+    batch = client.batches.create(input_file_id=upload.id, endpoint="/v1/completions",
+                                  completion_window="24h")
+    most = 0
+    deadline = time.monotonic() + 60
+    while batch.status not in ("completed", "failed", "cancelled"):
+        assert time.monotonic() < deadline, batch
+        most = max(most, stats()["queued_batch_rows"])
+        batch = client.batches.retrieve(batch.id)
+    assert batch.status == "completed" and batch.request_counts.completed == 120
+    assert 0 < most <= 4 * 8, "at most 4 generate calls (max_batch 8) of rows queued"

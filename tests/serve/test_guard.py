@@ -194,7 +194,7 @@ def test_huge_digits_and_bad_bytes_are_400(guarded):
 
 def test_tokenising_a_huge_prompt_does_not_block_other_requests(server, model_name):
     """A ~0.9 MB prompt (under the default 1 MiB body limit) takes the tokenizer most of a
-    second; meanwhile ``GET /v1/models`` keeps answering within 0.25 s."""
+    second; meanwhile ``GET /v1/models`` keeps answering within 0.4 s."""
     prompt = "Q: A coin is heads up. Ralph flips the coin. " * 20_000
     result = {}
 
@@ -212,7 +212,7 @@ def test_tokenising_a_huge_prompt_does_not_block_other_requests(server, model_na
             latencies.append(time.monotonic() - t)
     took = time.monotonic() - start
     assert took > 0.3 and len(latencies) > 3, "the prompt was too quick to tokenise to tell"
-    assert max(latencies) < 0.25, latencies
+    assert max(latencies) < 0.4, latencies
     assert_openai_error(result["answer"], 400)  # past the tiny model's 512-token context
 
 

@@ -19,7 +19,7 @@ API (``POST /v1/files``, ``GET /v1/files[/{id}[/content]]``, ``POST /v1/batches`
 ``/v1/stats``): ``requests`` (HTTP requests to /v1/*), ``completions`` ({endpoint: direct
 completion requests answered}), ``batch_lines`` (Batch API lines answered, not in
 ``completions``), ``batches``, ``generate_calls`` and ``generated_rows`` (model calls, rows),
-``queued_rows`` (interactive rows queued or running now).
+``queued_rows`` and ``queued_batch_rows`` (interactive and Batch API rows queued or running).
 No streaming, no ``echo``, ``top_p`` is ignored.
 
 The modules, each importing only those above it:

@@ -61,7 +61,8 @@ class Service:
                     "batch_lines": store.batch_lines, "batches": len(store.batches),
                     "generate_calls": self.engine.generate_calls,
                     "generated_rows": self.engine.generated_rows,
-                    "queued_rows": self.engine.queued_rows}
+                    "queued_rows": self.engine.queued_rows,
+                    "queued_batch_rows": self.engine.queued_batch_rows}
 
 
 def create_app(model_spec: str, *, max_batch: int = 8, batch_window_s: float = 0.01,

@@ -4,7 +4,9 @@ Why a module of its own: it is the one stateful part of the protocol (files and 
 in memory, lost when the server stops) and the one that runs in the background. A batch's lines
 are parsed and formatted by the same :class:`~cotdistill.serve.protocol.Protocol` as direct
 requests, so a line's answer is what the direct request would get; the engine runs them after
-interactive requests (priority 1).
+interactive requests (priority 1). Lines are tokenised and queued as the engine gets through
+them (at most :data:`WINDOW_BATCHES` generate calls' rows ahead), so a large batch holds little
+queued work and a cancel stops it quickly.
 
 A batch goes ``validating`` (every line is checked: JSON, a unique ``custom_id``, the batch's
 ``url``; any problem fails the whole batch, as OpenAI does) → ``in_progress`` → ``finalizing`` →
@@ -19,10 +21,13 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from typing import Any
 
-from cotdistill.serve.engine import Cancelled, Engine, Job
+from cotdistill.serve.engine import Cancelled, Engine, Job, ShuttingDown
 from cotdistill.serve.protocol import ENDPOINTS, ApiError, Prepared, Protocol
+
+WINDOW_BATCHES = 4  # a batch keeps at most this many generate calls' rows queued at once
 
 
 class BatchStore:
@@ -165,50 +170,39 @@ class BatchStore:
             self._update(batch_id, status="failed", failed_at=now,
                          errors={"object": "list", "data": problems})
             return
-        prepared: list[Prepared | ApiError] = []
-        jobs: list[Job | None] = []
-        for entry in entries:
-            try:
-                item = self.protocol.prepare(endpoint, entry.get("body"))
-            except ApiError as exc:
-                item = exc
-            prepared.append(item)
         with self.lock:
             if batch["status"] == "cancelling":
                 batch.update(status="cancelled", cancelled_at=int(time.time()))
                 return
             batch.update(status="in_progress", in_progress_at=int(time.time()),
                          request_counts={"total": len(entries), "completed": 0, "failed": 0})
-            for item in prepared:
-                jobs.append(None if isinstance(item, ApiError) else
-                            self.engine.submit(item.rows, item.max_tokens, priority=1))
-            self.batch_jobs[batch_id] = [job for job in jobs if job is not None]
-        outputs, errors = [], []
-        for entry, item, job in zip(entries, prepared, jobs):
-            line = {"id": f"batch_req_{uuid.uuid4().hex[:24]}", "custom_id": entry["custom_id"]}
-            if job is None:
-                line.update(response={"status_code": item.status, "request_id": uuid.uuid4().hex,
-                                      "body": item.body()}, error=None)
-                errors.append(line)
-                self._count(batch_id, "failed")
-                continue
+            in_flight: list[Job] = []
+            self.batch_jobs[batch_id] = in_flight  # what a cancel marks
+        outputs: list[dict] = []
+        errors: list[dict] = []
+        window: deque[tuple[dict, Prepared, Job]] = deque()
+        queued = 0  # rows of this batch in the engine: at most WINDOW_BATCHES generate calls
+        for entry in entries:
             try:
-                body = self.protocol.format(item, job.future.result())
-                with self.lock:
-                    self.batch_lines += 1
-            except Cancelled:
-                continue
-            except Exception as exc:  # noqa: BLE001 - a failed generation fails its line only
-                line.update(response={"status_code": 500, "request_id": uuid.uuid4().hex,
-                                      "body": ApiError(500, str(exc), kind="server_error").body()},
-                            error=None)
-                errors.append(line)
+                item = self.protocol.prepare(endpoint, entry.get("body"))
+            except ApiError as exc:
+                errors.append(_line(entry, exc.status, exc.body()))
                 self._count(batch_id, "failed")
                 continue
-            line.update(response={"status_code": 200, "request_id": uuid.uuid4().hex,
-                                  "body": body}, error=None)
-            outputs.append(line)
-            self._count(batch_id, "completed")
+            while window and queued + len(item.rows) > WINDOW_BATCHES * self.engine.max_batch:
+                queued -= self._answer(batch_id, *window.popleft(), outputs, errors)
+            with self.lock:
+                if batch["status"] == "cancelling":
+                    break
+                try:
+                    job = self.engine.submit(item.rows, item.max_tokens, priority=1)
+                except ShuttingDown:
+                    break
+                in_flight.append(job)
+            window.append((entry, item, job))
+            queued += len(item.rows)
+        while window:
+            self._answer(batch_id, *window.popleft(), outputs, errors)
         if batch["status"] != "cancelling":
             self._update(batch_id, status="finalizing", finalizing_at=int(time.time()))
         output_id = error_id = None
@@ -227,9 +221,36 @@ class BatchStore:
             else:
                 batch.update(status="completed", completed_at=now)
 
+    def _answer(self, batch_id: str, entry: dict, item: Prepared, job: Job,
+                outputs: list[dict], errors: list[dict]) -> int:
+        """Wait for one line's job and file its answer; return the job's row count."""
+        try:
+            body = self.protocol.format(item, job.future.result())
+        except Cancelled:
+            return len(job.rows)
+        except Exception as exc:  # noqa: BLE001 - a failed generation fails its line only
+            errors.append(_line(entry, 500, ApiError(500, str(exc), kind="server_error").body()))
+            self._count(batch_id, "failed")
+            return len(job.rows)
+        finally:
+            with self.lock:
+                self.batch_jobs[batch_id].remove(job)
+        with self.lock:
+            self.batch_lines += 1
+        outputs.append(_line(entry, 200, body))
+        self._count(batch_id, "completed")
+        return len(job.rows)
+
     def _count(self, batch_id: str, key: str) -> None:
         with self.lock:
             self.batches[batch_id]["request_counts"][key] += 1
+
+
+def _line(entry: dict, status: int, body: dict) -> dict:
+    """One line of a batch's output or error file."""
+    return {"id": f"batch_req_{uuid.uuid4().hex[:24]}", "custom_id": entry["custom_id"],
+            "response": {"status_code": status, "request_id": uuid.uuid4().hex, "body": body},
+            "error": None}
 
 
 def _check_lines(lines: list[str], endpoint: str) -> tuple[list[dict], list[dict]]:

@@ -138,6 +138,7 @@ class Engine:
         self.vocab_size = model.get_input_embeddings().num_embeddings  # valid ids: below this
         self.max_queued_rows = max_queued_rows
         self.queued_rows = 0  # rows of interactive jobs not yet settled
+        self.queued_batch_rows = 0  # rows of Batch API jobs not yet settled
         self._closing = False
         self._lock = threading.Lock()  # queued_rows and settling futures
         self.generate_calls = 0
@@ -181,6 +182,9 @@ class Engine:
                 if limit is not None and self.queued_rows + len(rows) > limit:
                     raise QueueFull(self.queued_rows, limit, len(rows))
                 self.queued_rows += len(rows)
+        else:
+            with self._lock:
+                self.queued_batch_rows += len(rows)
         self._queue.put(job)
         return job
 
@@ -209,6 +213,8 @@ class Engine:
             job.settled = True
             if job.priority == 0:
                 self.queued_rows -= len(job.rows)
+            else:
+                self.queued_batch_rows -= len(job.rows)
         if error is not None:
             job.future.set_exception(error)
         else:
