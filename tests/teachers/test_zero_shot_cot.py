@@ -63,3 +63,24 @@ def test_changed_sampling_params_are_new_calls(params, tmp_path):
     _, stats = run_teacher(EXAMPLES, hotter, TransformersBackend(params.model, 4), cache)
     assert stats.generated >= 6  # every rationale is new; answers only where a rationale changed
 
+
+
+def test_two_runs_at_once_with_the_local_model_buy_each_response_once(params, tmp_path):
+    """The leases are the engine's, so they hold for the in-process backend too."""
+    import threading
+
+    cache = tmp_path / "cache.sqlite"
+    results = {}
+
+    def run(name: str) -> None:
+        results[name] = run_teacher(EXAMPLES, params, TransformersBackend(params.model, 4), cache)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    (first, one), (second, two) = results["a"], results["b"]
+    assert one.generated + two.generated == 12  # 6 rationales + 6 answers, each made once
+    assert one.shared + two.shared > 0, "the runs did not overlap: nothing was proven"
+    assert first == second
