@@ -72,7 +72,7 @@ def send_and_leave(url: str, body: dict) -> None:
 # --- limits
 
 
-def test_a_body_over_the_limit_is_413_before_it_is_read(guarded):
+def test_a_body_over_the_limit_is_413_and_is_never_kept(guarded):
     url, model = guarded
     big = {"model": model, "prompt": "x" * (LIMITS.max_body_bytes + 1)}
     assert_openai_error(post(url, "/completions", big), 413)

@@ -67,11 +67,24 @@ async def send_error(send: Any, exc: ApiError, *headers: tuple[bytes, bytes]) ->
     await send({"type": "http.response.body", "body": body})
 
 
+DRAIN_FACTOR = 16  # a body up to 16 x the limit is read (and dropped) before the 413
+
+
+async def drain(receive: Any) -> None:
+    """Read a refused body to its end, keeping none of it: closing a socket with unread data
+    resets the connection, and the client would see a reset instead of the 413."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body"):
+            return
+
+
 class BodyLimitMiddleware:
     """ASGI middleware: a body past its limit is a 413 OpenAI error.
 
-    Refused unread when its ``Content-Length`` says so; a body without one (chunked) fails as
-    soon as the bytes received pass the limit. Uploads (``POST /v1/files``) have their own limit.
+    Refused when its ``Content-Length`` says so, the body read and dropped first (up to
+    :data:`DRAIN_FACTOR` x the limit) so that the client reads the answer; a body without a
+    length (chunked) fails as soon as the bytes received pass the limit. Uploads (``POST /v1/files``) have their own limit.
     (Starlette's ``max_body_size`` answers in plain text, which OpenAI clients cannot read.)
     """
 
@@ -88,6 +101,8 @@ class BodyLimitMiddleware:
                              f"{limit} bytes", code="request_too_large")
         length = dict(scope["headers"]).get(b"content-length", b"")
         if length.isdigit() and int(length) > limit:
+            if int(length) <= DRAIN_FACTOR * limit:  # else the connection is simply closed
+                await drain(receive)
             return await send_error(send, too_large, (b"connection", b"close"))
         seen = 0
 
