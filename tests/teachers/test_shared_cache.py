@@ -121,6 +121,10 @@ def test_a_damaged_cache_is_one_line_naming_it_before_any_call_and_is_left_as_it
     assert "mv " in lines[-1] and ".recover" in lines[-1]  # says what to do
     assert served(url) == before
     assert cache.read_bytes() == damaged  # paid entries that can still be read are kept
+    cache.rename(cache.with_name(cache.name + ".damaged"))  # what the line says to do
+    again = run_teacher_stage(cwd)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert served(url) - before == keys(3) - keys(2), "the advice re-bought what was paid"
 
 
 def test_a_read_only_cache_stops_the_run_before_the_first_call(server, tmp_path):
@@ -133,12 +137,16 @@ def test_a_read_only_cache_stops_the_run_before_the_first_call(server, tmp_path)
         before, started = served(url), time.monotonic()
         failed = run_teacher_stage(cwd)
         took = time.monotonic() - started
-    assert failed.returncode == 1
-    assert failed.stderr.strip().splitlines()[-1].startswith(
-        f"error: {cache}: the teacher cache cannot be written")
-    assert "Traceback" not in failed.stderr
-    assert served(url) == before, "a call was made with nowhere to store its response"
-    assert took < 30
+        assert failed.returncode == 1
+        assert failed.stderr.strip().splitlines()[-1].startswith(
+            f"error: {cache}: the teacher cache cannot be written")
+        assert "Traceback" not in failed.stderr
+        assert served(url) == before, "a call was made with nowhere to store its response"
+        assert took < 30
+        estimate = subprocess.run([*teacher_command(cwd)[:3], "estimate", "--params",
+                                   str(cwd / "params.yaml")], cwd=cwd, env=ENV, text=True,
+                                  capture_output=True, timeout=120, check=False)
+        assert estimate.returncode == 0, estimate.stderr  # looking needs no write
 
 
 class read_only:

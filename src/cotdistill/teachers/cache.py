@@ -64,8 +64,8 @@ def describe_fault(path: Path, exc: sqlite3.Error) -> str:
     text = str(exc)
     if "readonly" in text or "read-only" in text or "unable to open" in text:
         return (f"{path}: the teacher cache cannot be written ({text}): make the file and its "
-                "folder writable, or point the run at another checkout. Nothing was sent: "
-                "every response must be stored the moment it arrives.")
+                "folder writable (chmod u+w; chattr -i where it was made immutable). Nothing "
+                "was sent: every response must be stored the moment it arrives.")
     if "locked" in text or "busy" in text:
         return (f"{path}: the teacher cache stayed locked by another process for 30 s ({text});"
                 " re-run when it has finished")
@@ -92,8 +92,18 @@ class ResponseCache:
     """The cache at ``path``, opened and proven writable (a write is made and committed), so
     that a read-only or damaged file stops the run before its first call, not after it."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        """``read_only``: for looking only (``cotdistill estimate``); no write probe."""
         self.path = Path(path)
+        if read_only:
+            self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                       timeout=30)
+            try:
+                self._db.execute("SELECT COUNT(*) FROM responses").fetchone()
+            except sqlite3.Error as exc:
+                self._db.close()
+                raise CacheFault(describe_fault(self.path, exc)) from None
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -152,12 +152,13 @@ def _ask_claimed(backend: Backend, cache: ResponseCache, claims: Claims,
     """Claim the missing keys; ask for the claimed ones; wait for those another run holds,
     taking over any whose owner died or stopped renewing; until every key has an outcome."""
     remaining = list(first)
-    waited_since, told = None, 0.0
+    asked_for = Counter(keys)  # how many requests each key answers
+    told = 0.0
     while remaining:
         claimed, answered, held = claims.claim(remaining)
         for key in answered:  # another run bought it
             by_key[key] = Completion(**cache.get(key))
-            stats.cached += sum(1 for k in keys if k == key)
+            stats.cached += asked_for[key]
             stats.shared += 1
         if claimed:
             _ask(backend, cache, [requests[first[key]] for key in claimed], claimed, by_key,
@@ -165,7 +166,6 @@ def _ask_claimed(backend: Backend, cache: ResponseCache, claims: Claims,
         remaining = [key for key in held if key not in by_key]
         if remaining and not claimed:
             now = time.monotonic()
-            waited_since = waited_since or now
             if now - told >= 30:
                 owners = sorted({f"pid {pid} on {host}" for host, pid in held.values()})
                 log.info("teacher: waiting for %d response(s) that another run sharing the "

@@ -82,7 +82,7 @@ def estimate(examples: list[PreparedExample], params: TeacherParams, backend: Ba
     rs, ans = rationale_step(params), answer_step(params)
     first, second = StepEstimate("rationale"), StepEstimate("answer")
     seen: set[str] = set()
-    cache = ResponseCache(cache_path) if Path(cache_path).exists() else None
+    cache = ResponseCache(cache_path, read_only=True) if Path(cache_path).exists() else None
     try:
 
         def tally(out: StepEstimate, prompt: str, sample: int, step: Step,

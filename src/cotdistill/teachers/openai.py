@@ -227,6 +227,7 @@ class OpenAIBackend:
         from tqdm import tqdm
 
         p = self.params
+        sent_before = self.attempts  # the backend lives on across calls; log this call's own
         rpm, tpm = self._limiters()
         fatal: list[Failure] = []  # the first 401/403/404: the rest are not sent
         results: dict[int, Outcome] = {}
@@ -282,5 +283,5 @@ class OpenAIBackend:
                 await client.close()
         failed = sum(isinstance(out, Failure) for out in results.values())
         log.info("%s: %d request(s), %d attempt(s) in total, %d failed", self.base_url,
-                 len(bodies), self.attempts, failed)
+                 len(bodies), self.attempts - sent_before, failed)
         return [results[i] for i in range(len(bodies))]
