@@ -3,29 +3,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from support.cli import cotdistill, one_error_line
 from support.repo import REPO
 from support.repository import apply_overrides, readme_experiment
-
-
-def cotdistill(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    executable = Path(sys.executable).parent / "cotdistill"
-    return subprocess.run([str(executable), *args], cwd=cwd, capture_output=True, text=True,
-                          check=False, env=dict(os.environ, HF_HUB_OFFLINE="1"), timeout=300)
-
-
-def one_error_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
 
 
 @pytest.fixture()

@@ -84,14 +84,21 @@ STAGES = {  # stage -> what must exist before it, and a change that alters its o
 }
 
 
-@pytest.mark.parametrize("stage", list(STAGES))
-def test_a_failure_at_the_end_of_a_stage_leaves_its_previous_outputs(stage, workspace,
-                                                                       monkeypatch):
+def ran_then_changed(stage: str, workspace: Path) -> dict[str, tuple[bytes, int]]:
+    """Run ``stage`` (and what it needs) for real, then change one of its params; return the
+    snapshot of the outputs it made."""
     before_stages, (section, values) = STAGES[stage]
     for name in (*before_stages, stage):
         run_stage(name)
     before = snapshot(workspace)
     change(workspace, section, **values)
+    return before
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_a_failure_at_the_end_of_a_stage_leaves_its_previous_outputs(stage, workspace,
+                                                                       monkeypatch):
+    before = ran_then_changed(stage, workspace)
 
     def fail(self) -> None:
         raise OSError(28, "No space left on device")
@@ -108,11 +115,7 @@ def test_a_failure_in_mlflow_logging_leaves_the_previous_outputs(stage, workspac
                                                                    monkeypatch):
     import mlflow
 
-    before_stages, (section, values) = STAGES[stage]
-    for name in (*before_stages, stage):
-        run_stage(name)
-    before = snapshot(workspace)
-    change(workspace, section, **values)
+    before = ran_then_changed(stage, workspace)
 
     def fail(*args, **kwargs) -> None:
         raise mlflow.exceptions.MlflowException("the tracking server went away")

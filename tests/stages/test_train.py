@@ -3,13 +3,12 @@ launched, and that a model it cannot load stops it with one line before any MLfl
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 import yaml
+from support.cli import cotdistill as _cotdistill
+from support.cli import one_error_line as _one_error_line
 from support.repo import REPO
 from support.repository import apply_overrides, readme_experiment
 
@@ -31,11 +30,6 @@ def test_the_launcher_is_torchrun_only_with_several_gpus_and_no_launcher_yet(mon
 
 # --- a student model that cannot be had -------------------------------------------------------
 
-def _cotdistill(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    executable = Path(sys.executable).parent / "cotdistill"
-    return subprocess.run([str(executable), *args], cwd=cwd, capture_output=True, text=True,
-                          check=False, env=dict(os.environ, HF_HUB_OFFLINE="1"), timeout=300)
-
 
 def _project(tmp_path: Path, **sections) -> Path:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -49,13 +43,6 @@ def _project(tmp_path: Path, **sections) -> Path:
                        '"input":"q ###","target":" yes"}\n')
     return tmp_path
 
-
-def _one_error_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
 
 
 def test_a_hub_student_that_does_not_exist_is_one_line_and_leaves_no_mlflow_run(tmp_path):
