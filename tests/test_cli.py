@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,8 @@ import yaml
 from support.cli import cotdistill, one_error_line
 from support.repo import REPO
 from support.repository import apply_overrides, readme_experiment
+
+CLI = [str(Path(sys.executable).parent / "cotdistill")]
 
 
 @pytest.fixture()
@@ -151,3 +156,31 @@ def test_a_completion_with_a_value_of_the_wrong_type_is_refused(project, field, 
     line = one_error_line(cotdistill(project, "curate"))
     assert line == f"error: data/teacher/completions.jsonl:2: {message}"
     assert not (project / "data/curated").exists()
+
+
+def test_minus_h_is_help_and_version_prints_the_version(tmp_path):
+    from cotdistill import __version__
+
+    assert cotdistill(tmp_path, "-h").stdout == cotdistill(tmp_path, "--help").stdout
+    assert "Usage: cotdistill" in cotdistill(tmp_path, "train", "-h").stdout
+    assert cotdistill(tmp_path, "--version").stdout.strip() == f"cotdistill {__version__}"
+
+
+def test_method_help_names_every_method_the_registries_hold(tmp_path):
+    from cotdistill.methods.registry import METHODS
+    from cotdistill.params.evaluate import BASELINES
+
+    wide = {**os.environ, "COLUMNS": "400"}  # one line per paragraph: names are not split
+    for command, names in (("train", METHODS), ("evaluate", METHODS), ("baseline", BASELINES)):
+        shown = subprocess.run([*CLI, command, "--help"], capture_output=True, text=True,
+                               env=wide, check=True).stdout
+        assert all(name in shown for name in names), (command, shown)
+
+
+def test_help_paragraphs_wrap_to_the_terminal_not_to_the_source(tmp_path):
+    wide = {**os.environ, "COLUMNS": "400"}
+    shown = subprocess.run([*CLI, "teacher", "--help"], capture_output=True, text=True,
+                           env=wide, check=True).stdout
+    assert any(line.strip().startswith("Exits 1 without writing completions") and
+               line.strip().endswith("asks only for what is missing.")
+               for line in shown.splitlines())

@@ -18,18 +18,39 @@ from typing import Annotated
 
 import typer
 
+from cotdistill import __version__
 from cotdistill.errors import CotdistillError
+from cotdistill.methods.registry import METHODS
+from cotdistill.params.evaluate import BASELINES
 
 app = typer.Typer(
     help="Chain-of-thought distillation: teacher rationales -> curated data -> students.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode="markdown",  # docstring paragraphs re-wrap to the terminal width
 )
 log = logging.getLogger("cotdistill")
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="The params file to read.")]
 StudentOption = Annotated[str, typer.Option(help="A student name from the students section.")]
-MethodOption = Annotated[str, typer.Option(help="A method from train.methods' choices, e.g. "
-                                                "fine_tune_cot or answer_only.")]
+# help texts name what the registries hold, so a new method shows up without editing this file
+MethodOption = Annotated[str, typer.Option(help=f"A training method: {', '.join(METHODS)}.")]
+BaselineOption = Annotated[str, typer.Option(
+    "--method", help=f"A prompting baseline: {', '.join(BASELINES)}.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cotdistill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Chain-of-thought distillation: teacher rationales -> curated data -> students."""
 SocraticStudentOption = Annotated[
     str | None,
     typer.Option("--student", help="A student name from the students section (default: "
@@ -181,7 +202,7 @@ def evaluate(
 @app.command()
 def baseline(
     student: StudentOption,
-    method: Annotated[str, typer.Option(help="zero_shot, zero_shot_cot or few_shot_cot.")],
+    method: BaselineOption,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Score an untrained student with a prompting baseline, for comparison."""
@@ -190,7 +211,7 @@ def baseline(
         from cotdistill.stages import baseline as stage
 
         settings = _load(params)
-        _check_choice("baseline", method, stage.BASELINES)
+        _check_choice("baseline", method, BASELINES)
         settings.student(student)
         stage.run(settings, student, method)
 
@@ -217,7 +238,7 @@ def socratic_train(
     student: SocraticStudentOption = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Train one Socratic CoT student on the decompositions; models/<student>/socratic_<role>."""
+    """Train one Socratic CoT student on the decompositions; models/STUDENT/socratic_ROLE."""
 
     def work() -> None:
         from cotdistill.methods.socratic.students import ROLES
@@ -243,8 +264,8 @@ def socratic_evaluate(
 ) -> None:
     """Run the Socratic loop (QG proposes, QA answers) on the test split; score and record.
 
-    --student is the QA (or unified) student and names the results (reports/eval/<student>/
-    socratic); the QG is socratic.qg_student's.
+    --student is the QA (or unified) student and names the results
+    (reports/eval/STUDENT/socratic); the QG is socratic.qg_student's.
     """
 
     def work() -> None:

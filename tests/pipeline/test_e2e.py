@@ -94,7 +94,14 @@ def test_mlflow_holds_one_evaluated_run_per_student_and_method(pipeline):
             assert {"train_loss", "final_loss", "test_accuracy"} <= metrics
             tags = dict(db.execute("SELECT key, value FROM tags WHERE run_uuid=?", (run,)))
             assert len(tags["git_commit"].removesuffix("+dirty")) == 40
-            assert tags["input.curated.md5"] and tags["input.test.md5"]
+            assert tags["input.curated.md5"] and tags["stage"] == "train"
+            # its evaluation is a child run of its own, with the test split's lineage
+            (child,) = db.execute("SELECT run_uuid FROM tags WHERE key = 'mlflow.parentRunId' "
+                                  "AND value = ?", (run,)).fetchall()
+            evaluation = dict(db.execute("SELECT key, value FROM tags WHERE run_uuid=?", child))
+            assert evaluation["stage"] == "evaluate" and evaluation["input.test.md5"]
+            assert {k for (k,) in db.execute("SELECT key FROM metrics WHERE run_uuid=?", child)
+                    } >= {"test_accuracy", "test_n"}
         aliases = db.execute("SELECT name, alias FROM registered_model_aliases").fetchall()
         assert aliases == [("cotdistill-student", "champion")]  # best on validation
     artifacts = list((repo / "mlartifacts").rglob("model.safetensors"))
@@ -130,3 +137,31 @@ def test_a_teacher_stage_that_fails_under_dvc_repro_keeps_the_paid_completions(p
     finally:
         params_file.write_text(original)
     assert "up to date" in _dvc(repo, "status", "teacher").stdout
+
+
+def test_dvc_exp_run_with_changed_evaluation_settings_evaluates_again(pipeline):
+    """MLflow params cannot change; each evaluation is a run of its own, so changing
+    evaluate.* re-runs only what reads them and leaves MLflow consistent."""
+    repo, _ = pipeline
+    db_path = repo / "mlflow.db"
+
+    def training_tags() -> dict:
+        with sqlite3.connect(db_path) as db:
+            return {run: dict(db.execute("SELECT key, value FROM tags WHERE run_uuid=?", (run,)))
+                    for (run,) in db.execute("SELECT run_uuid FROM tags WHERE key = 'stage' "
+                                             "AND value = 'train'")}
+
+    before = training_tags()
+    ran = _dvc(repo, "exp", "run", "-S", "evaluate.max_examples=3",
+               "-S", "evaluate.max_new_tokens=16")
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    stages = {line.split("'")[1] for line in ran.stdout.splitlines()
+              if line.startswith("Running stage")}
+    assert "evaluate@tiny-answer_only" in stages and "report" in stages
+    assert not {s for s in stages if s.startswith(("train", "teacher", "curate", "prepare"))}
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("SELECT COUNT(*) FROM runs WHERE status != 'FINISHED'").fetchone() \
+            == (0,)
+    assert training_tags() == before  # no tag of a training run was overwritten
+    metrics = json.loads((repo / "reports/eval/tiny/answer_only/metrics.json").read_text())
+    assert metrics["n"] == 3 * 2  # per dataset, two datasets

@@ -39,12 +39,13 @@ def _is_package(name: str, known: dict[str, Path]) -> bool:
     return name in known and known[name].name == "__init__.py"
 
 
-def imports_of(name: str, known: dict[str, Path]) -> set[str]:
-    """The package modules that module ``name`` imports, directly."""
+def imports_of(name: str, known: dict[str, Path], *, top_level: bool = False) -> set[str]:
+    """The package modules that module ``name`` imports, directly (``top_level``: only the
+    imports made when the module is imported, not those inside its functions)."""
     tree = ast.parse(known[name].read_text(encoding="utf-8"))
     package = name if _is_package(name, known) else name.rpartition(".")[0]
     targets: set[str] = set()
-    for node in ast.walk(tree):
+    for node in (tree.body if top_level else ast.walk(tree)):
         if isinstance(node, ast.Import):
             targets.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

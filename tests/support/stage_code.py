@@ -31,7 +31,10 @@ def code_run_by(verb: str) -> list[Path]:
     stage = f"cotdistill.stages.{verb.replace('-', '_')}"
     if stage not in known:
         raise AssertionError(f"`cotdistill {verb}` has no stage module {stage}")
-    run = imports.closure([stage], edges) | {"cotdistill.cli"}
+    # the CLI, and what it imports when it starts (the command's own stage is imported inside
+    # the command's function)
+    started = imports.imports_of("cotdistill.cli", known, top_level=True)
+    run = imports.closure([stage, *started], edges) | {"cotdistill.cli"}
     return sorted(known[name] for name in run)
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field
 
 from cotdistill.params.base import Section
 
+Baseline = Literal["zero_shot", "zero_shot_cot", "few_shot_cot"]
+BASELINES: tuple[str, ...] = get_args(Baseline)  # the prompting baselines (stages/baseline.py)
+
 
 class EvaluateParams(Section):
-    baselines: list[Literal["zero_shot", "zero_shot_cot", "few_shot_cot"]] = Field(
-        ["zero_shot", "zero_shot_cot", "few_shot_cot"],
+    baselines: list[Baseline] = Field(
+        list(BASELINES),
         description="Prompting baselines run on each untrained student.")
     batch_size: int = Field(50, gt=0, description="Test prompts generated together in one batch.")
     max_new_tokens: int = Field(

@@ -21,9 +21,9 @@ from collections import defaultdict
 from cotdistill import answers, layout, prompts, tracking
 from cotdistill.errors import CotdistillError
 from cotdistill.params import Params
+from cotdistill.params.evaluate import BASELINES
 from cotdistill.records import PreparedExample
 
-BASELINES = ("zero_shot", "zero_shot_cot", "few_shot_cot")
 EXEMPLARS = layout.EXEMPLARS
 ANSWER_STOPS = ["\n\n", "\nQ:"]
 
@@ -92,8 +92,8 @@ def run(params: Params, student: str, method: str) -> dict:
 
     predictions = score(examples, outputs, student, method, read_answer)
     return record_results(
-        params, student, method, predictions, run_id=None,
-        lineage={"test": layout.prepared("test")},
+        params, student, method, predictions, training_run_id=None,
+        lineage={"test": layout.prepared("test")}, tags={"stage": "baseline"},
         run_params={"student": student, "student_model": spec, "method": method,
                     "trained": False, "eval_max_new_tokens": settings.max_new_tokens,
                     "eval_max_examples": settings.max_examples},

@@ -40,8 +40,9 @@ def run(params: Params, student: str, method: str) -> dict:
                         METHODS[method].read)
     info = json.loads(info_path.read_text(encoding="utf-8"))
     return record_results(
-        params, student, method, predictions, run_id=info.get("run_id"),
+        params, student, method, predictions, training_run_id=info.get("run_id"),
         lineage={"test": layout.prepared("test"), "model": model_dir},
+        tags={"stage": "evaluate"},
         run_params={"eval_max_new_tokens": settings.max_new_tokens,
                     "eval_max_examples": settings.max_examples},
     )

@@ -61,23 +61,6 @@ def _completer(model_dir: Path, *, max_new_tokens: int, batch_size: int, stop: l
                            batch_size=batch_size, stop=stop, desc=desc)
 
 
-def _run_for(params, run_id: str | None, student: str, method: str, tags: dict) -> str:
-    """``run_id`` when that MLflow run still exists, else a new run ``<student>/<method>``
-    (known here, so that the loop figures go to the run ``record_results`` logs to)."""
-    import mlflow
-
-    from cotdistill import tracking
-
-    experiment = tracking.use_experiment(params.mlflow)
-    client = mlflow.MlflowClient()
-    if run_id:
-        try:
-            return client.get_run(run_id).info.run_id
-        except Exception:  # the store was reset since training
-            pass
-    return client.create_run(experiment, run_name=f"{student}/{method}",
-                             tags={"student": student, "method": method, **tags}).info.run_id
-
 
 def _nothing_to_evaluate(student: str, method: str, reason: str) -> dict:
     """The students were not trained (``reason``): empty predictions and a metrics file that
@@ -95,7 +78,6 @@ def _nothing_to_evaluate(student: str, method: str, reason: str) -> dict:
 
 def run(params: Params, student: str, *, unified: bool = False) -> dict:
     """The stage: the Socratic loop on every selected test question; score, record, log."""
-    import mlflow
 
     from cotdistill.datasets.splits import first_per_dataset
     from cotdistill.jsonl import read_records
@@ -139,14 +121,13 @@ def run(params: Params, student: str, *, unified: bool = False) -> dict:
         run_id = None  # a run of its own, tagged with both training runs
         tags["qg_run_id"] = str(qg_info.get("run_id"))
         tags["qa_run_id"] = str(qa_info.get("run_id"))
-    run_id = _run_for(params, run_id, student, method, tags)
     scored = predictions(examples, transcripts, student, method)
     extra = loop_metrics(transcripts, settings.max_steps)
-    metrics = record_results(params, student, method, scored, run_id=run_id, lineage=lineage,
-                             run_params=run_params, extra=extra)
-    client = mlflow.MlflowClient()
-    for name in ("mean_steps", "step_limit_share", "end_share"):
-        client.log_metric(run_id, f"socratic_{name}", float(extra[name]))
+    metrics = record_results(
+        params, student, method, scored, training_run_id=run_id, lineage=lineage,
+        run_params=run_params, extra=extra, tags=tags,
+        extra_metrics={f"socratic_{name}": float(extra[name])
+                       for name in ("mean_steps", "step_limit_share", "end_share")})
     log.info("%s/%s: %.2f steps on average, %.1f%% stopped by the step limit", student, method,
              extra["mean_steps"], 100 * extra["step_limit_share"])
     return metrics

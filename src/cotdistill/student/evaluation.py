@@ -64,10 +64,17 @@ def test_examples(settings: EvaluateParams) -> list[PreparedExample]:
 
 def record_results(
     params, student: str, method: str, predictions: list[Prediction], *,
-    run_id: str | None, lineage: dict[str, Path], run_params: dict, extra: dict | None = None,
+    training_run_id: str | None, lineage: dict[str, Path], run_params: dict,
+    extra: dict | None = None, tags: dict[str, str] | None = None,
+    extra_metrics: dict[str, float] | None = None,
 ) -> dict:
-    """Write predictions and metrics under reports/eval/, and log them to MLflow (to the
-    training run ``run_id`` when it still exists, else to a run of their own)."""
+    """Write predictions and metrics under reports/eval/, and log them to MLflow.
+
+    Each evaluation is an MLflow run of its own (MLflow params cannot change, and
+    ``dvc exp run -S evaluate.max_examples=5`` must be able to evaluate again). When the
+    training run ``training_run_id`` still exists, the evaluation is its child run, and its
+    test accuracy is also logged as a metric of the training run, whose tags stay as they were.
+    """
     from cotdistill.jsonl import write_records
 
     metrics = {**accuracy_metrics(predictions), **(extra or {})}
@@ -76,32 +83,40 @@ def record_results(
         staged = out.file(folder / "predictions.jsonl")
         write_records(staged, predictions)
         write_text(out.file(folder / "metrics.json"), json.dumps(metrics, indent=2) + "\n")
-        _log_results(params, student, method, metrics, staged, run_id=run_id, lineage=lineage,
-                     run_params=run_params)
+        _log_results(params, student, method, metrics, staged, training_run_id=training_run_id,
+                     lineage=lineage, run_params=run_params, tags=tags or {},
+                     extra_metrics=extra_metrics or {})
     log.info("%s/%s: test accuracy %.3f on %d questions", student, method,
              metrics["accuracy"], metrics["n"])
     return metrics
 
 
 def _log_results(params, student: str, method: str, metrics: dict, predictions: Path, *,
-                 run_id: str | None, lineage: dict[str, Path], run_params: dict) -> None:
+                 training_run_id: str | None, lineage: dict[str, Path], run_params: dict,
+                 tags: dict[str, str], extra_metrics: dict[str, float]) -> None:
     import mlflow
 
     from cotdistill import tracking
 
     experiment = tracking.use_experiment(params.mlflow)
     client = mlflow.MlflowClient()
-    try:
-        run_id = client.get_run(run_id).info.run_id if run_id else None
-    except Exception:  # the store was reset since training
-        run_id = None
-    if run_id is None:
-        run_id = client.create_run(experiment, run_name=f"{student}/{method}",
-                                   tags={"student": student, "method": method}).info.run_id
-    with mlflow.start_run(run_id=run_id):
-        mlflow.set_tags({"evaluated": "true", **tracking.lineage_tags(lineage)})
+    parent = None
+    if training_run_id:
+        try:
+            parent = client.get_run(training_run_id).info.run_id
+        except Exception:  # noqa: BLE001 - the store was reset since training
+            parent = None
+    run_tags = {"student": student, "method": method, **tags, **tracking.lineage_tags(lineage)}
+    if parent is not None:
+        run_tags.update({"mlflow.parentRunId": parent, "training_run_id": parent})
+    name = f"{student}/{method}" if parent is None else f"{student}/{method} (evaluate)"
+    with mlflow.start_run(experiment_id=experiment, run_name=name, tags=run_tags):
         mlflow.log_params(run_params)
-        mlflow.log_metric("test_accuracy", metrics["accuracy"])
-        for dataset, figures in metrics["datasets"].items():
-            mlflow.log_metric(f"test_accuracy.{dataset}", figures["accuracy"])
+        figures = {"test_accuracy": metrics["accuracy"], "test_n": metrics["n"],
+                   **{f"test_accuracy/{dataset}": values["accuracy"]
+                      for dataset, values in metrics["datasets"].items()},
+                   **extra_metrics}
+        mlflow.log_metrics({key: float(value) for key, value in figures.items()})
         mlflow.log_text(predictions.read_text(encoding="utf-8"), "predictions.jsonl")
+    if parent is not None:  # compare training runs by their latest test figure
+        client.log_metric(parent, "test_accuracy", float(metrics["accuracy"]))
