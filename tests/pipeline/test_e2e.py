@@ -139,6 +139,7 @@ def test_a_teacher_stage_that_fails_under_dvc_repro_keeps_the_paid_completions(p
     assert "up to date" in _dvc(repo, "status", "teacher").stdout
 
 
+@pytest.mark.slow  # an experiment's worth of evaluations: minutes, so CI's slow pass runs it
 def test_dvc_exp_run_with_changed_evaluation_settings_evaluates_again(pipeline):
     """MLflow params cannot change; each evaluation is a run of its own, so changing
     evaluate.* re-runs only what reads them and leaves MLflow consistent."""
