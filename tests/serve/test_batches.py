@@ -47,14 +47,20 @@ def test_batch_api_round_trip(client, model_name, stats, texts):
     assert [(e["custom_id"], e["response"]["status_code"]) for e in errors] == [("bad", 404)]
 
 
-def test_batch_cancel(client, model_name):
-    lines = [{"custom_id": f"c-{i}", "method": "POST", "url": "/v1/completions",
-              "body": {"model": model_name, "prompt": f"{i}", "max_tokens": 64}}
-             for i in range(200)]
+def submit_completions(client, model_name: str, name: str, *, count: int, max_tokens: int):
+    """A Batch API job of ``count`` one-prompt completion requests, submitted."""
+    lines = [{"custom_id": f"{name}-{i}", "method": "POST", "url": "/v1/completions",
+              "body": {"model": model_name, "prompt": f"{i}", "max_tokens": max_tokens}}
+             for i in range(count)]
     upload = client.files.create(
-        file=("c.jsonl", "".join(json.dumps(x) + "\n" for x in lines).encode()), purpose="batch")
-    batch = client.batches.create(input_file_id=upload.id, endpoint="/v1/completions",
-                                  completion_window="24h")
+        file=(f"{name}.jsonl", "".join(json.dumps(x) + "\n" for x in lines).encode()),
+        purpose="batch")
+    return client.batches.create(input_file_id=upload.id, endpoint="/v1/completions",
+                                 completion_window="24h")
+
+
+def test_batch_cancel(client, model_name):
+    batch = submit_completions(client, model_name, "c", count=200, max_tokens=64)
     cancelled = client.batches.cancel(batch.id)
     assert cancelled.status in ("cancelling", "cancelled", "completed")
     deadline = time.monotonic() + 20
@@ -67,13 +73,7 @@ def test_batch_cancel(client, model_name):
 
 
 def test_a_large_batch_queues_only_a_few_calls_of_work_at_a_time(client, model_name, stats):
-    lines = [{"custom_id": f"w-{i}", "method": "POST", "url": "/v1/completions",
-              "body": {"model": model_name, "prompt": f"{i}", "max_tokens": 4}}
-             for i in range(120)]
-    upload = client.files.create(
-        file=("w.jsonl", "".join(json.dumps(x) + "\n" for x in lines).encode()), purpose="batch")
-    batch = client.batches.create(input_file_id=upload.id, endpoint="/v1/completions",
-                                  completion_window="24h")
+    batch = submit_completions(client, model_name, "w", count=120, max_tokens=4)
     most = 0
     deadline = time.monotonic() + 60
     while batch.status not in ("completed", "failed", "cancelled"):
