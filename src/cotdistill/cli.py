@@ -200,6 +200,59 @@ def evaluate(
 
 
 @app.command()
+def predict(
+    model: Annotated[str, typer.Argument(
+        metavar="MODEL", help="A trained student: models/STUDENT/METHOD, or a registered one, e.g. "
+             "models:/cotdistill-student@champion.", show_default=False)],
+    questions: Annotated[list[str], typer.Argument(
+        metavar="QUESTION...", help="Questions to answer (choice tasks: the stem).",
+        show_default=False)],
+    dataset: Annotated[str | None, typer.Option(
+        metavar="NAME", help="The task, a name in prepare.datasets (default: the only one there); it decides "
+             "the prompts and how the answer is read.", show_default=False)] = None,
+    choice: Annotated[list[str] | None, typer.Option(
+        "--choice", metavar="TEXT",
+        help="Multiple-choice tasks: one option; repeat --choice for each, in order.",
+        show_default=False)] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(
+        min=1, metavar="N", help="Most tokens generated per answer (default: evaluate.max_new_tokens).",
+        show_default=False)] = None,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON object per question: question, output, rationale, "
+                       "answer.")] = False,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Answer questions with a trained student: its rationale and answer, read as evaluate reads
+    them (the same prompt, greedy decoding and answer reader)."""
+
+    def work() -> None:
+        import dataclasses
+        import json
+
+        from cotdistill.student import predict as predicting
+
+        settings = _load(params)
+        task = predicting.task_of(settings, dataset, choice)  # before the model is loaded
+        student, tokenizer, method = predicting.load_student(model, settings)
+        results = predicting.predict(
+            student, tokenizer, method, questions, answer_type=task.answer_type,
+            choices=task.choices, task=task.prompts,
+            max_new_tokens=max_new_tokens or settings.evaluate.max_new_tokens,
+            batch_size=settings.evaluate.batch_size)
+        for number, result in enumerate(results):
+            if json_output:
+                typer.echo(json.dumps(dataclasses.asdict(result)))
+                continue
+            lines = [f"question: {result.question}"]
+            if result.rationale is not None:
+                lines.append(f"rationale: {result.rationale}")
+            lines.append(f"answer: {result.answer if result.answer is not None else '(none)'}")
+            typer.echo(("\n" if number else "") + "\n".join(lines))
+
+    _run(work)
+
+
+@app.command()
 def baseline(
     student: StudentOption,
     method: BaselineOption,

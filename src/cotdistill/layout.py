@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PREPARED = Path("data/prepared")
+PREPARE_REPORT = Path("reports/prepare.json")
 COMPLETIONS = Path("data/teacher/completions.jsonl")
 TEACHER_REPORT = Path("reports/teacher.json")
 FEWSHOT_COMPLETIONS = Path("data/teacher/fewshot_completions.jsonl")

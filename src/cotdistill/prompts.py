@@ -1,16 +1,20 @@
-"""Zero-shot-CoT prompts (Kojima et al. 2022) as Fine-tune-CoT uses them: two steps; and the
+"""Zero-shot-CoT prompts (Kojima et al. 2022) as Fine-tune-CoT uses them: two steps; the
 few-shot-CoT block of worked examples (Wei et al. 2022) that the baselines and the few-shot
-teacher pass share.
+teacher pass share; and how a student sees a question.
 
 Step 1 asks for a rationale; step 2 appends it and an answer trigger worded for the answer
-type, and reads the answer. ``PROMPT_ID`` names the templates with a hash of their text, so a
-completion record says exactly which prompt made it and an edited template never reuses a
-cached response.
+type, and reads the answer. Every task (dataset) may set its own templates
+(``prepare.datasets[].prompts``); :class:`TaskPrompts` holds them, with these as defaults.
+``TaskPrompts.prompt_id`` names a task's zero-shot-CoT templates with a hash of their text, so a
+completion record says exactly which prompt made it; the teacher cache is keyed by the prompt
+text itself, so an edited template never reuses a cached response.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 REASONING = "Q: {question}\nA: Let's think step by step."
 TRIGGERS = {
@@ -19,17 +23,55 @@ TRIGGERS = {
     "choice": "Therefore, among A through {last}, the answer is",
     "text": "Therefore, the answer is",
 }
+STUDENT = "{question}"
 PROMPT_ID = "zs_cot@" + hashlib.sha256(repr((REASONING, TRIGGERS)).encode()).hexdigest()[:8]
 
 
-def reasoning_prompt(question: str) -> str:
-    return REASONING.format(question=question)
+@dataclass(frozen=True)
+class TaskPrompts:
+    """One task's prompts. ``answer_trigger`` None: Kojima et al.'s trigger for the answer type;
+    ``exemplars`` None: the clustered exemplars of the ``exemplars`` stage."""
+
+    reasoning: str = REASONING
+    answer_trigger: str | None = None
+    student: str = STUDENT
+    exemplars: tuple[dict, ...] | None = None
+
+    @property
+    def prompt_id(self) -> str:
+        """The zero-shot-CoT templates' name: :data:`PROMPT_ID` for the defaults."""
+        if self.reasoning == REASONING and self.answer_trigger is None:
+            return PROMPT_ID
+        text = repr((self.reasoning, self.answer_trigger))
+        return "zs_cot@" + hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    def trigger(self, answer_type: str, choices: list[str] | None) -> str:
+        last = chr(ord("A") + len(choices) - 1) if choices else "E"
+        template = self.answer_trigger or TRIGGERS[answer_type]
+        return template.replace("{last}", last)
+
+    def student_question(self, question: str) -> str:
+        """The question as the student reads it (the method adds its own marker)."""
+        return self.student.replace("{question}", question)
 
 
-def answer_prompt(question: str, rationale: str, answer_type: str, choices: list[str] | None) -> str:
-    last = chr(ord("A") + len(choices) - 1) if choices else "E"
-    trigger = TRIGGERS[answer_type].format(last=last)
-    return f"{reasoning_prompt(question)} {rationale.strip()}\n{trigger}"
+DEFAULT = TaskPrompts()
+Tasks = Mapping[str, TaskPrompts]  # dataset name -> its prompts (PrepareParams.tasks())
+
+
+def of(tasks: Tasks | None, dataset: str) -> TaskPrompts:
+    """The prompts of ``dataset`` (the defaults where ``tasks`` gives none)."""
+    return (tasks or {}).get(dataset, DEFAULT)
+
+
+def reasoning_prompt(question: str, task: TaskPrompts = DEFAULT) -> str:
+    return task.reasoning.replace("{question}", question)
+
+
+def answer_prompt(question: str, rationale: str, answer_type: str, choices: list[str] | None,
+                  task: TaskPrompts = DEFAULT) -> str:
+    return (f"{reasoning_prompt(question, task)} {rationale.strip()}\n"
+            f"{task.trigger(answer_type, choices)}")
 
 
 def few_shot_block(exemplars: list[dict]) -> str:

@@ -80,7 +80,9 @@ def test_an_unknown_section_is_a_clear_error():
     ("teacher.api_key_env", "str matching ^[A-Za-z_][A-Za-z0-9_]*$"),
     ("teacher.prices", "mapping of str -> {prompt, completion, batch_discount}"),
     ("prepare.val_fraction", "float in [0, 1)"),
-    ("prepare.datasets", "list of str"),
+    ("prepare.datasets", "list of (str | {name, path, test_path, format, hub, revision, config, "
+                         "train_split, test_split, test_fraction, question, answer, choices, "
+                         "id, answer_type, prompts, decontamination})"),
     ("curate.dedupe_threshold", "null | float in (0, 1]"),
     ("evaluate.baselines", "list of (zero_shot | zero_shot_cot | few_shot_cot)"),
     ("train.hparams", "mapping"),

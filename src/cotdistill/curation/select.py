@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+from cotdistill import prompts
 from cotdistill.curation.filters import (
     FilterReport,
     FilterSettings,
@@ -59,6 +60,7 @@ def select_rationales(
 def curate(
     examples: list[PreparedExample], completions: list[TeacherCompletion], params: CurateParams,
     report: FilterReport | None = None, fewshot: list[TeacherCompletion] | None = None,
+    tasks: prompts.Tasks | None = None,
 ) -> dict[str, list[CuratedExample]]:
     """Curated training examples for every method, in question then sample order.
 
@@ -76,11 +78,12 @@ def curate(
             continue
         rows = []
         for example in examples:
+            question = prompts.of(tasks, example.dataset).student_question(example.question)
             sources = (kept[method.rationales].get(example.id, []) if method.uses_rationale
                        else [None])
             for completion in sources:
                 for text, target, task in method.examples(
-                    example.question, example.answer, completion.rationale if completion else None
+                    question, example.answer, completion.rationale if completion else None
                 ):
                     rows.append(CuratedExample(
                         id=example.id, dataset=example.dataset, method=name,

@@ -34,6 +34,11 @@ class DatasetSpec:
     name: str
     answer_type: str  # number / choice / yes_no / text
     num_choices: int | None = None  # choice datasets: letters A.. in every question
+    # one template with names swapped: questions share most of their n-grams with some test
+    # question (Tracking Shuffled Objects: all 525 train questions at n=8, threshold 0.5; a
+    # generated Coin Flip of one flip: all), so only exact repeats of a test question are
+    # dropped
+    templated: bool = False
     # generated datasets: (seed, num_examples, num_items) -> examples; None for published ones,
     # whose loaders live in cotdistill.datasets.published.LOADERS under the same name.
     build: Callable[[int, int, int], list[RawExample]] | None = None
@@ -43,8 +48,9 @@ class DatasetSpec:
         return self.build is not None
 
 
-def _published(name: str, answer_type: str, num_choices: int | None = None) -> DatasetSpec:
-    return DatasetSpec(name, answer_type, num_choices)
+def _published(name: str, answer_type: str, num_choices: int | None = None, *,
+               templated: bool = False) -> DatasetSpec:
+    return DatasetSpec(name, answer_type, num_choices, templated=templated)
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -58,14 +64,15 @@ DATASETS: dict[str, DatasetSpec] = {
         _published("aqua", "choice", 5),
         _published("svamp", "number"),
         _published("date_understanding", "choice", 6),
-        _published("tracking_shuffled_objects", "choice", 3),
+        _published("tracking_shuffled_objects", "choice", 3, templated=True),
         _published("last_letter_concatenation", "text"),
         _published("coin_flip", "yes_no"),
         _published("commonsense_qa", "choice", 5),
         _published("strategy_qa", "yes_no"),
         # generated from a seed, as the originals were built
-        DatasetSpec("coin_flip_generated", "yes_no", build=coin_flip),
-        DatasetSpec("last_letter_concatenation_generated", "text", build=last_letter_concatenation),
+        DatasetSpec("coin_flip_generated", "yes_no", build=coin_flip, templated=True),
+        DatasetSpec("last_letter_concatenation_generated", "text",
+                    build=last_letter_concatenation, templated=True),
     )
 }
 

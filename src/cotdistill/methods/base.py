@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from cotdistill import answers
 from cotdistill.methods.format import ANSWER_SEPARATOR, PROMPT_SUFFIX
+from cotdistill.prompts import DEFAULT, TaskPrompts
 from cotdistill.records import PreparedExample
 
 
@@ -34,6 +35,11 @@ class Method:
     def format_input(self, question: str) -> str:
         """The prompt the trained student answers at evaluation."""
         return f"{question}{PROMPT_SUFFIX}"
+
+    def student_input(self, question: str, task: TaskPrompts = DEFAULT) -> str:
+        """The prompt for ``question`` of a task: the task's student format (by default the
+        question itself), then this method's own format."""
+        return self.format_input(task.student_question(question))
 
     def format_target(self, answer: str, rationale: str | None = None) -> str:
         if self.answer_after_marker:

@@ -83,9 +83,12 @@ def run(params: Params, student: str, method: str) -> dict:
             settings.max_new_tokens, "few_shot_cot",
         )
     else:
-        rationales = complete([prompts.reasoning_prompt(e.question) for e in examples],
-                              settings.max_new_tokens, "zero_shot_cot (rationale)")
-        finals = [prompts.answer_prompt(e.question, r, e.answer_type, e.choices)
+        tasks = params.prepare.tasks()
+        rationales = complete(
+            [prompts.reasoning_prompt(e.question, prompts.of(tasks, e.dataset)) for e in examples],
+            settings.max_new_tokens, "zero_shot_cot (rationale)")
+        finals = [prompts.answer_prompt(e.question, r, e.answer_type, e.choices,
+                                        prompts.of(tasks, e.dataset))
                   for e, r in zip(examples, rationales)]
         answer_texts = complete(finals, 16, "zero_shot_cot (answer)")
         outputs = [f"{r.strip()}{ANSWER_MARK}{a.strip()}" for r, a in zip(rationales, answer_texts)]

@@ -34,7 +34,8 @@ def run(params: Params) -> dict:
     fewshot = (read_records(layout.FEWSHOT_COMPLETIONS, TeacherCompletion, allow_empty=True)
                if layout.FEWSHOT_COMPLETIONS.is_file() else None)  # new_fine_tune_cot
     report = FilterReport()
-    curated = select(examples, completions, settings, report, fewshot=fewshot)
+    curated = select(examples, completions, settings, report, fewshot=fewshot,
+                     tasks=params.prepare.tasks())
     stats = curation_stats(examples, completions, curated)
     stats["filtered"] = report.as_dict()
     stats.update(diversity(completions, select_rationales(examples, completions, settings)))

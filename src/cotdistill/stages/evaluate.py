@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from cotdistill import layout, tracking
+from cotdistill import layout, prompts, tracking
 from cotdistill.errors import CotdistillError
 from cotdistill.lm.generation import generate
 from cotdistill.lm.store import load_causal_lm
@@ -32,9 +32,11 @@ def run(params: Params, student: str, method: str) -> dict:
     model, tokenizer = load_causal_lm(str(model_dir), f"models/{student}/{method}",
                                       for_generation=True)
     encoder_decoder = bool(model.config.is_encoder_decoder)
-    prompts = [student_text(METHODS[method].format_input(example.question), None,
-                            encoder_decoder)[0] for example in examples]
-    generated = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens,
+    tasks = params.prepare.tasks()
+    inputs = [student_text(METHODS[method].student_input(
+        example.question, prompts.of(tasks, example.dataset)), None, encoder_decoder)[0]
+        for example in examples]
+    generated = generate(model, tokenizer, inputs, max_new_tokens=settings.max_new_tokens,
                          batch_size=settings.batch_size, desc=f"evaluate {student}/{method}")
     predictions = score(examples, [g.text for g in generated], student, method,
                         METHODS[method].read)

@@ -2,7 +2,9 @@
 
 Embeds the training questions (Sentence-BERT, ``exemplars.embedder``), clusters each dataset
 into ``exemplars.k`` groups, and keeps per cluster the question nearest the centre whose
-zero-shot-CoT answer was right. Writes ``data/exemplars.jsonl``.
+zero-shot-CoT answer was right. A dataset whose prompts give exemplars of their own
+(``prepare.datasets[].prompts.exemplars``) gets those instead, unclustered. Writes
+``data/exemplars.jsonl``.
 
 Usage: ``cotdistill exemplars``.
 """
@@ -23,18 +25,29 @@ log = logging.getLogger(__name__)
 
 def run(params: Params) -> list[Exemplar]:
     settings = params.exemplars
+    tasks = params.prepare.tasks()
+    given = {name: task.exemplars for name, task in tasks.items() if task.exemplars}
     examples = read_records(layout.prepared("train"), PreparedExample)
+    clustered = [example for example in examples if example.dataset not in given]
     completions = read_records(layout.COMPLETIONS, TeacherCompletion)
-    vectors = embed([example.question for example in examples], settings.embedder,
-                    "exemplars.embedder")
-    chosen = select_exemplars(
-        examples, completions, vectors, k=settings.k, seed=settings.seed,
-        max_question_chars=settings.max_question_chars,
-        max_rationale_chars=settings.max_rationale_chars,
-    )
-    write_records(layout.EXEMPLARS, chosen)
+    chosen = []
+    if clustered:
+        vectors = embed([example.question for example in clustered], settings.embedder,
+                        "exemplars.embedder")
+        chosen = select_exemplars(
+            clustered, completions, vectors, k=settings.k, seed=settings.seed,
+            max_question_chars=settings.max_question_chars,
+            max_rationale_chars=settings.max_rationale_chars,
+        )
     for dataset in dict.fromkeys(example.dataset for example in examples):
+        if dataset in given:
+            chosen += [Exemplar(dataset=dataset, cluster=i, rank=0, distance=0.0,
+                                id=f"{dataset}-exemplar-{i}", source="params", **shot)
+                       for i, shot in enumerate(given[dataset])]
+            log.info("exemplars: %s: %d given in its prompts", dataset, len(given[dataset]))
+            continue
         count = sum(exemplar.dataset == dataset for exemplar in chosen)
         log.info("exemplars: %s: %d of %d clusters have a correct exemplar", dataset, count,
                  settings.k)
+    write_records(layout.EXEMPLARS, chosen)
     return chosen

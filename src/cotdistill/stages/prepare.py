@@ -1,20 +1,25 @@
 """The ``prepare`` stage: build the datasets and write seeded train / val / test splits.
 
-Writes ``data/prepared/{train,val,test}.jsonl`` whole (a temporary directory renamed into
-place). Published datasets are read from ``prepare.mirror`` (or ``$COTDISTILL_DATA_MIRROR``),
-else downloaded once at their pinned revision into the cache.
+Writes ``data/prepared/{train,val,test}.jsonl`` and ``reports/prepare.json`` together (staged
+beside their targets and moved in at the end), so a bad row of a user dataset leaves the
+previous outputs as they were. Published datasets are read from ``prepare.mirror`` (or
+``$COTDISTILL_DATA_MIRROR``), else downloaded once at their pinned revision into the cache; user
+datasets from their files (or the hub, at a pinned revision). The report says, per dataset,
+the split sizes, the training questions dropped as repeats or as near copies of test
+questions (with examples), and what was normalised in the answers.
 
 Usage: ``cotdistill prepare``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 from cotdistill import layout
-from cotdistill.atomic import atomic_dir
-from cotdistill.datasets.build import prepare as build
+from cotdistill.atomic import publish, write_text
+from cotdistill.datasets.build import build
 from cotdistill.datasets.sources import FileSource
 from cotdistill.jsonl import write_records
 from cotdistill.lm.store import cache_home
@@ -29,10 +34,16 @@ def run(params: Params, params_file: Path | str = "params.yaml") -> dict[str, in
     ``params`` were read from (errors name it)."""
     settings = params.prepare
     mirror = from_root(settings.mirror) if settings.mirror else None
-    splits = build(settings, FileSource(mirror, cache_home() / "data"), params_file=params_file)
-    with atomic_dir(layout.PREPARED) as tmp:
-        for split, examples in splits.items():
-            write_records(tmp / f"{split}.jsonl", examples)
-    counts = {split: len(examples) for split, examples in splits.items()}
+    prepared = build(settings, FileSource(mirror, cache_home() / "data"), params_file=params_file)
+    counts = {split: len(examples) for split, examples in prepared.splits.items()}
+    report = {"examples": counts,
+              "decontamination": {"ngram": settings.decontamination.ngram,
+                                  "threshold": settings.decontamination.threshold},
+              "datasets": prepared.report}
+    with publish() as out:
+        folder = out.dir(layout.PREPARED)
+        for split, examples in prepared.splits.items():
+            write_records(folder / f"{split}.jsonl", examples)
+        write_text(out.file(layout.PREPARE_REPORT), json.dumps(report, indent=2) + "\n")
     log.info("prepared %s", ", ".join(f"{s}: {n}" for s, n in counts.items()))
     return counts

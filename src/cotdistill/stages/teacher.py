@@ -73,7 +73,8 @@ def run(params: Params) -> list[TeacherCompletion]:
     else:
         quiet_http_logs()
         records, stats = run_teacher(examples, settings, backend, teacher_cache(),
-                                     previous=previous_completions())
+                                     previous=previous_completions(),
+                                     tasks=params.prepare.tasks())
         if stats.restored:
             log.info("teacher: %d response(s) restored into the cache from %s",
                      stats.restored, layout.COMPLETIONS)
@@ -99,4 +100,5 @@ def estimate(params: Params) -> Estimate:
     """The calls, tokens and dollars the stage would spend now; nothing is sent."""
     settings = params.teacher
     backend = make_backend(settings, teacher_cache())
-    return price_run(teacher_examples(settings), settings, backend, teacher_cache())
+    return price_run(teacher_examples(settings), settings, backend, teacher_cache(),
+                     tasks=params.prepare.tasks())

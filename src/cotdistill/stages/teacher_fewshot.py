@@ -53,7 +53,8 @@ def run(params: Params) -> dict:
     shots = read_records(layout.EXEMPLARS, Exemplar, allow_empty=True)
     quiet_http_logs()
     records, run_ = run_teacher_fewshot(examples, shots, settings, backend, teacher_cache(),
-                                        hint_wrong=fewshot.hints, fewshot=fewshot)
+                                        hint_wrong=fewshot.hints, fewshot=fewshot,
+                                        tasks=params.prepare.tasks())
     summary = run_.report(records)
     with publish() as out:  # both or neither
         write_records(out.file(layout.FEWSHOT_COMPLETIONS), records)

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cotdistill import layout, tracking
+from cotdistill import layout, prompts, tracking
 from cotdistill.atomic import publish, write_text
 from cotdistill.datasets.splits import first_per_dataset
 from cotdistill.errors import CotdistillError
@@ -57,7 +57,8 @@ def launcher_command(launcher: str, arguments: list[str]) -> list[str] | None:
             "-m", "cotdistill.cli", *arguments]
 
 
-def _validation_selection(hparams: HParams, method: str) -> ValidationSelection | None:
+def _validation_selection(hparams: HParams, method: str, tasks: prompts.Tasks
+                          ) -> ValidationSelection | None:
     """Validation questions and how to score them, when model selection is on."""
     if hparams.select_every is None:
         return None
@@ -70,7 +71,9 @@ def _validation_selection(hparams: HParams, method: str) -> ValidationSelection 
         )
     return ValidationSelection(
         examples=first_per_dataset(examples, hparams.select_max_examples),
-        prompt=METHODS[method].format_input, read=METHODS[method].read,
+        prompt=lambda example: METHODS[method].student_input(
+            example.question, prompts.of(tasks, example.dataset)),
+        read=METHODS[method].read,
         every=hparams.select_every, max_new_tokens=hparams.select_max_new_tokens,
     )
 
@@ -94,7 +97,7 @@ def run(params: Params, student: str, method: str) -> TrainResult:
         )
     hparams = params.train.hparams
     use_ds = deepspeed_setup.wanted(hparams.deepspeed)
-    selection = _validation_selection(hparams, method)
+    selection = _validation_selection(hparams, method, params.prepare.tasks())
     if int(os.environ.get("RANK", "0")) != 0:
         # under a multi-process launcher every rank trains; only rank 0 writes and logs
         with tempfile.TemporaryDirectory() as scratch:

@@ -18,7 +18,7 @@ from cotdistill.records import PreparedExample
 @dataclass
 class ValidationSelection:
     examples: list[PreparedExample]
-    prompt: Callable[[str], str]  # question -> the student's input (the method's format)
+    prompt: Callable[[PreparedExample], str]  # the student's input (task and method format)
     read: Callable[[str, PreparedExample], str | None]  # output -> extracted answer
     every: int  # optimizer steps between scorings
     batch_size: int = 32
@@ -33,7 +33,7 @@ class ValidationSelection:
         from cotdistill.methods.format import student_text
 
         encoder_decoder = bool(model.config.is_encoder_decoder)
-        prompts = [student_text(self.prompt(e.question), None, encoder_decoder)[0]
+        prompts = [student_text(self.prompt(e), None, encoder_decoder)[0]
                    for e in self.examples]
         outputs = generate(model, tokenizer, prompts,
                            max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,

@@ -248,14 +248,15 @@ def incomplete_message(stats: CallStats, budget: Budget, total: int) -> str:
     )
 
 
-def ask_answers(backend, cache, pairs, rationales, indices: list[int], stats, ans, budget
-                ) -> dict[int, Outcome]:
+def ask_answers(backend, cache, pairs, rationales, indices: list[int], stats, ans, budget,
+                tasks: prompts.Tasks | None = None) -> dict[int, Outcome]:
     """The second zero-shot-CoT step for the ``indices`` of ``pairs``: each (example, sample)'s
-    rationale followed by its answer trigger, through the cache; outcomes by index."""
+    rationale followed by its dataset's answer trigger, through the cache; outcomes by index."""
     outputs = cached_complete(
         backend, cache,
         [(prompts.answer_prompt(pairs[i][0].question, rationales[i].text,
-                                pairs[i][0].answer_type, pairs[i][0].choices), pairs[i][1])
+                                pairs[i][0].answer_type, pairs[i][0].choices,
+                                prompts.of(tasks, pairs[i][0].dataset)), pairs[i][1])
          for i in indices],
         stats, max_tokens=ans.max_tokens, temperature=ans.temperature, seed=ans.seed,
         stop=ans.stop, budget=budget,

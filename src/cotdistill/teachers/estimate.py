@@ -70,7 +70,7 @@ class Estimate:
 
 
 def estimate(examples: list[PreparedExample], params: TeacherParams, backend: Backend,
-             cache_path: Path) -> Estimate:
+             cache_path: Path, tasks: prompts.Tasks | None = None) -> Estimate:
     """The calls, tokens and dollars ``run_teacher`` would spend now; nothing is sent."""
     if not backend.asks_model:
         raise CotdistillError(f"teacher.backend is {backend.name}: the teacher stage calls no "
@@ -103,10 +103,12 @@ def estimate(examples: list[PreparedExample], params: TeacherParams, backend: Ba
             return None
 
         for example, sample in pairs:
-            rationale = tally(first, prompts.reasoning_prompt(example.question), sample, rs)
+            task = prompts.of(tasks, example.dataset)
+            rationale = tally(first, prompts.reasoning_prompt(example.question, task), sample,
+                              rs)
             text = rationale["text"] if rationale is not None else ""
             prompt = prompts.answer_prompt(example.question, text, example.answer_type,
-                                           example.choices)
+                                           example.choices, task)
             extra = 0 if rationale is not None else params.max_rationale_tokens
             tally(second, prompt, sample, ans, extra)
     finally:

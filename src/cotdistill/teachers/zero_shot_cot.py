@@ -57,9 +57,10 @@ def restorable(records: list[TeacherCompletion]) -> dict[str, dict]:
 
 def run_teacher(
     examples: list[PreparedExample], params: TeacherParams, backend: Backend, cache_path: Path,
-    previous: list[TeacherCompletion] | None = None,
+    previous: list[TeacherCompletion] | None = None, tasks: prompts.Tasks | None = None,
 ) -> tuple[list[TeacherCompletion], CallStats]:
-    """Two-step zero-shot-CoT with ``params.samples`` samples per question.
+    """Two-step zero-shot-CoT with ``params.samples`` samples per question, each question
+    asked with its dataset's prompts (``tasks``; the defaults where it gives none).
 
     ``previous`` (the stage's last output) is restored into the cache first. Raises
     :class:`TeacherIncomplete` (after storing everything that came back) when any request
@@ -75,7 +76,9 @@ def run_teacher(
         rs, ans = rationale_step(params), answer_step(params)
         before = stats.totals()
         rationales = cached_complete(
-            backend, cache, [(prompts.reasoning_prompt(ex.question), s) for ex, s in pairs], stats,
+            backend, cache,
+            [(prompts.reasoning_prompt(ex.question, prompts.of(tasks, ex.dataset)), s)
+             for ex, s in pairs], stats,
             max_tokens=rs.max_tokens, temperature=rs.temperature, seed=rs.seed, stop=rs.stop,
             budget=budget,
         )
@@ -83,7 +86,7 @@ def run_teacher(
         before = stats.totals()
         answered = [i for i, r in enumerate(rationales) if isinstance(r, Completion)]
         answer_texts = ask_answers(backend, cache, pairs, rationales, answered, stats, ans,
-                                   budget)
+                                   budget, tasks)
         stats.mark("answer", before)
     finally:
         cache.close()
@@ -93,13 +96,15 @@ def run_teacher(
     for index, ((example, sample), rationale) in enumerate(zip(pairs, rationales)):
         answer = answer_texts[index]
         assert isinstance(rationale, Completion) and isinstance(answer, Completion)
+        task = prompts.of(tasks, example.dataset)
         prediction = answers.extract(answer.text, example.answer_type, example.choices)
         answer_key = request_key(backend, prompts.answer_prompt(
-            example.question, rationale.text, example.answer_type, example.choices), sample, ans)
+            example.question, rationale.text, example.answer_type, example.choices, task),
+            sample, ans)
         records.append(
             TeacherCompletion(
                 id=example.id, dataset=example.dataset, sample=sample, backend=backend.name,
-                model=backend.model, prompt_id=prompts.PROMPT_ID,
+                model=backend.model, prompt_id=task.prompt_id,
                 sampling={"temperature": params.temperature, "seed": params.seed,
                           "max_rationale_tokens": params.max_rationale_tokens,
                           "max_answer_tokens": params.max_answer_tokens},
@@ -114,7 +119,7 @@ def run_teacher(
                 ),
                 top_logprobs=rationale.top_logprobs, tokens=rationale.tokens,
                 lineage={"rationale_key": request_key(
-                    backend, prompts.reasoning_prompt(example.question), sample, rs),
+                    backend, prompts.reasoning_prompt(example.question, task), sample, rs),
                          "answer_key": answer_key},
             )
         )

@@ -62,18 +62,19 @@ HINT_ID = "hint@" + hashlib.sha256(HINT.encode()).hexdigest()[:8]
 _STATED = re.compile(r"answer is", re.I)
 
 
-def shots_id(shots: list[Exemplar]) -> str:
+def shots_id(shots: list[Exemplar], task: prompts.TaskPrompts = prompts.DEFAULT) -> str:
     """The prompt id of a dataset's few-shot prompt: template hash + exemplar-set hash."""
     if not shots:
-        return prompts.PROMPT_ID
+        return task.prompt_id
     digest = hashlib.sha256(repr([(e.question, e.rationale, e.answer) for e in shots]).encode())
     return f"{TEMPLATE_ID}+{digest.hexdigest()[:8]}"
 
 
-def fewshot_prompt(question: str, shots: list[Exemplar]) -> str:
-    """The dataset's exemplar blocks then the question; zero-shot-CoT's prompt with none."""
+def fewshot_prompt(question: str, shots: list[Exemplar],
+                   task: prompts.TaskPrompts = prompts.DEFAULT) -> str:
+    """The dataset's exemplar blocks then the question; its zero-shot-CoT prompt with none."""
     if not shots:
-        return prompts.reasoning_prompt(question)
+        return prompts.reasoning_prompt(question, task)
     return prompts.few_shot_block([e.model_dump() for e in shots]) + QUESTION.format(question=question)
 
 
@@ -149,7 +150,7 @@ class FewshotRun:
 def run_teacher_fewshot(
     examples: list[PreparedExample], exemplars: list[Exemplar], params: TeacherParams,
     backend: Backend, cache_path: Path, *, hint_wrong: bool,
-    fewshot: FewshotParams = FewshotParams(),
+    fewshot: FewshotParams = FewshotParams(), tasks: prompts.Tasks | None = None,
 ) -> tuple[list[TeacherCompletion], FewshotRun]:
     """Few-shot-CoT with adaptive answers (and, with ``hint_wrong``, hints) for ``examples``.
 
@@ -169,7 +170,8 @@ def run_teacher_fewshot(
         before = stats.totals()
         rationales = cached_complete(
             backend, cache,
-            [(fewshot_prompt(ex.question, shots.get(ex.dataset, [])), s) for ex, s in pairs],
+            [(fewshot_prompt(ex.question, shots.get(ex.dataset, []),
+                             prompts.of(tasks, ex.dataset)), s) for ex, s in pairs],
             stats, max_tokens=max_rationale, temperature=rs.temperature, seed=rs.seed,
             stop=rs.stop, budget=budget,
         )
@@ -184,7 +186,8 @@ def run_teacher_fewshot(
         asked = [i for i, r in enumerate(rationales) if isinstance(r, Completion)
                  and i not in stated]
         before = stats.totals()
-        answer_texts = ask_answers(backend, cache, pairs, rationales, asked, stats, ans, budget)
+        answer_texts = ask_answers(backend, cache, pairs, rationales, asked, stats, ans, budget,
+                                   tasks)
         stats.mark("answer", before)
         if (stats.failed or stats.not_sent
                 or any(not isinstance(r, Completion) for r in rationales)
@@ -208,7 +211,8 @@ def run_teacher_fewshot(
                 usd = rationale.usd + answer.usd
             records.append(TeacherCompletion(
                 id=example.id, dataset=example.dataset, sample=sample, backend=backend.name,
-                model=backend.model, prompt_id=shots_id(shots.get(example.dataset, [])),
+                model=backend.model,
+                prompt_id=shots_id(shots.get(example.dataset, []), prompts.of(tasks, example.dataset)),
                 sampling=sampling, rationale=rationale.text.strip(), answer_text=answer_text,
                 prediction=prediction,
                 correct=answers.is_correct(prediction, example.answer, example.answer_type),
