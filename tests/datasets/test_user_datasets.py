@@ -287,3 +287,14 @@ def test_training_questions_that_nearly_copy_a_test_question_are_dropped_and_rep
     everything = prepared(tmp_path, {**entry, "decontamination": "exact"}, val_fraction=0.0)
     assert everything.report["pens"]["decontamination"]["ngram"] == 0
     assert "pens-00000" in {e.id for e in everything.splits["train"]}
+
+
+def test_a_text_answer_of_several_words_is_refused_with_what_to_do(tmp_path):
+    rows = [{"question": f"{story} What is it about?", "answer": "naoa"} for story in STORIES]
+    rows[2]["answer"] = "billing issue"
+    write_jsonl(tmp_path / "data/raw/topic.jsonl", rows)
+    message = failure(tmp_path, {"name": "topic", "path": "data/raw/topic.jsonl",
+                                 "answer_type": "text"})
+    assert message.startswith("data/raw/topic.jsonl: row 3: field 'answer': 'billing issue' "
+                              "is more than one word")
+    assert "answer_type: choice" in message

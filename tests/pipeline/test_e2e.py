@@ -1,30 +1,73 @@
 """End to end: `dvc repro` on a temporary copy of the repository, with tiny params.
 
 The README's embedded experiment: the teacher is the in-process SmolLM2-135M-Instruct on a
-handful of generated questions;
-the student is a tiny model built from a config. The test proves the whole pipeline runs,
-records what it should, learns, and that a second `dvc repro` does nothing.
+handful of generated questions, and on two datasets of a user's own, added as the README's
+"Your own dataset" says (`dvc add data/raw/...`, an entry in `prepare.datasets`): one in JSON
+Lines with number answers, one in CSV with multiple-choice answers. The student is a tiny model
+built from a config. The test proves the whole pipeline runs, records what it should, learns,
+that `cotdistill predict` answers from the trained student, and that a second `dvc repro`
+does nothing.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from support.cli import cotdistill
 from support.repository import apply_overrides, readme_experiment
 from support.repository import copy_repository as _copy_repository
 from support.repository import dvc as _dvc
 
 
+STORES = ["bakery", "bookshop", "garden centre", "toy shop", "fish market", "pharmacy",
+          "hardware store", "florist", "music shop", "bike shop", "cheese shop", "tea room"]
+GOODS = ["loaves", "novels", "tulips", "kites", "trout", "plasters", "hammers", "roses",
+         "guitars", "bells", "wheels", "scones"]
+# the user datasets, as the README's "Your own dataset" declares them
+APPLES = {"name": "shop_sums", "path": "data/raw/shop_sums.jsonl", "question": "problem",
+          "answer": "solution", "answer_type": "number"}
+COLOURS = {"name": "colours", "path": "data/raw/colours.csv", "id": "id",
+           "choices": ["option_a", "option_b", "option_c"], "answer": "label",
+           "answer_type": "choice"}
+
+
+def _user_datasets(repo: Path) -> None:
+    """Two small datasets of a user's own, tracked with `dvc add` and committed."""
+    raw = repo / "data/raw"
+    with (raw / "shop_sums.jsonl").open("w") as handle:
+        for i, (store, goods) in enumerate(zip(STORES, GOODS)):
+            handle.write(json.dumps({
+                "problem": f"The {store} sold {i + 2} {goods} in the morning and {2 * i + 1} "
+                           f"in the afternoon. How many {goods} did it sell?",
+                "solution": f"{3 * i + 3:,}"}) + "\n")
+    with (raw / "colours.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "question", "option_a", "option_b", "option_c", "label"])
+        for i, (store, goods) in enumerate(zip(STORES, GOODS)):
+            colour = ["red", "green", "blue"][i % 3]
+            writer.writerow([f"q{i}", f"At the {store} the {goods} are {colour}. What colour "
+                                      f"are the {goods}?", "red", "green", "blue", colour])
+    added = _dvc(repo, "add", "data/raw/shop_sums.jsonl", "data/raw/colours.csv")
+    assert added.returncode == 0, added.stderr
+    subprocess.run(["git", "add", "data/raw"], cwd=repo, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm",
+                    "user datasets"], cwd=repo, check=True)
+
+
 def _tiny_params(repo: Path, student: Path) -> None:
-    """The README's fully embedded experiment (generated datasets, the in-process SmolLM2
-    teacher), made tiny: a student built from a config, a handful of questions."""
+    """The README's fully embedded experiment (the in-process SmolLM2 teacher), made tiny: a
+    student built from a config, a handful of questions of one generated dataset and of the
+    two user datasets."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     apply_overrides(params, readme_experiment("embedded"))
-    params["prepare"].update(num_examples=30)
+    params["prepare"].update(num_examples=30, test_fraction=0.34)
+    params["prepare"]["datasets"] = ["coin_flip_generated", APPLES, COLOURS]
     params["teacher"].update(samples=2, max_questions=6, max_rationale_tokens=32, batch_size=12)
     params["students"] = {"tiny": {"model": str(student)}}
     params["train"]["students"] = ["tiny"]
@@ -40,6 +83,7 @@ def _tiny_params(repo: Path, student: Path) -> None:
 def pipeline(tmp_path_factory, tiny_model):
     repo = tmp_path_factory.mktemp("repo")
     _copy_repository(repo)
+    _user_datasets(repo)
     _tiny_params(repo, tiny_model)
     first = _dvc(repo, "repro")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -55,7 +99,7 @@ def test_every_stage_ran_and_wrote_its_outputs(pipeline):
     assert (repo / "reports/summary.md").read_text().startswith("# cotdistill summary")
     assert (repo / "reports/accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     completions = (repo / "data/teacher/completions.jsonl").read_text().splitlines()
-    assert len(completions) == 2 * 6 * 2  # datasets x questions x samples
+    assert len(completions) == 3 * 6 * 2  # datasets x questions x samples
 
 
 def test_metrics_are_visible_to_dvc(pipeline):
@@ -165,4 +209,55 @@ def test_dvc_exp_run_with_changed_evaluation_settings_evaluates_again(pipeline):
             == (0,)
     assert training_tags() == before  # no tag of a training run was overwritten
     metrics = json.loads((repo / "reports/eval/tiny/answer_only/metrics.json").read_text())
-    assert metrics["n"] == 3 * 2  # per dataset, two datasets
+    assert metrics["n"] == 3 * 3  # per dataset, three datasets
+
+
+def test_the_user_datasets_went_through_every_stage(pipeline):
+    repo, _ = pipeline
+
+    def datasets_in(path: str) -> set[str]:
+        lines = (repo / path).read_text().splitlines()
+        return {json.loads(line)["dataset"] for line in lines}
+
+    users = {"shop_sums", "colours"}
+    for path in ("data/prepared/train.jsonl", "data/prepared/test.jsonl",
+                 "data/teacher/completions.jsonl", "data/curated/answer_only.jsonl",
+                 "reports/eval/tiny/answer_only/predictions.jsonl",
+                 "reports/eval/tiny/fine_tune_cot/predictions.jsonl"):
+        assert users <= datasets_in(path), path
+    report = json.loads((repo / "reports/prepare.json").read_text())["datasets"]
+    assert report["shop_sums"]["normalised"] == {"answer: thousands separators removed": 1}
+    assert report["colours"]["normalised"] == {"answer: option text read as its letter": 12}
+    test = [json.loads(line) for line in (repo / "data/prepared/test.jsonl").read_text().splitlines()]
+    colours = [e for e in test if e["dataset"] == "colours"]
+    assert all(e["answer"] in "ABC" and e["question"].endswith("(C) blue") for e in colours)
+    summary = (repo / "reports/summary.md").read_text()
+    assert "shop_sums" in summary and "colours" in summary
+    assert "Decontamination" in summary
+
+
+def test_cotdistill_predict_answers_a_user_question_from_the_trained_student(pipeline):
+    repo, _ = pipeline
+    question = "At the bakery the loaves are green. What colour are the loaves?"
+    done = cotdistill(repo, "predict", "models/tiny/fine_tune_cot", question,
+                      "--dataset", "colours", "--choice", "red", "--choice", "green",
+                      "--choice", "blue", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (line,) = done.stdout.strip().splitlines()
+    answer = json.loads(line)
+    assert answer["question"].endswith("Answer Choices: (A) red (B) green (C) blue")
+    assert isinstance(answer["output"], str)
+    assert answer["answer"] is None or answer["answer"] in ("A", "B", "C")
+
+
+def test_changing_a_user_dataset_file_makes_prepare_stale(pipeline):
+    repo, _ = pipeline
+    path = repo / "data/raw/shop_sums.jsonl"
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original + b'{"problem": "How many is 2 and 2?", "solution": "4"}\n')
+        status = _dvc(repo, "status", "prepare")
+        assert "changed deps" in status.stdout and "data/raw" in status.stdout, status.stdout
+    finally:
+        path.write_bytes(original)
+    assert "up to date" in _dvc(repo, "status", "prepare").stdout

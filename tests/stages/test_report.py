@@ -48,3 +48,26 @@ def test_a_skipped_student_is_reported_with_its_reason_not_a_number():
         ("s", "socratic"): {"skipped": "no correct decompositions"}})
     assert "s/socratic: not evaluated: no correct decompositions." in text
     assert "| s | socratic |" not in text
+
+
+def test_the_data_section_shows_what_decontamination_dropped_with_an_example():
+    from cotdistill.stages.report import data_section
+
+    prepared = {"decontamination": {"ngram": 8, "threshold": 0.5}, "datasets": {
+        "multiarith": {"source": "published", "train": 370, "val": 41, "test": 180,
+                       "repeated_questions_dropped": 5,
+                       "decontamination": {"by": "ngram", "exact": 0, "ngram": 57, "examples": [
+                           {"train": "Maria bought 2 new chairs", "test": "Emily bought 4 new "
+                            "chairs", "kind": "ngram", "score": 0.885}]},
+                       "normalised": {}},
+        "tickets": {"source": "data/raw/tickets.csv", "train": 9, "val": 1, "test": 4,
+                    "repeated_questions_dropped": 0,
+                    "decontamination": {"by": "exact", "exact": 1, "ngram": 0, "examples": []},
+                    "normalised": {"answer: option text read as its letter": 14}}}}
+    text = "\n".join(data_section(prepared))
+    assert "| multiarith | published | 370 | 41 | 180 | 5 | 0 + 57 (n-grams) |" in text
+    assert "| tickets | data/raw/tickets.csv | 9 | 1 | 4 | 0 | 1 + 0 (exact only) |" in text
+    assert '- multiarith (ngram, 0.89): "Maria bought 2 new chairs" ~ test "Emily bought' in text
+    assert "50% of its 8-word n-grams" in text
+    assert "tickets, normalised: answer: option text read as its letter (14)" in text
+    assert data_section(None) == []

@@ -239,6 +239,10 @@ def _answer(entry: DatasetEntry, raw: Any, choices: list[str] | None, where: str
         raise CotdistillError(f"{where}: {field}: {stripped!r} is neither a letter "
                               f"{letters[0]}-{letters[-1]} nor one of the options "
                               f"({'; '.join(choices or [])})")
+    if len(stripped.split()) > 1:  # answers.extract_text reads one word (Last Letters' kind)
+        raise CotdistillError(f"{where}: {field}: {stripped!r} is more than one word; a text "
+                              f"answer is read as one word, so give labels of several words "
+                              f"as options (answer_type: choice)")
     if stripped.lower() != stripped:
         notes["answer: case"] += 1
     return normalize_gold(stripped, kind)

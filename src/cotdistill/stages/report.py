@@ -1,7 +1,8 @@
 """The ``report`` stage: one page and one plot that sum up a pipeline run.
 
-Reads ``reports/curate.json`` and every student x method's evaluation metrics; writes
-``reports/summary.md``, ``reports/accuracy.png`` and ``reports/metrics.json``.
+Reads ``reports/prepare.json``, ``reports/curate.json`` and every student x method's
+evaluation metrics; writes ``reports/summary.md``, ``reports/accuracy.png`` and
+``reports/metrics.json``.
 
 Usage: ``cotdistill report``.
 """
@@ -89,6 +90,41 @@ def provenance(teacher: dict | None, fewshot: dict | None, decompose: dict | Non
     return lines
 
 
+def data_section(prepared: dict | None) -> list[str]:
+    """The splits, and what decontamination and normalisation did, per dataset: a drop of
+    training questions changes what the students learnt from, so the page says so."""
+    if not prepared:
+        return []
+    settings = prepared.get("decontamination", {})
+    lines = ["", "## Data", "",
+             "| dataset | source | train | val | test | repeats dropped | decontamination "
+             "dropped (exact + n-gram) |", "|---|---|---:|---:|---:|---:|---|"]
+    quoted = []
+    for name, row in prepared["datasets"].items():
+        found = row["decontamination"]
+        how = ("n-grams" if found.get("by") == "ngram" else "exact only")
+        lines.append(f"| {name} | {row['source']} | {row['train']} | {row['val']} | "
+                     f"{row['test']} | {row['repeated_questions_dropped']} | "
+                     f"{found['exact']} + {found['ngram']} ({how}) |")
+        for pair in found.get("examples", [])[:1]:
+            quoted.append(f"- {name} ({pair['kind']}, {pair['score']:.2f}): "
+                          f"\"{_short(pair['train'])}\" ~ test \"{_short(pair['test'])}\"")
+        if row.get("normalised"):
+            quoted.append(f"- {name}, normalised: " + ", ".join(
+                f"{what} ({count})" for what, count in row["normalised"].items()))
+    lines += ["", f"Decontamination: a training question is dropped when it repeats a test "
+              f"question, or when {100 * settings.get('threshold', 0):.0f}% of its "
+              f"{settings.get('ngram', '?')}-word n-grams occur in one test question."]
+    if quoted:
+        lines += [""] + quoted
+    return lines
+
+
+def _short(text: str, limit: int = 90) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def verdicts(results: dict[tuple[str, str], dict], baselines: list[str]) -> list[str]:
     """Per student and dataset: does Fine-tune-CoT beat answer-only fine-tuning and the
     untrained student's best prompting baseline? (Test accuracy, in points.)"""
@@ -115,7 +151,8 @@ def verdicts(results: dict[tuple[str, str], dict], baselines: list[str]) -> list
 
 
 def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], dict],
-                     sources: list[str] = (), baselines: list[str] = ()) -> str:
+                     sources: list[str] = (), baselines: list[str] = (),
+                     prepared: dict | None = None) -> str:
     lines = [f"# {title}", "", "## Teacher", "",
              "| dataset | questions | completions | teacher accuracy | kept rationales | "
              "kept per question |", "|---|---:|---:|---:|---:|---:|"]
@@ -146,6 +183,7 @@ def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], 
         lines += ["", f"Diversity (mean pairwise similarity of a question's correct samples, "
                   f"lower is more diverse): {curation['similarity_before']:.3f} before filters, "
                   + (f"{after:.3f} after." if after is not None else "n/a after.")]
+    lines += data_section(prepared)
     lines += list(sources)
     lines += rationale_sources(curation)
     skipped = {pair: m for pair, m in results.items() if "skipped" in m}
@@ -209,6 +247,7 @@ def run(params: Params) -> None:
     }
     with publish() as out:  # the summary, its plot and the metrics agree, or none moves
         write_text(out.file(layout.SUMMARY), summary_markdown(
-            params.report.title, curation, results, sources, params.evaluate.baselines))
+            params.report.title, curation, results, sources, params.evaluate.baselines,
+            _optional(layout.PREPARE_REPORT)))
         accuracy_plot(out.file(layout.ACCURACY_PLOT), evaluated)
         write_text(out.file(layout.METRICS), json.dumps(metrics, indent=2) + "\n")

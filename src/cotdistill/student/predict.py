@@ -145,6 +145,11 @@ def _known_method(method: str, ref: str) -> str:
 
 def _load_registered(ref: str, params: Params):
     """A registered student: its files from MLflow, its method from the run that logged it."""
+    uri = tracking.tracking_uri(params.mlflow)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        # MLflow would create an empty store and then find nothing in it
+        raise CotdistillError(f"{ref}: no MLflow store at {uri} (nothing logged there yet; "
+                              f"set mlflow.tracking_uri)")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
     from mlflow.models import Model
@@ -153,11 +158,6 @@ def _load_registered(ref: str, params: Params):
 
     for name in ("alembic", "mlflow.store.db.utils"):  # noisy schema-migration logs
         logging.getLogger(name).setLevel(logging.WARNING)
-    uri = tracking.tracking_uri(params.mlflow)
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-        # MLflow would create an empty store and then find nothing in it
-        raise CotdistillError(f"{ref}: no MLflow store at {uri} (nothing logged there yet; "
-                              f"set mlflow.tracking_uri)")
     mlflow.set_tracking_uri(uri)
     with tempfile.TemporaryDirectory(prefix="cotdistill-predict-") as scratch:
         try:

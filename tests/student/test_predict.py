@@ -1,0 +1,152 @@
+"""`cotdistill predict`: a trained student answers new questions exactly as evaluation would.
+
+One tiny real student is trained (a few steps, in a temporary repository with its own MLflow
+SQLite store, registered as the champion), evaluated by the real evaluate stage, and then asked
+the same questions through the command, from its models/ directory and from the registry.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from support.cli import cotdistill, one_error_line
+from support.teacher_runs import coin_questions
+
+from cotdistill.methods.format import student_text
+from cotdistill.methods.registry import METHODS
+from cotdistill.records import CuratedExample, PreparedExample
+
+METHOD = "fine_tune_cot"
+MODEL = f"models/tiny/{METHOD}"
+CHAMPION = "models:/cotdistill-student@champion"
+RATIONALE = "It is tails."
+
+
+def _write(path: Path, records) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(r.model_dump_json() + "\n" for r in records))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, tiny_model) -> Path:
+    """A repository with a trained, registered and evaluated tiny fine_tune_cot student."""
+    from cotdistill.params import load_params
+    from cotdistill.stages import evaluate, train
+
+    root = tmp_path_factory.mktemp("predict")
+    questions = coin_questions(6)
+    _write(root / "data/curated/fine_tune_cot.jsonl", [
+        CuratedExample(id=q.id, dataset="coin_flip", method=METHOD, source=f"{q.id}#0",
+                       input=METHODS[METHOD].student_input(q.question),
+                       target=f" {RATIONALE} --> no") for q in questions[:4]])
+    _write(root / "data/prepared/val.jsonl",
+           [q.model_copy(update={"split": "val"}) for q in questions[4:5]])
+    _write(root / "data/prepared/test.jsonl",
+           [q.model_copy(update={"split": "test"}) for q in questions[4:]])
+    (root / "params.yaml").write_text(yaml.safe_dump({
+        "prepare": {"datasets": ["coin_flip"]},
+        "students": {"tiny": {"model": str(tiny_model)}},
+        "train": {"students": ["tiny"], "methods": [METHOD], "hparams": {
+            "max_steps": 20, "learning_rate": 1e-2, "lr_scheduler": "constant", "batch_size": 4,
+            "deepspeed": "off", "select_every": 20, "select_max_new_tokens": 24}},
+        "evaluate": {"max_new_tokens": 24, "batch_size": 4},
+        "mlflow": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}"},
+    }))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        params = load_params("params.yaml")
+        train.run(params, "tiny", METHOD)  # registers the champion (the only candidate)
+        evaluate.run(params, "tiny", METHOD)
+    return root
+
+
+def _evaluated(project: Path) -> list[dict]:
+    path = project / f"reports/eval/tiny/{METHOD}/predictions.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _json_lines(result) -> list[dict]:
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_predict_prints_the_rationale_and_the_answer_that_evaluation_read(project):
+    evaluated = _evaluated(project)[0]
+    question = coin_questions(6)[4].question
+    result = cotdistill(project, "predict", MODEL, question)
+    assert result.returncode == 0, result.stderr
+    assert evaluated["prediction"] == "no"  # the tiny student learnt the format
+    assert result.stdout.splitlines() == [
+        f"question: {question}",
+        f"rationale: {evaluated['output'].rsplit('-->', 1)[0].strip()}",
+        "answer: no",
+    ]
+
+
+def test_json_output_is_evaluates_output_and_reading_for_every_question(project):
+    evaluated = _evaluated(project)
+    questions = [q.question for q in coin_questions(6)[4:]]
+    lines = _json_lines(cotdistill(project, "predict", MODEL, *questions, "--json"))
+    assert [line["question"] for line in lines] == questions
+    assert [line["output"] for line in lines] == [e["output"] for e in evaluated]
+    assert [line["answer"] for line in lines] == [e["prediction"] for e in evaluated]
+    assert all(set(line) == {"question", "output", "rationale", "answer"} for line in lines)
+    assert lines[0]["rationale"] and "-->" not in lines[0]["rationale"]
+
+
+def test_the_api_gives_what_generate_gives_on_evaluates_prompt(project, monkeypatch):
+    from cotdistill import prompts
+    from cotdistill.lm.generation import generate
+    from cotdistill.params import load_params
+    from cotdistill.student.predict import load_student, predict, task_of
+
+    monkeypatch.chdir(project)
+    params = load_params("params.yaml")
+    model, tokenizer, method = load_student(MODEL, params)
+    task = task_of(params, None, None)
+    assert (method, task.dataset, task.answer_type) == (METHOD, "coin_flip", "yes_no")
+    question = "A coin is heads up. Ann flips the coin. Is the coin still heads up?"
+    [answer] = predict(model, tokenizer, method, [question], answer_type="yes_no", choices=None,
+                       task=task.prompts, max_new_tokens=24)
+    prompt = student_text(METHODS[METHOD].student_input(
+        question, prompts.of(params.prepare.tasks(), "coin_flip")), None, False)[0]
+    [expected] = generate(model, tokenizer, [prompt], max_new_tokens=24, batch_size=1)
+    example = PreparedExample(id="x", dataset="coin_flip", split="test", question=question,
+                              answer="no", answer_type="yes_no")
+    assert answer.output == expected.text
+    assert answer.answer == METHODS[METHOD].read(expected.text, example)
+
+
+def test_the_registered_champion_answers_like_the_student_that_evaluation_ran(project):
+    """models:/ resolves through the project's own SQLite store, in a process of its own."""
+    questions = [q.question for q in coin_questions(6)[4:]]
+    lines = _json_lines(cotdistill(project, "predict", CHAMPION, *questions, "--json"))
+    assert [line["output"] for line in lines] == [e["output"] for e in _evaluated(project)]
+    assert [line["answer"] for line in lines] == ["no", "no"]
+
+
+@pytest.mark.parametrize(("arguments", "expected"), [
+    (["models/tiny/nothing", "q"], "error: models/tiny/nothing: no such model directory"),
+    (["data", "q"], "error: data: not a trained student (no train_info.json"),
+    ([MODEL, "q", "--dataset", "gsm8k"],
+     "error: unknown dataset 'gsm8k' (prepare.datasets lists: coin_flip)"),
+    ([MODEL, "q", "--choice", "yes"], "error: --choice is for multiple-choice tasks"),
+    ([MODEL, "q", "--dataset", "aqua", "--params", "two.yaml"],
+     "error: aqua is a multiple-choice task: give its options with --choice"),
+    ([MODEL, "q", "--params", "two.yaml"], "error: give --dataset: prepare.datasets lists"),
+    (["models:/cotdistill-student@nobody", "q"],
+     "error: models:/cotdistill-student@nobody: MLflow cannot resolve it in sqlite:///"),
+    (["models:/cotdistill-student@champion", "q", "--params", "elsewhere.yaml"],
+     "error: models:/cotdistill-student@champion: no MLflow store at sqlite:///"),
+])
+def test_bad_input_is_one_error_line(project, arguments, expected):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    (project / "two.yaml").write_text(yaml.safe_dump(
+        {**params, "prepare": {"datasets": ["coin_flip", "aqua"]}}))
+    (project / "elsewhere.yaml").write_text(yaml.safe_dump(
+        {**params, "mlflow": {"tracking_uri": f"sqlite:///{project / 'none.db'}"}}))
+    assert one_error_line(cotdistill(project, "predict", *arguments)).startswith(expected)
+    assert not (project / "none.db").exists()
