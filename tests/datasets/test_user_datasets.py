@@ -298,3 +298,16 @@ def test_a_text_answer_of_several_words_is_refused_with_what_to_do(tmp_path):
     assert message.startswith("data/raw/topic.jsonl: row 3: field 'answer': 'billing issue' "
                               "is more than one word")
     assert "answer_type: choice" in message
+
+
+def test_a_hub_dataset_that_cannot_be_had_offline_is_one_line_saying_what_to_do(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    message = failure(tmp_path, {"name": "gsm", "hub": "openai/gsm8k", "config": "main",
+                                 "revision": "e53f048856ff4f594e959d75785d2c2d37b678ee",
+                                 "answer_type": "text"})
+    assert message.startswith("openai/gsm8k@e53f048856ff4f594e959d75785d2c2d37b678ee [train]: "
+                              "cannot be loaded (")
+    assert message.endswith("offline, export it to a file and give path instead")
+    assert "\n" not in message

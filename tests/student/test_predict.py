@@ -2,7 +2,8 @@
 
 One tiny real student is trained (a few steps, in a temporary repository with its own MLflow
 SQLite store, registered as the champion), evaluated by the real evaluate stage, and then asked
-the same questions through the command, from its models/ directory and from the registry.
+the same questions through the command, from its models/ directory (in this process, where torch
+is loaded already) and from the registry (in a process of its own, as a user runs it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 import yaml
 from support.cli import cotdistill, one_error_line
 from support.teacher_runs import coin_questions
+from typer.testing import CliRunner
 
 from cotdistill.methods.format import student_text
 from cotdistill.methods.registry import METHODS
@@ -63,21 +65,28 @@ def project(tmp_path_factory, tiny_model) -> Path:
     return root
 
 
+def _predict(project: Path, monkeypatch, *arguments: str):
+    """The command run in this process (no second start of torch), from the project."""
+    from cotdistill.cli import app
+
+    monkeypatch.chdir(project)
+    return CliRunner().invoke(app, ["predict", *arguments])
+
+
 def _evaluated(project: Path) -> list[dict]:
     path = project / f"reports/eval/tiny/{METHOD}/predictions.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def _json_lines(result) -> list[dict]:
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
+def _json_lines(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines()]
 
 
-def test_predict_prints_the_rationale_and_the_answer_that_evaluation_read(project):
+def test_predict_prints_the_rationale_and_the_answer_that_evaluation_read(project, monkeypatch):
     evaluated = _evaluated(project)[0]
     question = coin_questions(6)[4].question
-    result = cotdistill(project, "predict", MODEL, question)
-    assert result.returncode == 0, result.stderr
+    result = _predict(project, monkeypatch, MODEL, question)
+    assert result.exit_code == 0, result.stderr
     assert evaluated["prediction"] == "no"  # the tiny student learnt the format
     assert result.stdout.splitlines() == [
         f"question: {question}",
@@ -86,10 +95,12 @@ def test_predict_prints_the_rationale_and_the_answer_that_evaluation_read(projec
     ]
 
 
-def test_json_output_is_evaluates_output_and_reading_for_every_question(project):
+def test_json_output_is_evaluates_output_and_reading_for_every_question(project, monkeypatch):
     evaluated = _evaluated(project)
     questions = [q.question for q in coin_questions(6)[4:]]
-    lines = _json_lines(cotdistill(project, "predict", MODEL, *questions, "--json"))
+    result = _predict(project, monkeypatch, MODEL, *questions, "--json")
+    assert result.exit_code == 0, result.stderr
+    lines = _json_lines(result.stdout)
     assert [line["question"] for line in lines] == questions
     assert [line["output"] for line in lines] == [e["output"] for e in evaluated]
     assert [line["answer"] for line in lines] == [e["prediction"] for e in evaluated]
@@ -123,7 +134,9 @@ def test_the_api_gives_what_generate_gives_on_evaluates_prompt(project, monkeypa
 def test_the_registered_champion_answers_like_the_student_that_evaluation_ran(project):
     """models:/ resolves through the project's own SQLite store, in a process of its own."""
     questions = [q.question for q in coin_questions(6)[4:]]
-    lines = _json_lines(cotdistill(project, "predict", CHAMPION, *questions, "--json"))
+    result = cotdistill(project, "predict", CHAMPION, *questions, "--json")
+    assert result.returncode == 0, result.stderr
+    lines = _json_lines(result.stdout)
     assert [line["output"] for line in lines] == [e["output"] for e in _evaluated(project)]
     assert [line["answer"] for line in lines] == ["no", "no"]
 

@@ -164,7 +164,7 @@ def _load_registered(ref: str, params: Params):
             root = Path(mlflow.artifacts.download_artifacts(artifact_uri=ref, dst_path=scratch))
             run_id = Model.load(root / "MLmodel").run_id
             run = mlflow.MlflowClient().get_run(run_id) if run_id else None
-        except Exception as exc:  # MLflow, SQLAlchemy and HTTP errors alike
+        except Exception as exc:  # noqa: BLE001 - MLflow, SQLAlchemy and HTTP errors alike
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CotdistillError(f"{ref}: MLflow cannot resolve it in {uri} ({reason})") from None
         method = run and (run.data.params.get("method") or run.data.tags.get("method"))
