@@ -197,3 +197,21 @@ def test_distill_step_by_step_makes_an_answer_task_and_a_rationale_task_per_rati
         ("answer", f"[answer] {Q1.question} ###", " no"),
         ("rationale", f"[rationale] {Q1.question} ###", " Ann flips once, so it is tails."),
     ]
+
+
+def test_a_task_with_its_own_student_format_trains_every_method_on_it():
+    from cotdistill.prompts import TaskPrompts
+
+    tasks = {"coin_flip": TaskPrompts(student="Puzzle: {question}\nAnswer:")}
+    curated = curate(EXAMPLES, COMPLETIONS, CurateParams(), tasks=tasks)
+    coin = [row for row in curated["fine_tune_cot"] if row.dataset == "coin_flip"]
+    assert coin and all(row.input == f"Puzzle: {Q1.question}\nAnswer: ###" for row in coin
+                        if row.id == "cf-1")
+    dsbs = {row.input for row in curated["distill_step_by_step"] if row.id == "cf-1"}
+    assert dsbs == {f"[answer] Puzzle: {Q1.question}\nAnswer: ###",
+                    f"[rationale] Puzzle: {Q1.question}\nAnswer: ###"}
+    letters = [row for row in curated["answer_only"] if row.dataset != "coin_flip"]
+    assert [row.input for row in letters] == [f"{Q3.question} ###"]  # the default format
+    # and evaluation asks the same question the same way
+    assert METHODS["fine_tune_cot"].student_input(Q1.question, tasks["coin_flip"]) == \
+        coin[0].input

@@ -24,7 +24,6 @@ from support.repository import apply_overrides, readme_experiment
 from support.repository import copy_repository as _copy_repository
 from support.repository import dvc as _dvc
 
-
 STORES = ["bakery", "bookshop", "garden centre", "toy shop", "fish market", "pharmacy",
           "hardware store", "florist", "music shop", "bike shop", "cheese shop", "tea room"]
 GOODS = ["loaves", "novels", "tulips", "kites", "trout", "plasters", "hammers", "roses",
@@ -42,10 +41,11 @@ def _user_datasets(repo: Path) -> None:
     raw = repo / "data/raw"
     with (raw / "shop_sums.jsonl").open("w") as handle:
         for i, (store, goods) in enumerate(zip(STORES, GOODS)):
+            morning = 1000 if i == 0 else i + 2  # one answer with a thousands separator
             handle.write(json.dumps({
-                "problem": f"The {store} sold {i + 2} {goods} in the morning and {2 * i + 1} "
+                "problem": f"The {store} sold {morning:,} {goods} in the morning and {2 * i + 1} "
                            f"in the afternoon. How many {goods} did it sell?",
-                "solution": f"{3 * i + 3:,}"}) + "\n")
+                "solution": f"{morning + 2 * i + 1:,}"}) + "\n")
     with (raw / "colours.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "question", "option_a", "option_b", "option_c", "label"])
@@ -68,7 +68,8 @@ def _tiny_params(repo: Path, student: Path) -> None:
     apply_overrides(params, readme_experiment("embedded"))
     params["prepare"].update(num_examples=30, test_fraction=0.34)
     params["prepare"]["datasets"] = ["coin_flip_generated", APPLES, COLOURS]
-    params["teacher"].update(samples=2, max_questions=6, max_rationale_tokens=32, batch_size=12)
+    params["teacher"].update(samples=2, max_questions=4, max_rationale_tokens=32, batch_size=12)
+    params["teacher_fewshot"].update(max_questions=4)
     params["students"] = {"tiny": {"model": str(student)}}
     params["train"]["students"] = ["tiny"]
     params["train"]["hparams"].update(max_steps=20, learning_rate=3e-3, batch_size=4)
@@ -99,7 +100,7 @@ def test_every_stage_ran_and_wrote_its_outputs(pipeline):
     assert (repo / "reports/summary.md").read_text().startswith("# cotdistill summary")
     assert (repo / "reports/accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     completions = (repo / "data/teacher/completions.jsonl").read_text().splitlines()
-    assert len(completions) == 3 * 6 * 2  # datasets x questions x samples
+    assert len(completions) == 3 * 4 * 2  # datasets x questions x samples
 
 
 def test_metrics_are_visible_to_dvc(pipeline):

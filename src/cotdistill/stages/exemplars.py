@@ -29,9 +29,9 @@ def run(params: Params) -> list[Exemplar]:
     given = {name: task.exemplars for name, task in tasks.items() if task.exemplars}
     examples = read_records(layout.prepared("train"), PreparedExample)
     clustered = [example for example in examples if example.dataset not in given]
-    completions = read_records(layout.COMPLETIONS, TeacherCompletion)
     chosen = []
     if clustered:
+        completions = read_records(layout.COMPLETIONS, TeacherCompletion)
         vectors = embed([example.question for example in clustered], settings.embedder,
                         "exemplars.embedder")
         chosen = select_exemplars(
