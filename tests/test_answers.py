@@ -116,11 +116,29 @@ def test_without_a_choice_list_any_capital_letter_counts():
         ("'nkyj'", "nkyj"),
         ("nkyj.", "nkyj"),
         ("NKYJ", "nkyj"),
-        ("  Nkyj is the answer", "nkyj"),
+        ("  Nkyj is the answer", "nkyj is the answer"),
+        ("Billing issue. The customer was charged twice.", "billing issue"),
+        ('"Error 404", because the page is gone', "error 404"),
     ],
 )
-def test_text_extraction_takes_the_first_word_lowercased_without_quotes(text, expected):
+def test_text_extraction_takes_the_stated_phrase_lowercased_without_quotes(text, expected):
     assert extract(text, "text") == expected
+
+
+@pytest.mark.parametrize(("stated", "gold", "right"), [
+    ("nkyj is the answer", "nkyj", True),  # a one-word answer: its first word, as before
+    ("billing issue", "Billing  issue", True),
+    ("billing", "billing issue", False),  # not the whole answer
+    ("billing issue resolved", "billing issue", True),
+    ("issue billing", "billing issue", False),
+    ("n a o a", "naoa", True),  # spelled out
+])
+def test_a_free_text_answer_is_right_when_the_gold_words_open_it(stated, gold, right):
+    assert is_correct(extract(stated, "text"), gold, "text") is right
+
+
+def test_a_free_text_answer_is_stated_in_at_most_twelve_words():
+    assert len(extract(" ".join(["word"] * 40), "text").split()) == 12
 
 
 def test_text_extraction_without_a_word_gives_none():
@@ -317,7 +335,7 @@ def test_yes_no_traps(text, expected):
         (' "méyl".', "méyl"),  # a letter outside A-Z
         (' "lenyjn."', "lenyjn"),  # the full stop inside the quotes
         (" 'oeroerr'.", "oeroerr"),  # single quotes
-        ("n is the answer", "n"),  # one letter, then a word
+        ("n is the answer", "n is the answer"),  # one letter, then words: right for "n"
         ("So the answer is nkyj.", "nkyj"),
     ],
 )

@@ -52,6 +52,11 @@ _BARE_CHOICE = re.compile(r"(?<![A-Za-z])\(?([A-Z])(?![A-Za-z])")
 # A word (any alphabet: "méyl"), or a word spelled out letter by letter ("n a o a", "n-a-e-y").
 _LETTER = r"[^\W\d_]"
 _WORD = re.compile(rf"{_LETTER}(?:[ -]{_LETTER})+(?!{_LETTER})|{_LETTER}+")
+# A free-text answer's words: a word spelled out, or a run of letters and digits ("v2", "404").
+_TEXT_WORD = re.compile(rf"{_LETTER}(?:[ -]{_LETTER})+(?![^\W_])|[^\W_]+")
+# What ends a stated free-text answer: a sentence or clause mark, a quote, a line break.
+_PHRASE_END = re.compile(r"[.!?;:,\n\"“”]")
+MAX_TEXT_WORDS = 12
 
 
 def parse_number(text: str) -> Fraction | None:
@@ -138,13 +143,30 @@ def extract_choice(text: str, choices: list[str] | None) -> str | None:
     return find(_answer_part(text, lambda rest: find(rest) is not None))
 
 
+def text_words(text: str) -> list[str]:
+    """The lower-cased words of a free-text answer; a word spelled letter by letter ("n a o
+    a", "n-a-e-y") is that word: the letters are the answer, the separators only spell it out."""
+    return [re.sub(r"[ -]", "", match.group()).lower() for match in _TEXT_WORD.finditer(text)]
+
+
 def extract_text(text: str) -> str | None:
-    """The first word, lower-cased, without quotes or punctuation (Last Letters answers); a
-    word spelled letter by letter ("n a o a", "n-a-e-y") is that word: the letters are the
-    answer, the separators only spell it out."""
-    text = _answer_part(text, lambda rest: _WORD.search(rest) is not None)
-    match = _WORD.search(text)
-    return re.sub(r"[ -]", "", match.group()).lower() if match else None
+    """The stated answer: its words, lower-cased, without quotes or punctuation, up to the end
+    of its phrase (``"naoa".`` -> ``naoa``, ``billing issue. Because ...`` -> ``billing
+    issue``); at most :data:`MAX_TEXT_WORDS`. :func:`is_correct` counts it right when the gold
+    answer's words open it, so a one-word answer is read exactly as Last Letters needs."""
+    text = _answer_part(text, lambda rest: _TEXT_WORD.search(rest) is not None)
+    first = _TEXT_WORD.search(text)
+    if first is None:
+        return None
+    words, end = [], first.start()
+    for match in _TEXT_WORD.finditer(text, first.start()):
+        if words and _PHRASE_END.search(text, end, match.start()):
+            break
+        words.append(re.sub(r"[ -]", "", match.group()).lower())
+        end = match.end()
+        if len(words) == MAX_TEXT_WORDS:
+            break
+    return " ".join(words)
 
 
 def extract(text: str, answer_type: str, choices: list[str] | None = None) -> str | None:
@@ -184,6 +206,8 @@ def normalize_gold(answer: str, answer_type: str) -> str:
         return format_number(value) if value is not None else answer.strip()
     if answer_type == "choice":
         return answer.strip().strip("()").upper()
+    if answer_type == "text":
+        return " ".join(text_words(answer)) or answer.strip().lower()
     return answer.strip().lower()
 
 
@@ -192,6 +216,8 @@ def is_correct(prediction: str | None, gold: str, answer_type: str) -> bool:
 
     Numbers are compared by value within a relative 1e-6, so a decimal written out to the
     float's last digit (``0.6666666666666667``, ``0.333333``) equals the fraction it stands for.
+    A free-text answer is right when the gold answer's words open it (``naoa because`` for
+    ``naoa``; not ``billing`` for ``billing issue``).
     """
     if prediction is None:
         return False
@@ -200,4 +226,7 @@ def is_correct(prediction: str | None, gold: str, answer_type: str) -> bool:
         if left is None or right is None:
             return False
         return abs(float(left) - float(right)) <= 1e-6 * max(1.0, abs(float(right)))
+    if answer_type == "text":  # the gold answer's words open the stated answer
+        stated, wanted = text_words(prediction), text_words(gold)
+        return bool(wanted) and stated[: len(wanted)] == wanted
     return normalize_gold(prediction, answer_type) == normalize_gold(gold, answer_type)

@@ -289,15 +289,20 @@ def test_training_questions_that_nearly_copy_a_test_question_are_dropped_and_rep
     assert "pens-00000" in {e.id for e in everything.splits["train"]}
 
 
-def test_a_text_answer_of_several_words_is_refused_with_what_to_do(tmp_path):
-    rows = [{"question": f"{story} What is it about?", "answer": "naoa"} for story in STORIES]
-    rows[2]["answer"] = "billing issue"
+def test_a_free_text_answer_keeps_its_words_lower_cased_without_punctuation(tmp_path):
+    rows = [{"question": f"{story} What is it about?", "answer": "shops"} for story in STORIES]
+    rows[2]["answer"] = "Billing issue."
+    rows[3]["answer"] = "..."
     write_jsonl(tmp_path / "data/raw/topic.jsonl", rows)
-    message = failure(tmp_path, {"name": "topic", "path": "data/raw/topic.jsonl",
-                                 "answer_type": "text"})
-    assert message.startswith("data/raw/topic.jsonl: row 3: field 'answer': 'billing issue' "
-                              "is more than one word")
-    assert "answer_type: choice" in message
+    entry = {"name": "topic", "path": "data/raw/topic.jsonl", "answer_type": "text"}
+    assert failure(tmp_path, entry) == ("data/raw/topic.jsonl: row 4: field 'answer': '...' "
+                                        "has no word to compare")
+    rows[3]["answer"] = "shops"
+    write_jsonl(tmp_path / "data/raw/topic.jsonl", rows)
+    out = prepared(tmp_path, entry, val_fraction=0.0)
+    answers = {e.id: e.answer for split in out.splits.values() for e in split}
+    assert answers["topic-00002"] == "billing issue"
+    assert out.report["topic"]["normalised"] == {"answer: case and punctuation": 1}
 
 
 def test_a_hub_dataset_that_cannot_be_had_offline_is_one_line_saying_what_to_do(
@@ -311,3 +316,15 @@ def test_a_hub_dataset_that_cannot_be_had_offline_is_one_line_saying_what_to_do(
                               "cannot be loaded (")
     assert message.endswith("offline, export it to a file and give path instead")
     assert "\n" not in message
+
+
+def test_socratic_datasets_may_name_a_user_dataset_of_prepare_but_nothing_else(tmp_path):
+    entry = {**APPLES}
+    path = tmp_path / "params.yaml"
+    path.write_text(json.dumps({"prepare": {"datasets": [entry]},
+                                "socratic": {"datasets": ["apples", "gsm8k"]}}))
+    assert load_params(path).socratic.datasets == ["apples", "gsm8k"]
+    path.write_text(json.dumps({"prepare": {"datasets": [entry]},
+                                "socratic": {"datasets": ["pears"]}}))
+    with pytest.raises(CotdistillError, match="socratic.datasets names 'pears': neither"):
+        load_params(path)

@@ -7,7 +7,10 @@ import json
 
 from support.teacher_runs import coin_questions
 
-from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import fewshot_prompt, shots_id
+from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import (
+    fewshot_prompt,
+    shots_id,
+)
 from cotdistill.params import Params
 from cotdistill.stages import exemplars as stage
 from cotdistill.stages.baseline import load_exemplars

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotdistill.answers import choice_letters, normalize_gold, parse_number
+from cotdistill.answers import choice_letters, normalize_gold, parse_number, text_words
 from cotdistill.datasets.synthetic import RawExample
 from cotdistill.errors import CotdistillError
 from cotdistill.params.prepare import DatasetEntry
@@ -239,13 +239,12 @@ def _answer(entry: DatasetEntry, raw: Any, choices: list[str] | None, where: str
         raise CotdistillError(f"{where}: {field}: {stripped!r} is neither a letter "
                               f"{letters[0]}-{letters[-1]} nor one of the options "
                               f"({'; '.join(choices or [])})")
-    if len(stripped.split()) > 1:  # answers.extract_text reads one word (Last Letters' kind)
-        raise CotdistillError(f"{where}: {field}: {stripped!r} is more than one word; a text "
-                              f"answer is read as one word, so give labels of several words "
-                              f"as options (answer_type: choice)")
-    if stripped.lower() != stripped:
-        notes["answer: case"] += 1
-    return normalize_gold(stripped, kind)
+    canonical = normalize_gold(stripped, kind)
+    if not text_words(stripped):
+        raise CotdistillError(f"{where}: {field}: {stripped!r} has no word to compare")
+    if canonical != stripped:
+        notes["answer: case and punctuation"] += 1
+    return canonical
 
 
 def _example(entry: DatasetEntry, row: dict[str, Any], where: str) -> tuple[RawExample, Counter]:

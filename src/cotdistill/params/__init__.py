@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from cotdistill.datasets import DATASETS
 from cotdistill.errors import CotdistillError
 from cotdistill.params.base import NAME, Section, check_known_datasets
 from cotdistill.params.curate import CurateParams
@@ -81,6 +82,15 @@ class Params(Section):
         for name in self.train.students:
             if name not in self.students:
                 raise ValueError(f"train.students names {name!r}, which the students section lacks")
+        return self
+
+    @model_validator(mode="after")
+    def _socratic_datasets_known(self) -> Params:
+        users = set(self.prepare.names)
+        unknown = [n for n in self.socratic.datasets or [] if n not in users and n not in DATASETS]
+        if unknown:
+            raise ValueError(f"socratic.datasets names {unknown[0]!r}: neither a built-in dataset "
+                             f"nor one of prepare.datasets ({', '.join(self.prepare.names)})")
         return self
 
     def student(self, name: str) -> Student:

@@ -104,8 +104,8 @@ class DatasetEntry(Section):
                           "the row number).")
     answer_type: Literal["number", "choice", "yes_no", "text"] | None = Field(
         None, description="number, choice (answer: a letter or an option's text), yes_no, or "
-                          "text (a one-word answer, compared after lower-casing; labels of "
-                          "several words are choices); required with a source.")
+                          "text (free text: right when its words, lower-cased, open the "
+                          "stated answer); required with a source.")
     prompts: PromptParams = Field(PromptParams(), description="This task's prompts.")
     decontamination: Literal["ngram", "exact"] | None = Field(
         None, description="ngram: drop training questions that repeat a test question or "

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from cotdistill.params.base import Section, check_known_datasets
+from cotdistill.params.base import Section
 from cotdistill.params.teacher import TeacherParams
 from cotdistill.params.train import HParams
 
@@ -96,8 +96,7 @@ class SocraticParams(Section):
             return names
         if not names:
             raise ValueError("at least one dataset, or null for every prepared dataset")
-        check_known_datasets(names)
-        return names
+        return names  # built-in, or a user dataset of prepare.datasets (Params checks)
 
     @model_validator(mode="after")
     def _greedy_is_single(self) -> SocraticParams:
