@@ -155,7 +155,7 @@ def test_a_missing_field_names_the_file_row_and_field(tmp_path):
     rows = apples()
     del rows[4]["a"]
     write_jsonl(tmp_path / APPLES["path"], rows)
-    assert failure(tmp_path, APPLES) == "data/raw/apples.jsonl: row 5: field 'a' is empty"
+    assert failure(tmp_path, APPLES) == "data/raw/apples.jsonl: row 5: field 'a' is missing (or null)"
     write_jsonl(tmp_path / APPLES["path"], apples())
     message = failure(tmp_path, {**APPLES, "answer": "solution"})
     assert message == "data/raw/apples.jsonl: row 1: no field 'solution' (fields: a, q)"
@@ -214,10 +214,19 @@ def test_a_test_split_that_comes_out_empty_is_refused(tmp_path):
 
 def test_a_file_that_is_not_its_format_or_is_missing_is_one_line(tmp_path):
     path = write_jsonl(tmp_path / APPLES["path"], apples(3))
-    path.write_text(path.read_text() + "{not json\n")
-    message = failure(tmp_path, APPLES)
-    assert message.startswith("data/raw/apples.jsonl: cannot be read as jsonl (")
-    assert "\n" not in message
+    good = path.read_text()
+    path.write_text(good + '{"q": "cut short", "a\n')
+    assert failure(tmp_path, APPLES) == ("data/raw/apples.jsonl:4: not valid JSON "
+                                         "(column 20: Unterminated string starting)")
+    path.write_bytes(good.encode() + b'{"q": "caf\xe9", "a": "1"}\n')
+    assert failure(tmp_path, APPLES) == ("data/raw/apples.jsonl:4: not valid UTF-8 (byte 0xe9 "
+                                         "at column 11)")
+    path.write_text(good + "[1, 2]\n")
+    assert failure(tmp_path, APPLES) == "data/raw/apples.jsonl:4: a list, not a JSON object"
+    (tmp_path / "data/raw/bad.csv").write_text('question,answer\n"unclosed,1\n')
+    message = failure(tmp_path, {"name": "bad", "path": "data/raw/bad.csv",
+                                 "answer_type": "number"})
+    assert message.startswith("data/raw/bad.csv: ") and "\n" not in message
     assert failure(tmp_path, {**APPLES, "path": "data/raw/gone.jsonl"}).startswith(
         "data/raw/gone.jsonl: not found")
 

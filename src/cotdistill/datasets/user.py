@@ -16,6 +16,7 @@ Choices: (A) ... (B) ..."``), so teacher and student see the options, and the an
 from __future__ import annotations
 
 import csv
+import json
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -87,6 +88,8 @@ def _read_file(path: Path, label: str, kind: str) -> list[dict[str, Any]]:
         raise CotdistillError(f"{label}: not found (a user dataset's file; `dvc pull` it, or "
                               f"fix prepare.datasets' path)")
     options: dict[str, Any] = {}
+    if kind == "jsonl":
+        _check_lines(path, label)
     if kind == "csv":
         header = _csv_header(path, label)
         # every column as text: "007" stays "007", "1,234" stays "1,234" (we normalise answers)
@@ -103,6 +106,28 @@ def _read_file(path: Path, label: str, kind: str) -> list[dict[str, Any]]:
     if not rows:
         raise CotdistillError(f"{label}: no rows")
     return rows
+
+
+def _check_lines(path: Path, label: str) -> None:
+    """Every line of a JSON Lines file is UTF-8 and one JSON object, or an error naming the
+    line (the Arrow reader's own errors name neither the line nor the cause plainly)."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise CotdistillError(f"{label}:{number}: not valid UTF-8 (byte "
+                                      f"0x{raw[exc.start]:02x} at column {exc.start + 1})") from None
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line.rstrip("\r\n"))
+            except json.JSONDecodeError as exc:
+                raise CotdistillError(f"{label}:{number}: not valid JSON (column {exc.colno}: "
+                                      f"{exc.msg.removesuffix(' at')})") from None
+            if not isinstance(value, dict):
+                raise CotdistillError(f"{label}:{number}: a {type(value).__name__}, not a JSON "
+                                      f"object")
 
 
 def _csv_header(path: Path, label: str) -> list[str]:
@@ -152,7 +177,9 @@ def _value(row: dict[str, Any], name: str, where: str) -> Any:
     if name not in row:
         raise CotdistillError(f"{where}: no field {name!r} (fields: {', '.join(sorted(row))})")
     value = row[name]
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if value is None:  # a row without the field, or null (datasets fills what a row lacks)
+        raise CotdistillError(f"{where}: field {name!r} is missing (or null)")
+    if isinstance(value, str) and not value.strip():
         raise CotdistillError(f"{where}: field {name!r} is empty")
     return value
 
