@@ -21,6 +21,10 @@ from cotdistill.methods.format import student_text
 from cotdistill.methods.registry import METHODS
 from cotdistill.records import CuratedExample, PreparedExample
 
+# a student trained and evaluated for real, then asked again in-process and in fresh processes:
+# about a minute, so CI's slow pass runs it; the end-to-end test runs `cotdistill predict` too
+pytestmark = pytest.mark.slow
+
 METHOD = "fine_tune_cot"
 MODEL = f"models/tiny/{METHOD}"
 CHAMPION = "models:/cotdistill-student@champion"

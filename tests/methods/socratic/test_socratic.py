@@ -227,8 +227,8 @@ def test_the_replay_backend_cannot_decompose(tmp_path):
 def test_socratic_params_reject_unknown_keys_and_datasets():
     with pytest.raises(ValueError, match="max_stepz"):
         SocraticParams(max_stepz=3)
-    with pytest.raises(ValueError, match="unknown dataset"):
-        SocraticParams(datasets=["nope"])
+    with pytest.raises(ValueError, match="socratic.datasets names 'nope': neither"):
+        Params(socratic=SocraticParams(datasets=["nope"]))
     with pytest.raises(ValueError, match="greedy"):
         SocraticParams(samples=2, temperature=0.0)
     assert Params().socratic == SocraticParams()
