@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,27 +28,33 @@ def read_records(path: Path | str, model: type[M], *, allow_empty: bool = False)
     if not path.is_file():
         raise CotdistillError(f"{path}: file not found")
     records: list[M] = []
+    for number, line in numbered_lines(path):
+        try:
+            records.append(model.model_validate_json(line, strict=True))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "record"
+            if first["type"] == "json_invalid":
+                raise CotdistillError(f"{path}:{number}: not valid JSON") from None
+            raise CotdistillError(f"{path}:{number}: {where}: {_message(first)}") from None
+    if not records and not allow_empty:
+        raise CotdistillError(f"{path}: is empty (no records)")
+    return records
+
+
+def numbered_lines(path: Path, label: str | None = None) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every non-blank line, decoded as UTF-8; a line that is not UTF-8
+    raises :class:`CotdistillError` naming ``label`` (default: the path), line and column."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise CotdistillError(
-                    f"{path}:{number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column "
-                    f"{exc.start + 1})") from None
-            if not line.strip():
-                continue
-            try:
-                records.append(model.model_validate_json(line, strict=True))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(part) for part in first["loc"]) or "record"
-                if first["type"] == "json_invalid":
-                    raise CotdistillError(f"{path}:{number}: not valid JSON") from None
-                raise CotdistillError(f"{path}:{number}: {where}: {_message(first)}") from None
-    if not records and not allow_empty:
-        raise CotdistillError(f"{path}: is empty (no records)")
-    return records
+                    f"{label or path}:{number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at "
+                    f"column {exc.start + 1})") from None
+            if line.strip():
+                yield number, line
 
 
 _JSON_TYPES = {bool: "true/false", str: "a string", int: "a number", float: "a number",

@@ -26,6 +26,7 @@ from typing import Any
 from cotdistill.answers import choice_letters, normalize_gold, parse_number, text_words
 from cotdistill.datasets.synthetic import RawExample
 from cotdistill.errors import CotdistillError
+from cotdistill.jsonl import numbered_lines
 from cotdistill.params.prepare import DatasetEntry
 
 MAX_CHOICES = 26
@@ -111,23 +112,15 @@ def _read_file(path: Path, label: str, kind: str) -> list[dict[str, Any]]:
 def _check_lines(path: Path, label: str) -> None:
     """Every line of a JSON Lines file is UTF-8 and one JSON object, or an error naming the
     line (the Arrow reader's own errors name neither the line nor the cause plainly)."""
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise CotdistillError(f"{label}:{number}: not valid UTF-8 (byte "
-                                      f"0x{raw[exc.start]:02x} at column {exc.start + 1})") from None
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line.rstrip("\r\n"))
-            except json.JSONDecodeError as exc:
-                raise CotdistillError(f"{label}:{number}: not valid JSON (column {exc.colno}: "
-                                      f"{exc.msg.removesuffix(' at')})") from None
-            if not isinstance(value, dict):
-                raise CotdistillError(f"{label}:{number}: a {type(value).__name__}, not a JSON "
-                                      f"object")
+    for number, line in numbered_lines(path, label):
+        try:
+            value = json.loads(line.rstrip("\r\n"))
+        except json.JSONDecodeError as exc:
+            raise CotdistillError(f"{label}:{number}: not valid JSON (column {exc.colno}: "
+                                  f"{exc.msg.removesuffix(' at')})") from None
+        if not isinstance(value, dict):
+            raise CotdistillError(f"{label}:{number}: a {type(value).__name__}, not a JSON "
+                                  f"object")
 
 
 def _csv_header(path: Path, label: str) -> list[str]:

@@ -55,6 +55,8 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 T = TypeVar("T")
 
+_LOCK_WAIT_S = 30.0  # how long any statement waits for another connection's lock
+
 
 class CacheFault(CotdistillError):
     """The cache file cannot be read or written; nothing was asked of any model."""
@@ -97,7 +99,7 @@ class ResponseCache:
         self.path = Path(path)
         if read_only:
             self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
-                                       timeout=30)
+                                       timeout=_LOCK_WAIT_S)
             try:
                 self._db.execute("SELECT COUNT(*) FROM responses").fetchone()
             except sqlite3.Error as exc:
@@ -109,7 +111,7 @@ class ResponseCache:
         except OSError as exc:
             raise CacheFault(f"{self.path.parent}: cannot create the teacher cache's folder "
                              f"({exc.strerror})") from None
-        self._db = sqlite3.connect(self.path, timeout=30)
+        self._db = sqlite3.connect(self.path, timeout=_LOCK_WAIT_S)
         try:
             self._open()
         except sqlite3.Error as exc:
@@ -117,12 +119,36 @@ class ResponseCache:
             raise CacheFault(describe_fault(self.path, exc)) from None
 
     def _open(self) -> None:
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._enter_wal()
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         with self._db:  # the write probe
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('opened', ?)",
                              (str(time.time()),))
+
+    def _enter_wal(self, wait_s: float = _LOCK_WAIT_S) -> None:
+        """Switch the file to WAL, waiting out another connection that is doing the same.
+
+        SQLite does not call the busy handler for this switch: when two runs open a new cache
+        at the same moment, one gets "database is locked" at once, not after the timeout. So
+        the switch is retried here, for as long as any other statement would wait.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                mode = None
+            if mode == "wal":
+                return
+            if mode is not None:
+                raise CacheFault(f"{self.path}: the teacher cache cannot use SQLite's WAL journal "
+                                 f"(it stays '{mode}'); keep it on a local file system")
+            if time.monotonic() >= deadline:
+                raise sqlite3.OperationalError("database is locked")
+            time.sleep(0.01)
 
     # --- responses ------------------------------------------------------------------------
 
