@@ -10,6 +10,7 @@ import typing
 from pathlib import Path
 
 import pytest
+import yaml
 from support import imports, stage_code
 from support.repo import REPO
 
@@ -59,6 +60,25 @@ def test_the_committed_lock_records_the_code_in_this_checkout():
                     stale.append(f"{stage}: {path} {what}")
     assert not stale, ("dvc.lock is stale: commit the dvc.lock and reports/ of a real "
                        "`dvc repro` of this code:\n" + "\n".join(stale))
+
+
+def test_the_committed_lock_and_reports_hold_only_stages_of_the_pipeline():
+    """DVC keeps the lock entry of a stage that left the pipeline (a method dropped from
+    `train.methods`), and git keeps its reports: both would be read as results of this code."""
+    dvc = Path(sys.executable).parent / "dvc"
+    listed = subprocess.run([str(dvc), "stage", "list", "--names-only"], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0, listed.stderr
+    stages = set(listed.stdout.split())
+    lock = yaml.safe_load((REPO / "dvc.lock").read_text(encoding="utf-8"))["stages"]
+    assert sorted(set(lock) - stages) == [], "dvc.lock: entries of stages no longer in dvc.yaml"
+    recorded = {out["path"] for entry in lock.values() for out in entry.get("outs", [])}
+    tracked = subprocess.run(["git", "ls-files", "reports"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.split()
+    results = [path for path in tracked if Path(path).name not in (".gitignore", "README.md")]
+    orphans = [path for path in results
+               if not any(path == out or path.startswith(out + "/") for out in recorded)]
+    assert orphans == [], "committed under reports/ but written by no stage in dvc.lock"
 
 
 def test_every_teacher_backend_name_has_a_backend_and_back():

@@ -362,3 +362,27 @@ def test_rpm_paces_the_requests(server, tiny_model, tmp_path):
     start = arrivals.times[0]
     for k, at in enumerate(arrivals.times):  # a burst of 4, then 4 a second, across both steps
         assert at - start >= (k - 3) / 4 - 0.05, f"request {k} came {at - start:.2f}s in"
+
+
+def test_a_backend_collected_while_another_event_loop_runs_closes_its_own_quietly(
+        server, tiny_model, tmp_path, monkeypatch):
+    """The collector may free a backend in the middle of the next one's calls (inside its
+    event loop); its loop is still closed, and nothing is raised into the void."""
+    import asyncio
+    import gc
+    import sys
+
+    backend = make_backend(settings(server, tiny_model), tmp_path / "cache.sqlite")
+    run_teacher(EXAMPLES, backend.params, backend, tmp_path / "cache.sqlite")
+    loop = backend._runner.get_loop()
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+
+    async def collect_it() -> None:
+        nonlocal backend
+        del backend
+        gc.collect()
+
+    asyncio.run(collect_it())
+    assert loop.is_closed()
+    assert unraisable == []

@@ -172,6 +172,19 @@ def classify(exc: Exception, secret: str) -> tuple[Failure, bool, float | None]:
     return Failure(f"bad response ({type(exc).__name__})", message), False, None
 
 
+def _close_runner(runner: asyncio.Runner) -> None:
+    """Close a collected backend's event loop. The garbage collector may collect it while
+    another loop runs in this thread (the next backend's), where ``Runner.close`` cannot run
+    its loop to shut it down and fails, leaving the loop open; then the loop is closed as it
+    is, which loses nothing: every call has awaited all its requests and closed its client."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        runner.close()
+        return
+    runner.get_loop().close()
+
+
 class OpenAIBackend:
     """Concurrent requests to an OpenAI-compatible endpoint; see the module docstring."""
 
@@ -206,7 +219,7 @@ class OpenAIBackend:
         tokens = [len(p) // 4 + 1 + max_tokens for p in prompts]  # OpenAI's own TPM estimate
         if self._runner is None:
             self._runner = asyncio.Runner()
-            weakref.finalize(self, self._runner.close)
+            weakref.finalize(self, _close_runner, self._runner)
         return self._runner.run(self._run(bodies, tokens, secret, on_batch, admit))
 
     def _limiters(self) -> tuple[Any, Any]:
