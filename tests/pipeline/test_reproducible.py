@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from support.repo import REPO
 from support.repository import apply_overrides, readme_experiment
@@ -34,6 +35,7 @@ def _curate_in(directory: Path, tiny_model: Path) -> dict[str, bytes]:
     return {str(path.relative_to(directory)): path.read_bytes() for path in files}
 
 
+@pytest.mark.slow  # two real teacher runs through the CLI: half a minute, in CI's slow pass
 def test_the_same_params_and_seed_give_the_same_curated_data_byte_for_byte(tmp_path, tiny_model):
     first = _curate_in(tmp_path / "one", tiny_model)  # each run has its own teacher cache
     second = _curate_in(tmp_path / "two", tiny_model)

@@ -16,6 +16,7 @@ from cotdistill.prompts import PROMPT_ID
 from cotdistill.serve import running_server
 
 QUESTIONS = 3
+pytestmark = pytest.mark.slow  # a server and four teacher runs: CI's slow pass runs it
 
 
 @pytest.fixture(scope="module")
