@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import typing
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 import yaml
 from support import imports, stage_code
 from support.repo import REPO
+from support.repository import dvc
 
 PIPELINE_OUTPUTS = ("data/", "models/", "reports/")
 
@@ -46,9 +46,7 @@ def test_the_committed_lock_records_the_code_in_this_checkout():
     """`dvc status` in the checkout: no stage may have a changed source file, config or param.
     (Deps under data/, models/ and reports/ are other stages' outputs: a fresh clone has none,
     so they are not what this test is about.)"""
-    dvc = Path(sys.executable).parent / "dvc"
-    result = subprocess.run([str(dvc), "status", "--json"], cwd=REPO, capture_output=True,
-                            text=True, timeout=300)
+    result = dvc(REPO, "status", "--json")
     assert result.returncode == 0, result.stderr
     stale = []
     for stage, changes in json.loads(result.stdout or "{}").items():
@@ -65,9 +63,7 @@ def test_the_committed_lock_records_the_code_in_this_checkout():
 def test_the_committed_lock_and_reports_hold_only_stages_of_the_pipeline():
     """DVC keeps the lock entry of a stage that left the pipeline (a method dropped from
     `train.methods`), and git keeps its reports: both would be read as results of this code."""
-    dvc = Path(sys.executable).parent / "dvc"
-    listed = subprocess.run([str(dvc), "stage", "list", "--names-only"], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
+    listed = dvc(REPO, "stage", "list", "--names-only")
     assert listed.returncode == 0, listed.stderr
     stages = set(listed.stdout.split())
     lock = yaml.safe_load((REPO / "dvc.lock").read_text(encoding="utf-8"))["stages"]

@@ -62,15 +62,20 @@ class CacheFault(CotdistillError):
     """The cache file cannot be read or written; nothing was asked of any model."""
 
 
+def _locked(exc: sqlite3.Error) -> bool:
+    """Another connection holds the lock (SQLITE_BUSY / SQLITE_LOCKED)."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def describe_fault(path: Path, exc: sqlite3.Error) -> str:
     text = str(exc)
     if "readonly" in text or "read-only" in text or "unable to open" in text:
         return (f"{path}: the teacher cache cannot be written ({text}): make the file and its "
                 "folder writable (chmod u+w; chattr -i where it was made immutable). Nothing "
                 "was sent: every response must be stored the moment it arrives.")
-    if "locked" in text or "busy" in text:
-        return (f"{path}: the teacher cache stayed locked by another process for 30 s ({text});"
-                " re-run when it has finished")
+    if _locked(exc):
+        return (f"{path}: the teacher cache stayed locked by another process for "
+                f"{_LOCK_WAIT_S:.0f} s ({text}); re-run when it has finished")
     return (f"{path}: not a readable teacher cache ({text}). The file is left as it is: move it "
             f"aside (mv {path} {path}.damaged) and re-run; responses recorded in "
             "data/teacher/completions.jsonl are restored from there, and "
@@ -126,19 +131,19 @@ class ResponseCache:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('opened', ?)",
                              (str(time.time()),))
 
-    def _enter_wal(self, wait_s: float = _LOCK_WAIT_S) -> None:
+    def _enter_wal(self) -> None:
         """Switch the file to WAL, waiting out another connection that is doing the same.
 
         SQLite does not call the busy handler for this switch: when two runs open a new cache
         at the same moment, one gets "database is locked" at once, not after the timeout. So
         the switch is retried here, for as long as any other statement would wait.
         """
-        deadline = time.monotonic() + wait_s
+        deadline = time.monotonic() + _LOCK_WAIT_S
         while True:
             try:
                 mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
+                if not _locked(exc):
                     raise
                 mode = None
             if mode == "wal":
