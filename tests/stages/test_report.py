@@ -33,6 +33,22 @@ def test_rationales_from_different_teachers_are_said_to_differ():
     assert "smollm2 (transformers)" in text and "not a like-for-like comparison" in text
 
 
+def test_the_report_says_which_splits_each_replayed_log_covers():
+    teacher = {"source": "kojima_logs", "teacher": "text-davinci-002", "datasets": {
+        "commonsense_qa": {"log": "log/commonsensqa_zero_shot_cot.log", "covers": "test",
+                           "note": "Kojima et al.'s CommonsenseQA run covers the test questions "
+                                   "only (CommonsenseQA's dev set)"},
+        "strategy_qa": {"log": "log/strategyqa_zero_shot_cot.log", "covers": "both"}}}
+    text = "\n".join(provenance(teacher, None, None))
+    assert ("  - commonsense_qa: log/commonsensqa_zero_shot_cot.log covers test questions only "
+            "(Kojima et al.'s CommonsenseQA run") in text
+    assert "  - strategy_qa: log/strategyqa_zero_shot_cot.log covers training and test " \
+        "questions\n" in text + "\n"
+    # a report from before coverage was counted, or a model teacher's, claims nothing
+    assert "covers" not in "\n".join(provenance(
+        {"source": "kojima_logs", "teacher": "t", "datasets": {"x": {"log": "l"}}}, None, None))
+
+
 def test_one_teacher_for_everything_needs_no_warning():
     text = "\n".join(provenance({"source": "transformers", "model": "m"}, None,
                                 {"teacher_model": {"backend": "transformers", "model": "m"}}))

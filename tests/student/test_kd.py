@@ -235,7 +235,7 @@ def test_sparse_kl_is_zero_for_a_student_identical_to_the_teacher_and_below_the_
     assert torch.allclose(same, torch.zeros_like(same), atol=1e-5)  # the tail is not charged
     other, _ = sparse_token_kl(student, ids, logprobs)
     full = token_kl(student, teacher, labels, 1.0)
-    assert (other > 0.01).all() and (other <= full + 1e-5).all()
+    assert (other[:, 1:] > 0).all() and (other <= full + 1e-5).all()  # position 0: no teacher
 
 
 def test_examples_without_a_stored_distribution_keep_plain_cross_entropy():
@@ -245,6 +245,19 @@ def test_examples_without_a_stored_distribution_keep_plain_cross_entropy():
     logprobs = torch.full((2, 4, 3), MISSING)
     loss = distillation_loss(logits, labels, kd_ids=ids, kd_logprobs=logprobs, kd_weight=0.5)
     assert loss.item() == pytest.approx(token_cross_entropy(logits, labels).mean().item())
+
+
+def test_tokens_without_a_stored_distribution_keep_plain_cross_entropy_beside_ones_with_it():
+    torch.manual_seed(1)
+    student, teacher = torch.randn(1, 5, 7), torch.randn(1, 5, 7)
+    labels = torch.randint(0, 7, (1, 5))
+    ids, logprobs = _stored(torch.log_softmax(teacher, dim=-1), 7)
+    logprobs[:, 3:] = MISSING  # the answer after "-->": no teacher distribution stored
+    ce = token_cross_entropy(student, labels)
+    kl = token_kl(student, teacher, labels, 1.0)
+    loss = distillation_loss(student, labels, kd_ids=ids, kd_logprobs=logprobs, kd_weight=0.5)
+    expected = (0.5 * ce[0, :2] + 0.5 * kl[0, :2]).sum() + ce[0, 2:].sum()
+    assert loss.item() == pytest.approx((expected / 4).item(), rel=1e-4)
 
 
 @pytest.mark.parametrize("settings, message", [

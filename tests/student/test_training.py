@@ -86,6 +86,86 @@ def test_the_checkpoint_kept_is_the_best_on_validation_not_the_last(tiny_model, 
     assert not all(torch.equal(selected[name], six[name]) for name in selected)
 
 
+def test_early_stopping_ends_training_when_validation_stops_improving(tiny_model, tmp_path):
+    """patience 2: after the best scoring (step 2) come two without a new best (4, 6), so
+    training stops at step 6 of at most 40, and the kept weights are step 2's."""
+    from cotdistill.records import PreparedExample
+    from cotdistill.student.selection import ValidationSelection
+
+    val = [PreparedExample(id=f"v-{i}", dataset="coin_flip", split="val", question=f"Q{i}?",
+                           answer="no", answer_type="yes_no") for i in range(3)]
+    scorings = []
+
+    def read(output, example):  # only the first scoring (step 2) answers right
+        scorings.append(example.id)
+        return "no" if len(scorings) <= 3 else None
+
+    selection = ValidationSelection(examples=val, prompt=lambda q: f"{q} ###", read=read,
+                                    every=2, max_new_tokens=4, patience=2)
+    hparams = HParams(max_steps=40, learning_rate=3e-3, batch_size=4, lr_scheduler="constant",
+                      select_every=2, patience=2)
+    result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "stopped",
+                           use_deepspeed=False, selection=selection)
+    assert result.stopped_early and selection.stopped_at == 6
+    assert result.steps == 6 and selection.history == [(2, 1.0), (4, 0.0), (6, 0.0)]
+    assert 0 < result.epochs < 40 * 4 / len(EXAMPLES)
+    two = HParams(max_steps=2, learning_rate=3e-3, batch_size=4, lr_scheduler="constant")
+    train_student(EXAMPLES, str(tiny_model), "k", two, tmp_path / "two", use_deepspeed=False)
+    stopped, at_two = _weights(tmp_path / "stopped"), _weights(tmp_path / "two")
+    assert all(torch.equal(stopped[name], at_two[name]) for name in stopped)
+
+
+def test_without_patience_training_runs_to_the_end_however_validation_goes(tiny_model, tmp_path):
+    from cotdistill.records import PreparedExample
+    from cotdistill.student.selection import ValidationSelection
+
+    val = [PreparedExample(id="v", dataset="coin_flip", split="val", question="Q?",
+                           answer="no", answer_type="yes_no")]
+    selection = ValidationSelection(examples=val, prompt=lambda q: f"{q} ###",
+                                    read=lambda output, example: None, every=2, max_new_tokens=4)
+    hparams = HParams(max_steps=8, learning_rate=3e-3, batch_size=4)
+    result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "out",
+                           use_deepspeed=False, selection=selection)
+    assert result.steps == 8 and not result.stopped_early
+
+
+def test_patience_without_validation_scoring_is_refused():
+    with pytest.raises(ValueError, match="patience needs select_every"):
+        HParams(patience=3)
+
+
+@pytest.mark.parametrize("asked, native, expected", [
+    ("auto", True, "bf16"), ("auto", False, "fp32"), ("fp32", True, "fp32"),
+    ("bf16", False, "bf16"),
+])
+def test_auto_precision_is_bf16_exactly_where_the_hardware_has_it(monkeypatch, asked, native,
+                                                                   expected):
+    from cotdistill.lm import precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda: native)
+    assert precision.resolve(asked) == expected
+
+
+def test_bf16_training_runs_under_autocast_and_is_recorded(tiny_model, tmp_path):
+    hparams = HParams(max_steps=4, learning_rate=3e-3, batch_size=4, precision="bf16")
+    result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "out",
+                           use_deepspeed=False)
+    assert result.precision == "bf16" and result.steps == 4
+    assert result.final_loss < result.first_loss
+    saved = _weights(tmp_path / "out")
+    assert all(t.dtype == torch.float32 for t in saved.values())  # autocast: fp32 weights
+
+
+def test_deepspeed_on_a_cpu_trains_in_fp32_and_refuses_bf16(tiny_model, tmp_path):
+    auto = HParams(max_steps=1, learning_rate=1e-3, batch_size=4, precision="auto")
+    result = train_student(EXAMPLES, str(tiny_model), "k", auto, tmp_path / "a",
+                           use_deepspeed=True)
+    assert result.precision == "fp32"
+    with pytest.raises(CotdistillError, match="precision bf16 with DeepSpeed on a CPU"):
+        train_student(EXAMPLES, str(tiny_model), "k", auto.model_copy(update={"precision": "bf16"}),
+                      tmp_path / "b", use_deepspeed=True)
+
+
 def test_plain_training_after_deepspeed_in_the_same_process_is_plain(tiny_model, tmp_path):
     hparams = HParams(max_steps=2, learning_rate=1e-3, batch_size=4)
     assert train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "ds",
@@ -218,3 +298,19 @@ def test_two_stage_cot_trains_on_the_pool_then_on_one_dataset(tiny_model, tmp_pa
         train_stages(EXAMPLES, str(tiny_model), "k", hparams.model_copy(
             update={"two_stage_dataset": "gsm8k"}), tmp_path / "x", use_deepspeed=False,
             two_stage=True)
+
+
+def test_generation_runs_its_forward_passes_in_bf16_only_when_asked(tiny_model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from cotdistill.lm.generation import generate
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    seen: list[bool] = []
+    model.register_forward_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu")))
+    for precision in ("fp32", "bf16"):
+        seen.clear()
+        outputs = generate(model, tokenizer, ["A coin is heads up. ###"], max_new_tokens=3,
+                           batch_size=1, precision=precision)
+        assert len(outputs) == 1 and seen and all(seen) == (precision == "bf16")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from cotdistill.lm.precision import Precision, autocast
 from cotdistill.lm.tokens import token_texts
 
 
@@ -47,6 +48,7 @@ def generate(
     desc: str = "generate",
     on_batch: Callable[[dict[int, Generated]], None] | None = None,
     top_logprobs: int | None = None,
+    precision: Precision = "fp32",
 ) -> list[Generated]:
     """Complete every prompt; greedy when ``temperature`` is 0. Output order = prompt order.
 
@@ -55,7 +57,8 @@ def generate(
     log-probabilities under the model (before temperature), as an OpenAI server returns them.
 
     ``on_batch`` receives each finished batch ({prompt index: output}) before the next starts,
-    so a caller can store results durably as they arrive.
+    so a caller can store results durably as they arrive. ``precision`` is the forward passes'
+    (:mod:`cotdistill.lm.precision`; ``auto``: bf16 where the hardware has it natively).
     """
     stop = stop or []
     model.eval()
@@ -68,20 +71,21 @@ def generate(
             indices = order[start : start + batch_size]
             batch = tokenizer([prompts[i] for i in indices], return_tensors="pt", padding=True)
             torch.manual_seed(seed * 1_000_003 + indices[0])
-            output = model.generate(
-                **batch,
-                max_new_tokens=max_new_tokens,
-                do_sample=sampling,
-                temperature=temperature if sampling else None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                stop_strings=stop or None,
-                tokenizer=tokenizer if stop else None,
-                return_dict_in_generate=True,
-                output_logits=bool(top_logprobs),
-            )
+            with autocast(precision):
+                output = model.generate(
+                    **batch,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=sampling,
+                    temperature=temperature if sampling else None,
+                    top_p=None,
+                    top_k=None,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                    stop_strings=stop or None,
+                    tokenizer=tokenizer if stop else None,
+                    return_dict_in_generate=True,
+                    output_logits=bool(top_logprobs),
+                )
             steps = output.logits
             output = output.sequences
             # decoder-only outputs repeat the prompt; encoder-decoder outputs are new text after

@@ -4,7 +4,7 @@ name must match, the dataset-name check, and the refusal of credentials in any v
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
@@ -16,6 +16,9 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 # Strict: a value must already have its type (``samples: true`` or ``"2"`` is not an int; an
 # int is still a float), and a float must be finite (``.inf`` and ``.nan`` are refused).
+# numeric precision of training and generation (resolved by cotdistill.lm.precision)
+Precision = Literal["auto", "fp32", "bf16"]
+
 STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 # Every value of params.yaml is recorded in dvc.lock (committed, pushed), logged to MLflow and

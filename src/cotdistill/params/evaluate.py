@@ -6,7 +6,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field
 
-from cotdistill.params.base import Section
+from cotdistill.params.base import Precision, Section
 
 Baseline = Literal["zero_shot", "zero_shot_cot", "few_shot_cot"]
 BASELINES: tuple[str, ...] = get_args(Baseline)  # the prompting baselines (stages/baseline.py)
@@ -21,3 +21,7 @@ class EvaluateParams(Section):
         96, gt=0, description="Most tokens generated per test answer (rationale included).")
     max_examples: Annotated[int, Field(gt=0)] | None = Field(
         None, description="Cap on the test questions per dataset (null: all).")
+    precision: Precision = Field(
+        "auto",
+        description="Generation arithmetic: fp32, or bf16 autocast; auto: bf16 where torch "
+                    "reports native bf16, fp32 otherwise.")

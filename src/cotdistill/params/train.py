@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from cotdistill.methods.registry import METHODS
-from cotdistill.params.base import Section
+from cotdistill.params.base import Precision, Section
 
 
 class Student(Section):
@@ -65,7 +65,9 @@ class KDParams(Section):
 
 class HParams(Section):
     epochs: float = Field(
-        1.0, gt=0, description="Passes over the training examples (unless max_steps > 0).")
+        1.0, gt=0,
+        description="Passes over the training examples (unless max_steps > 0); with patience, "
+                    "the most passes before early stopping ends training.")
     max_steps: int = Field(
         -1, description="Optimizer steps; > 0 overrides epochs (-1: train for epochs).")
     learning_rate: float = Field(5e-5, gt=0, description="Peak learning rate.")
@@ -124,6 +126,23 @@ class HParams(Section):
         20, description="Model selection: validation questions per dataset (null: all).")
     select_max_new_tokens: int = Field(
         96, gt=0, description="Model selection: most tokens generated per validation answer.")
+    patience: Annotated[int, Field(gt=0)] | None = Field(
+        None,
+        description="Early stopping: stop after this many validation scorings (every "
+                    "select_every steps) in a row without a new best accuracy; the best "
+                    "checkpoint is kept (null: train for all epochs / max_steps).")
+    precision: Precision = Field(
+        "auto",
+        description="Training arithmetic: fp32, or bf16 autocast (weights stay fp32); auto: bf16 "
+                    "where torch reports native bf16 (a CPU with AVX-512 BF16 / AMX, or a GPU "
+                    "that supports it), fp32 otherwise.")
+
+    @model_validator(mode="after")
+    def _patience_needs_selection(self) -> HParams:
+        if self.patience is not None and self.select_every is None:
+            raise ValueError("patience needs select_every (early stopping watches the "
+                             "validation accuracy that model selection scores)")
+        return self
 
 
 class TrainParams(Section):

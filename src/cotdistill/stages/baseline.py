@@ -56,6 +56,7 @@ def load_exemplars() -> dict[str, list[dict]]:
 def run(params: Params, student: str, method: str) -> dict:
     from cotdistill.lm import store as model_store
     from cotdistill.lm.generation import generate
+    from cotdistill.lm.precision import resolve as resolve_precision
     from cotdistill.student.evaluation import record_results, score, test_examples
 
     if method not in BASELINES:
@@ -70,7 +71,7 @@ def run(params: Params, student: str, method: str) -> dict:
     def complete(texts: list[str], max_tokens: int, desc: str) -> list[str]:
         return [g.text for g in generate(model, tokenizer, texts, max_new_tokens=max_tokens,
                                          batch_size=settings.batch_size, stop=ANSWER_STOPS,
-                                         desc=desc)]
+                                         desc=desc, precision=settings.precision)]
 
     extra = {}
     if method == "zero_shot":
@@ -96,9 +97,11 @@ def run(params: Params, student: str, method: str) -> dict:
     predictions = score(examples, outputs, student, method, read_answer)
     return record_results(
         params, student, method, predictions, training_run_id=None,
-        lineage={"test": layout.prepared("test")}, tags={"stage": "baseline"},
+        lineage={"test": layout.prepared("test")},
+        tags={"stage": "baseline", "precision": resolve_precision(settings.precision)},
         run_params={"student": student, "student_model": spec, "method": method,
                     "trained": False, "eval_max_new_tokens": settings.max_new_tokens,
-                    "eval_max_examples": settings.max_examples},
+                    "eval_max_examples": settings.max_examples,
+                    "eval_precision": settings.precision},
         extra=extra,
     )

@@ -13,6 +13,7 @@ import json
 from cotdistill import layout, prompts, tracking
 from cotdistill.errors import CotdistillError
 from cotdistill.lm.generation import generate
+from cotdistill.lm.precision import resolve as resolve_precision
 from cotdistill.lm.store import load_causal_lm
 from cotdistill.methods.format import student_text
 from cotdistill.methods.registry import METHODS
@@ -37,14 +38,16 @@ def run(params: Params, student: str, method: str) -> dict:
         example.question, prompts.of(tasks, example.dataset)), None, encoder_decoder)[0]
         for example in examples]
     generated = generate(model, tokenizer, inputs, max_new_tokens=settings.max_new_tokens,
-                         batch_size=settings.batch_size, desc=f"evaluate {student}/{method}")
+                         batch_size=settings.batch_size, desc=f"evaluate {student}/{method}",
+                         precision=settings.precision)
     predictions = score(examples, [g.text for g in generated], student, method,
                         METHODS[method].read)
     info = json.loads(info_path.read_text(encoding="utf-8"))
     return record_results(
         params, student, method, predictions, training_run_id=info.get("run_id"),
         lineage={"test": layout.prepared("test"), "model": model_dir},
-        tags={"stage": "evaluate"},
+        tags={"stage": "evaluate", "precision": resolve_precision(settings.precision)},
         run_params={"eval_max_new_tokens": settings.max_new_tokens,
-                    "eval_max_examples": settings.max_examples},
+                    "eval_max_examples": settings.max_examples,
+                    "eval_precision": settings.precision},
     )

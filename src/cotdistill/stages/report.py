@@ -63,6 +63,19 @@ def _optional(path: Path) -> dict | None:
     return _load(path) if path.is_file() else None
 
 
+COVERS = {"train": "training questions only", "test": "test questions only",
+          "both": "training and test questions", "none": "none of the prepared questions"}
+
+
+def log_coverage(teacher: dict | None) -> list[str]:
+    """Which splits each replayed log covers: a log of test questions only gives the students
+    no rationale to learn from, which the teacher table alone does not show."""
+    datasets = (teacher or {}).get("datasets", {})
+    return [f"  - {name}: {row['log']} covers {COVERS.get(row['covers'], row['covers'])}"
+            + (f" ({row['note']})" if "note" in row else "")
+            for name, row in datasets.items() if "covers" in row]
+
+
 def provenance(teacher: dict | None, fewshot: dict | None, decompose: dict | None) -> list[str]:
     """Which teacher wrote each method's rationales: methods whose rationales come from
     different teachers are not compared without saying so."""
@@ -74,7 +87,8 @@ def provenance(teacher: dict | None, fewshot: dict | None, decompose: dict | Non
         return f"{model} ({report.get('source', 'model')})"
 
     lines = ["", "## Where the rationales come from", "",
-             f"- fine_tune_cot, distill_step_by_step, two_stage_cot: {who(teacher)}"]
+             f"- fine_tune_cot, distill_step_by_step, two_stage_cot: {who(teacher)}",
+             *log_coverage(teacher)]
     if fewshot is not None:
         lines.append("- new_fine_tune_cot (few-shot pass): "
                      + (f"nothing to do: {fewshot['skipped']}" if "skipped" in fewshot

@@ -3,8 +3,9 @@
 
 Writes ``data/teacher/completions.jsonl`` and ``reports/teacher.json`` (for a replay: what was
 matched, per dataset, including log entries with no prepared question and prepared questions
-with no entry; for a model: calls, tokens, dollars, cache hits). When any request failed or ``teacher.max_usd``
-stopped the run it raises :class:`~cotdistill.teachers.engine.TeacherIncomplete` and writes
+with no entry, and for Kojima et al.'s logs which splits each covers; for a model: calls,
+tokens, dollars, cache hits). When any request failed or ``teacher.max_usd`` stopped the run
+it raises :class:`~cotdistill.teachers.engine.TeacherIncomplete` and writes
 nothing; everything bought is cached, so the next run asks only for what is missing.
 :func:`estimate` prices the stage before anything is sent (``cotdistill estimate``).
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import get_args
 
 from cotdistill import layout
 from cotdistill.atomic import publish, write_text
@@ -25,7 +27,7 @@ from cotdistill.jsonl import read_records, write_records
 from cotdistill.lm.store import cache_home
 from cotdistill.params import Params, TeacherParams
 from cotdistill.paths import from_root, teacher_cache
-from cotdistill.records import PreparedExample, TeacherCompletion
+from cotdistill.records import PreparedExample, Split, TeacherCompletion
 from cotdistill.teachers.engine import quiet_http_logs
 from cotdistill.teachers.estimate import Estimate
 from cotdistill.teachers.estimate import estimate as price_run
@@ -44,6 +46,14 @@ def teacher_examples(settings: TeacherParams) -> list[PreparedExample]:
     return first_per_dataset(read_records(path, PreparedExample), settings.max_questions)
 
 
+def prepared_questions() -> list[PreparedExample]:
+    """Every prepared question of every split: a replay matches published entries against them
+    to report which splits a log covers (only :func:`teacher_examples` get records)."""
+    paths = [layout.prepared(split) for split in get_args(Split)]
+    return [example for path in paths if path.is_file()
+            for example in read_records(path, PreparedExample, allow_empty=True)]
+
+
 def previous_completions() -> list[TeacherCompletion]:
     """The stage's last output, if any: its records are responses already paid for (dvc.yaml
     declares it ``persist: true``, so ``dvc repro`` leaves it in place for this)."""
@@ -59,16 +69,17 @@ def run(params: Params) -> list[TeacherCompletion]:
     if not backend.asks_model:
         mirror = params.prepare.mirror
         files = FileSource(from_root(mirror) if mirror else None, cache_home() / "data")
-        records, report = backend.replay(examples, files)
+        records, report = backend.replay(examples, files, prepared_questions())
         if "files" in report:
             log.info("replay: %d completions imported from %d file(s); %d for other questions, "
                      "%d beyond teacher.samples", report["imported"], report["files"],
                      report["entries_for_other_questions"], report["beyond_samples"])
         for dataset, figures in report.get("datasets", {}).items():
             log.info("replay: %s: %d of %d questions answered by %s; %d questions without an "
-                     "entry, %d entries for other questions%s", dataset, figures["imported"],
-                     figures["imported"] + figures["questions_without_entry"], figures["log"],
-                     figures["questions_without_entry"], figures["entries_for_other_questions"],
+                     "entry, %d entries for other questions; the log covers %s%s", dataset,
+                     figures["imported"], figures["imported"] + figures["questions_without_entry"],
+                     figures["log"], figures["questions_without_entry"],
+                     figures["entries_for_other_questions"], figures.get("covers", "?"),
                      f" ({figures['note']})" if "note" in figures else "")
     else:
         quiet_http_logs()

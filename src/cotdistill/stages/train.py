@@ -75,6 +75,7 @@ def _validation_selection(hparams: HParams, method: str, tasks: prompts.Tasks
             example.question, prompts.of(tasks, example.dataset)),
         read=METHODS[method].read,
         every=hparams.select_every, max_new_tokens=hparams.select_max_new_tokens,
+        patience=hparams.patience,
     )
 
 
@@ -127,7 +128,7 @@ def run(params: Params, student: str, method: str) -> TrainResult:
         )
         metrics = {"first_loss": result.first_loss, "final_loss": result.final_loss,
                    "steps": result.steps, "train_examples": result.examples,
-                   "train_seconds": round(result.seconds, 2), **result.kd}
+                   "epochs_trained": result.epochs, **result.kd}
         if selection is not None:
             metrics.update(best_step=selection.best_step,
                            best_val_accuracy=selection.best_accuracy,
@@ -137,8 +138,12 @@ def run(params: Params, student: str, method: str) -> TrainResult:
         if selection is not None:
             tracking.register_if_best(params.mlflow, run.info.run_id, logged.model_uri,
                                       selection.best_accuracy)
+        timing = {"train_seconds": round(result.seconds, 2), "precision": result.precision,
+                  "stopped_early": result.stopped_early}
+        mlflow.log_metric("train_seconds", timing["train_seconds"])
+        mlflow.set_tag("precision", result.precision)
         info = {"run_id": run.info.run_id, "student": student, "student_model": spec,
-                "method": method, "deepspeed": use_ds, **metrics}
+                "method": method, "deepspeed": use_ds, **metrics, **timing}
         (staging / layout.TRAIN_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         history = selection.history if selection is not None else []
         write_text(out.file(reports / "val.csv"), "step,val_accuracy\n" + "".join(

@@ -2,8 +2,10 @@
 
 Every ``every`` optimizer steps (and after the last) the student generates answers for the
 validation questions and is scored like the test evaluation scores it; the best checkpoint
-(highest accuracy, earliest on ties) is kept and becomes the trained model. The test split is
-never looked at: Fine-tune-CoT's authors chose epochs on test, which flatters every figure.
+(highest accuracy, earliest on ties) is kept and becomes the trained model. With a ``patience``
+training stops early once that many scorings in a row bring no new best, so ``epochs`` is a
+ceiling and each dataset trains about as long as it needs. The test split is never looked at:
+Fine-tune-CoT's authors chose epochs on test, which flatters every figure.
 """
 
 from __future__ import annotations
@@ -23,12 +25,30 @@ class ValidationSelection:
     every: int  # optimizer steps between scorings
     batch_size: int = 32
     max_new_tokens: int = 96
+    patience: int | None = None  # scorings without a new best before training stops
     history: list[tuple[int, float]] = field(default_factory=list)  # (step, val accuracy)
     best_step: int | None = None
     best_accuracy: float = -1.0
     best_state: dict | None = None  # the best checkpoint's weights
+    stopped_at: int | None = None  # the step where early stopping ended training
 
-    def accuracy(self, model, tokenizer) -> float:
+    def record(self, step: int, accuracy: float) -> bool:
+        """Note a scoring; True when it is a new best (its weights are worth keeping)."""
+        self.history.append((step, accuracy))
+        if accuracy > self.best_accuracy:
+            self.best_accuracy, self.best_step = accuracy, step
+            return True
+        return False
+
+    @property
+    def exhausted(self) -> bool:
+        """Patience spent: the last ``patience`` scorings brought no new best."""
+        if self.patience is None or self.best_step is None:
+            return False
+        since_best = [step for step, _ in self.history if step > self.best_step]
+        return len(since_best) >= self.patience
+
+    def accuracy(self, model, tokenizer, precision: str = "fp32") -> float:
         from cotdistill.lm.generation import generate
         from cotdistill.methods.format import student_text
 
@@ -37,16 +57,17 @@ class ValidationSelection:
                    for e in self.examples]
         outputs = generate(model, tokenizer, prompts,
                            max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
-                           desc="validation")
+                           desc="validation", precision=precision)
         correct = [answers.is_correct(self.read(o.text, e), e.answer, e.answer_type)
                    for o, e in zip(outputs, self.examples)]
         return sum(correct) / len(correct) if correct else 0.0
 
 
-def selection_callback(selection: ValidationSelection, tokenizer, on_score=None):
-    """A ``TrainerCallback`` that scores on validation and keeps each new best checkpoint's
-    weights in ``selection.best_state`` (a CPU copy; not for ZeRO-3, whose weights are
-    partitioned across ranks)."""
+def selection_callback(selection: ValidationSelection, tokenizer, on_score=None, *,
+                       precision: str = "fp32"):
+    """A ``TrainerCallback`` that scores on validation (generating in ``precision``), keeps
+    each new best checkpoint's weights in ``selection.best_state`` (a CPU copy; not for ZeRO-3,
+    whose weights are partitioned across ranks) and stops training when patience runs out."""
     from transformers import TrainerCallback
 
     class Selector(TrainerCallback):
@@ -55,14 +76,15 @@ def selection_callback(selection: ValidationSelection, tokenizer, on_score=None)
             if state.global_step % selection.every and not last:
                 return
             was_training = model.training
-            accuracy = selection.accuracy(model, tokenizer)
+            accuracy = selection.accuracy(model, tokenizer, precision)
             model.train(was_training)
-            selection.history.append((state.global_step, accuracy))
             if on_score is not None:
                 on_score(state.global_step, accuracy)
-            if accuracy > selection.best_accuracy:
-                selection.best_accuracy, selection.best_step = accuracy, state.global_step
+            if selection.record(state.global_step, accuracy):
                 selection.best_state = {name: tensor.detach().to("cpu", copy=True)
                                         for name, tensor in model.state_dict().items()}
+            elif selection.exhausted and not last:
+                selection.stopped_at = state.global_step
+                control.should_training_stop = True
 
     return Selector()

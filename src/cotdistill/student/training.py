@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cotdistill.atomic import atomic_file
 from cotdistill.errors import CotdistillError
+from cotdistill.lm import precision as numerics
 from cotdistill.lm import store as model_store
 from cotdistill.methods.registry import METHODS
 from cotdistill.params import HParams
@@ -35,6 +36,9 @@ class TrainResult:
     seconds: float = 0.0
     deepspeed: bool = False
     engine: str = ""  # the class that wrapped the model for training, e.g. DeepSpeedEngine
+    precision: str = "fp32"  # what the arithmetic ran in: fp32 or bf16 (autocast)
+    epochs: float = 0.0  # passes over the examples actually made (fewer after early stopping)
+    stopped_early: bool = False
     kd: dict[str, float] = field(default_factory=dict)  # KD from stored log-probs: coverage
 
     @property
@@ -100,7 +104,9 @@ def train_student(
             kd_teacher = _kd_teacher(hparams.kd.teacher, tokenizer)
         elif hparams.kd is not None:
             kd_figures = _attach_stored_distributions(features, examples, tokenizer)
-    result = TrainResult(examples=len(features), deepspeed=use_deepspeed, kd=kd_figures)
+    precision = _training_precision(hparams, use_deepspeed, key)
+    result = TrainResult(examples=len(features), deepspeed=use_deepspeed, kd=kd_figures,
+                         precision=precision)
     if use_deepspeed:
         deepspeed_setup.prepare_environment()
     with tempfile.TemporaryDirectory(prefix="cotdistill-train-") as scratch:
@@ -120,7 +126,7 @@ def train_student(
             seed=hparams.seed,
             data_seed=hparams.seed,
             use_cpu=not torch.cuda.is_available(),
-            bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+            bf16=precision == "bf16",
             dataloader_num_workers=0,
             remove_unused_columns=False,
             disable_tqdm=False,
@@ -128,7 +134,8 @@ def train_student(
         )
         callbacks = [_loss_recorder(result, on_log)]
         if selection is not None:
-            callbacks.append(selection_callback(selection, tokenizer, on_val))
+            callbacks.append(selection_callback(selection, tokenizer, on_val,
+                                                precision=precision))
         plain = kd_teacher is None and not kd_figures and not weighted
         trainer_class = Trainer if plain else _distillation_trainer()
         extra = {} if trainer_class is Trainer else {"kd_teacher": kd_teacher, "kd": hparams.kd}
@@ -140,6 +147,8 @@ def train_student(
         output = trainer.train()
         result.seconds = time.perf_counter() - started
         result.steps = output.global_step
+        result.epochs = round(float(trainer.state.epoch or 0.0), 4)
+        result.stopped_early = selection is not None and selection.stopped_at is not None
         result.engine = type(trainer.model_wrapped).__name__
         trainer.accelerator.wait_for_everyone()
         trained = trainer.accelerator.unwrap_model(trainer.model_wrapped)
@@ -187,6 +196,21 @@ def train_stages(
     second.examples = first.examples
     second.seconds += first.seconds
     return second
+
+
+def _training_precision(hparams: HParams, use_deepspeed: bool, key: str) -> str:
+    """``train.hparams.precision`` resolved for this run. DeepSpeed on a CPU runs fp32
+    (``configs/deepspeed/cpu.json``: its bf16 mode keeps bf16 weights, not autocast), so
+    ``auto`` means fp32 there and an explicit ``bf16`` is refused."""
+    import torch
+
+    if use_deepspeed and not torch.cuda.is_available():
+        if hparams.precision == "bf16":
+            raise CotdistillError(f"{key}: train.hparams.precision bf16 with DeepSpeed on a CPU: "
+                                  "DeepSpeed's CPU path trains in fp32 (use auto or fp32, or "
+                                  "deepspeed off for bf16 autocast)")
+        return "fp32"
+    return numerics.resolve(hparams.precision)
 
 
 def _collator(tokenizer, packing: bool):
@@ -255,11 +279,19 @@ def _distillation_trainer():
     from cotdistill.student.losses import distillation_loss
 
     class DistillationTrainer(Trainer):
+        # The loss below is a sum over target tokens divided by num_items_in_batch (the target
+        # tokens of the whole optimizer step), so it must not be divided by grad_accum again,
+        # and the Trainer must count those tokens whatever the model's forward accepts.
+        loss_is_scaled_for_ga = True
+
         def __init__(self, *args, kd_teacher=None, kd=None, **kwargs):
             super().__init__(*args, **kwargs)
             self.kd_teacher, self.kd = kd_teacher, kd
+            self.model_accepts_loss_kwargs = True
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if num_items_in_batch is None:  # evaluation or prediction: this batch's mean
+                num_items_in_batch = (inputs["labels"][:, 1:] != -100).sum().clamp(min=1)
             weights = inputs.pop("weight", None)
             kd_ids, kd_logprobs = inputs.pop("kd_ids", None), inputs.pop("kd_logprobs", None)
             labels = inputs.pop("labels")
@@ -272,8 +304,11 @@ def _distillation_trainer():
                 outputs.logits, labels, weights=weights, teacher_logits=teacher_logits,
                 kd_weight=self.kd.weight if self.kd else 0.0,
                 temperature=self.kd.softening if self.kd else 1.0,
-                kd_ids=kd_ids, kd_logprobs=kd_logprobs,
+                kd_ids=kd_ids, kd_logprobs=kd_logprobs, num_items=num_items_in_batch,
             )
+            if self.args.average_tokens_across_devices and self.accelerator.num_processes > 1:
+                # num_items_in_batch counts every process's tokens and DDP averages gradients
+                loss = loss * self.accelerator.num_processes
             return (loss, outputs) if return_outputs else loss
 
     return DistillationTrainer

@@ -13,22 +13,29 @@ prediction and the gold answer. The rationale and the answer are split at that t
 way the two-step prompt splits them. The logs follow Kojima's *shuffled* data loader, not the
 dataset file, so entries are matched to prepared questions by question text.
 
-Only eight datasets have a log, and Kojima's GSM8K run covers the test questions only: GSM8K
-training questions have no rationale here (they are counted as missing, not hidden).
+Every one of the twelve Fine-tune-CoT benchmarks has a log, but three of Kojima's runs asked
+only the questions that Fine-tune-CoT tests on: GSM8K's test set, AQuA's test set and
+CommonsenseQA's dev set. Their training questions have no rationale here (they are counted as
+missing, not hidden). What a log covers is not assumed: the replay matches its entries against
+every prepared split and reports ``covers``: "train", "test", "both" (val counts as train,
+being carved from it) or "none".
 """
 
 from __future__ import annotations
 
 import ast
 import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_args
 
 from cotdistill import answers
 from cotdistill.datasets.sources import FileSource, RemoteFile
 from cotdistill.datasets.splits import normalize_question
 from cotdistill.errors import CotdistillError
-from cotdistill.records import PreparedExample, TeacherCompletion, Usage
+from cotdistill.records import PreparedExample, Split, TeacherCompletion, Usage
 
 COMMIT = "5ef330fcdeec0cd26aee27943504f91f8ec1c33c"
 TEACHER = "text-davinci-002"
@@ -48,8 +55,20 @@ LOGS: dict[str, tuple[str, str]] = {
     "tracking_shuffled_objects": (
         "shuffled_objects", "1bb4b95719d37b0cde221fa6d7fe40ab0aeb894d87973f48c6e1675b25301aa5"),
     "single_eq": ("singleeq", "51bbcb0c0fcc8f5696cd4cd74d89e46d7e5d9ff8fb2e639c1664254a2ecde251"),
+    "svamp": ("svamp", "37043ef358b75e108860746c533d0c9be0f307ec3373959524778f1b8af5a75a"),
+    "aqua": ("aqua", "743315681523f6c459bb9dee0d106e1bbf813059bb0ecc3a75a9bbf8917766ad"),
+    "commonsense_qa": (  # Kojima's dataset name, spelt so
+        "commonsensqa", "f8027dc6f4c85045ad7567dc71a9b5a4d69fb75af7cdf08ef809fcea617a2757"),
+    "strategy_qa": (
+        "strategyqa", "9268254c7c2d86a96b0346d64f5b782440b17ded142589d160ebb39e53fde5c9"),
 }
-NOTES = {"gsm8k": "Kojima et al.'s GSM8K run covers the test questions only"}
+# Why a log answers no training question: Kojima et al. ran only the split that Fine-tune-CoT tests
+NOTES = {
+    "gsm8k": "Kojima et al.'s GSM8K run covers the test questions only",
+    "aqua": "Kojima et al.'s AQuA run covers the test questions only (AQuA's test set)",
+    "commonsense_qa": "Kojima et al.'s CommonsenseQA run covers the test questions only "
+                      "(CommonsenseQA's dev set)",
+}
 
 _SEPARATOR = re.compile(r"^\*{20,}$", re.M)
 _HEADER = re.compile(r"^Namespace\((.*)\)$", re.M)
@@ -149,12 +168,56 @@ def _record(example: PreparedExample, entry: LogEntry, file: RemoteFile) -> Teac
     )
 
 
-def replay_logs(examples: list[PreparedExample], files: FileSource
-                ) -> tuple[list[TeacherCompletion], LogReplay]:
-    """One record per prepared question that the published log of its dataset answers.
+def coverage(splits: Iterable[str]) -> str:
+    """What a log covers, from the splits of the prepared questions its entries matched:
+    "train", "test", "both", or "none". Val questions are carved from the published training
+    split, so they count as train."""
+    sides = {"test" if split == "test" else "train" for split in splits}
+    return "both" if len(sides) == 2 else next(iter(sides), "none")
 
-    Log entries with no prepared question (other splits, questions the prepared set left out)
-    and prepared questions with no entry are counted per dataset, never silently dropped.
+
+def _coverage(entries: list[LogEntry], prepared: Iterable[PreparedExample]) -> dict:
+    """Which prepared splits the log's entries matched, and how many entries each."""
+    split_of: dict[str, str] = {}
+    for example in prepared:
+        split_of.setdefault(normalize_question(example.question), example.split)
+    matched = Counter(split_of.get(normalize_question(entry.question)) for entry in entries)
+    matched.pop(None, None)
+    return {"covers": coverage(matched),
+            "entries_by_split": {split: matched[split] for split in get_args(Split)
+                                 if split in matched}}
+
+
+def _import(entries: list[LogEntry], mine: list[PreparedExample], file: RemoteFile,
+            records: dict[str, TeacherCompletion]) -> dict:
+    """Records for ``mine`` (one dataset's asked questions) into ``records``; the counts."""
+    by_question: dict[str, PreparedExample] = {}
+    for example in mine:
+        by_question.setdefault(normalize_question(example.question), example)
+    other, repeated = 0, 0
+    for entry in entries:
+        example = by_question.get(normalize_question(entry.question))
+        if example is None:
+            other += 1
+        elif example.id in records:
+            repeated += 1  # a question published twice keeps its first completion
+        else:
+            records[example.id] = _record(example, entry, file)
+    imported = sum(example.id in records for example in mine)
+    return {"imported": imported, "entries_for_other_questions": other,
+            "repeated_entries": repeated, "questions_without_entry": len(mine) - imported}
+
+
+def replay_logs(examples: list[PreparedExample], files: FileSource,
+                prepared: Sequence[PreparedExample] = ()
+                ) -> tuple[list[TeacherCompletion], LogReplay]:
+    """One record per question of ``examples`` that the published log of its dataset answers.
+
+    Log entries with no asked question (other splits, questions the prepared set left out)
+    and asked questions with no entry are counted per dataset, never silently dropped.
+    ``prepared`` (every prepared question, of every split) is matched too, without records,
+    to report which splits each log covers; without it the report makes no such claim (the
+    asked questions alone cannot show that a log covers the test split).
     """
     report = LogReplay()
     records: dict[str, TeacherCompletion] = {}
@@ -163,23 +226,10 @@ def replay_logs(examples: list[PreparedExample], files: FileSource
         path: Path = files.path(file)
         entries = parse_log(path.read_text(encoding="utf-8"), str(path))
         mine = [example for example in examples if example.dataset == dataset]
-        by_question: dict[str, PreparedExample] = {}
-        for example in mine:
-            by_question.setdefault(normalize_question(example.question), example)
-        other, repeated = 0, 0
-        for entry in entries:
-            example = by_question.get(normalize_question(entry.question))
-            if example is None:
-                other += 1
-            elif example.id in records:
-                repeated += 1  # a question published twice keeps its first completion
-            else:
-                records[example.id] = _record(example, entry, file)
-        imported = sum(example.id in records for example in mine)
+        known = [*mine, *(example for example in prepared if example.dataset == dataset)]
         report.datasets[dataset] = {
-            "log": file.path, "entries": len(entries), "imported": imported,
-            "entries_for_other_questions": other, "repeated_entries": repeated,
-            "questions_without_entry": len(mine) - imported,
+            "log": file.path, "entries": len(entries), **_import(entries, mine, file, records),
+            **(_coverage(entries, known) if prepared else {}),
             **({"note": NOTES[dataset]} if dataset in NOTES else {}),
         }
     order = {example.id: position for position, example in enumerate(examples)}

@@ -15,6 +15,7 @@ Matching (``teacher.replay_match``):
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,12 +138,13 @@ class ReplayBackend:
         return cls(params.replay_source, location, samples=params.samples,
                    match=params.replay_match)
 
-    def replay(self, examples: list[PreparedExample], files: FileSource
-               ) -> tuple[list[TeacherCompletion], dict]:
+    def replay(self, examples: list[PreparedExample], files: FileSource,
+               prepared: Sequence[PreparedExample] = ()) -> tuple[list[TeacherCompletion], dict]:
         """The published completions of ``examples`` and a report of what matched (``files``:
-        where pinned public files are read from)."""
+        where pinned public files are read from; ``prepared``: every prepared question, to say
+        which splits each of Kojima et al.'s logs covers)."""
         if self.source == "kojima_logs":
-            records, report = kojima_logs.replay_logs(examples, files)
+            records, report = kojima_logs.replay_logs(examples, files, prepared)
             return records, report.as_dict()
         records, stats = replay(examples, self.location, samples=self.samples, match=self.match)
         return records, {"source": "completion_dataset", "files": stats.files,
