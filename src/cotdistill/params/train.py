@@ -107,6 +107,11 @@ class HParams(Section):
         None,
         description="two_stage_cot: the second stage's dataset (null: the first dataset in the "
                     "data).")
+    first_stage_epochs: float = Field(
+        1.0, gt=0,
+        description="two_stage_cot: passes over the pooled examples in the first stage (it has "
+                    "no validation of its own, so no early stopping; max_steps > 0 overrides "
+                    "both stages).")
     packing: bool | Literal["auto"] = Field(
         "auto",
         description="Flatten each batch into one row, no padding (decoder-only students): "

@@ -33,6 +33,7 @@ from cotdistill.student.training import (
     TrainResult,
     train_stages,
     train_student,
+    two_stage_target,
     write_loss_curve,
 )
 
@@ -57,13 +58,15 @@ def launcher_command(launcher: str, arguments: list[str]) -> list[str] | None:
             "-m", "cotdistill.cli", *arguments]
 
 
-def _validation_selection(hparams: HParams, method: str, tasks: prompts.Tasks
-                          ) -> ValidationSelection | None:
-    """Validation questions and how to score them, when model selection is on."""
+def _validation_selection(hparams: HParams, method: str, tasks: prompts.Tasks,
+                          only_dataset: str | None = None) -> ValidationSelection | None:
+    """Validation questions and how to score them, when model selection is on (two-stage CoT:
+    only the second stage's dataset's, ``only_dataset``)."""
     if hparams.select_every is None:
         return None
     path = layout.prepared("val")
-    examples = read_records(path, PreparedExample, allow_empty=True)
+    examples = [example for example in read_records(path, PreparedExample, allow_empty=True)
+                if only_dataset is None or example.dataset == only_dataset]
     if not examples:
         raise CotdistillError(
             f"{path}: no validation questions to select a checkpoint on "
@@ -98,7 +101,8 @@ def run(params: Params, student: str, method: str) -> TrainResult:
         )
     hparams = params.train.hparams
     use_ds = deepspeed_setup.wanted(hparams.deepspeed)
-    selection = _validation_selection(hparams, method, params.prepare.tasks())
+    target = two_stage_target(examples, hparams) if METHODS[method].two_stage else None
+    selection = _validation_selection(hparams, method, params.prepare.tasks(), target)
     if int(os.environ.get("RANK", "0")) != 0:
         # under a multi-process launcher every rank trains; only rank 0 writes and logs
         with tempfile.TemporaryDirectory() as scratch:

@@ -66,13 +66,14 @@ def _loss_recorder(result: TrainResult, on_log=None):
 def train_student(
     examples: list[CuratedExample], model_spec: str, key: str, hparams: HParams,
     output_dir: Path, *, use_deepspeed: bool, on_log=None,
-    selection: ValidationSelection | None = None, on_val=None,
+    selection: ValidationSelection | None = None, on_val=None, extra_callbacks=(),
 ) -> TrainResult:
     """Train ``model_spec`` on ``examples`` and save model + tokenizer into ``output_dir``.
 
     ``on_log(step, loss)`` is called at every logging step (MLflow hooks in here). With a
     ``selection``, checkpoints are scored on validation (``on_val(step, accuracy)``) and the
-    best one is what is saved.
+    best one is what is saved. ``extra_callbacks`` are more ``TrainerCallback``s (a
+    benchmark's step clock).
     """
     import torch
     from transformers import Trainer, TrainingArguments, set_seed
@@ -110,29 +111,9 @@ def train_student(
     if use_deepspeed:
         deepspeed_setup.prepare_environment()
     with tempfile.TemporaryDirectory(prefix="cotdistill-train-") as scratch:
-        arguments = TrainingArguments(
-            output_dir=scratch,
-            per_device_train_batch_size=hparams.batch_size,
-            gradient_accumulation_steps=hparams.grad_accum,
-            learning_rate=hparams.learning_rate,
-            num_train_epochs=hparams.epochs,
-            max_steps=hparams.max_steps,
-            warmup_steps=hparams.warmup_ratio,  # a float in [0, 1) is a ratio of all steps
-            lr_scheduler_type=hparams.lr_scheduler,
-            weight_decay=hparams.weight_decay,
-            logging_steps=hparams.logging_steps,
-            save_strategy="no",
-            report_to="none",
-            seed=hparams.seed,
-            data_seed=hparams.seed,
-            use_cpu=not torch.cuda.is_available(),
-            bf16=precision == "bf16",
-            dataloader_num_workers=0,
-            remove_unused_columns=False,
-            disable_tqdm=False,
-            deepspeed=deepspeed_setup.config(hparams.deepspeed_config) if use_deepspeed else None,
-        )
-        callbacks = [_loss_recorder(result, on_log)]
+        arguments = TrainingArguments(**training_arguments(hparams, scratch, precision,
+                                                              use_deepspeed))
+        callbacks = [_loss_recorder(result, on_log), *extra_callbacks]
         if selection is not None:
             callbacks.append(selection_callback(selection, tokenizer, on_val,
                                                 precision=precision))
@@ -169,21 +150,24 @@ def train_stages(
     selection: ValidationSelection | None = None, on_val=None,
 ) -> TrainResult:
     """One training, or two-stage CoT fine-tuning (CoT Collection): first on the pooled
-    examples of every dataset, then, from that model, on one dataset's
-    (``train.hparams.two_stage_dataset``; default the first dataset in the data). Validation
-    selection and the logged losses belong to the second stage, whose steps follow the first's.
+    examples of every dataset for ``first_stage_epochs``, then, from that model, on one
+    dataset's (``train.hparams.two_stage_dataset``; default the first dataset in the data).
+    Validation selection (on that dataset's questions) and early stopping belong to the second
+    stage, whose logged steps follow the first's.
     """
     if not two_stage:
         return train_student(examples, model_spec, key, hparams, output_dir,
                              use_deepspeed=use_deepspeed, on_log=on_log, selection=selection,
                              on_val=on_val)
-    target = hparams.two_stage_dataset or examples[0].dataset
+    target = two_stage_target(examples, hparams)
     focused = [example for example in examples if example.dataset == target]
     if not focused:
         raise CotdistillError(f"train.hparams.two_stage_dataset: no training examples of "
                               f"{target!r} (have: {', '.join(sorted({e.dataset for e in examples}))})")
     with tempfile.TemporaryDirectory(prefix="cotdistill-stage1-") as scratch:
-        first = train_student(examples, model_spec, key, hparams, Path(scratch) / "pooled",
+        pooled = hparams.model_copy(update={"epochs": hparams.first_stage_epochs,
+                                            "patience": None})
+        first = train_student(examples, model_spec, key, pooled, Path(scratch) / "pooled",
                               use_deepspeed=use_deepspeed, on_log=on_log)
         offset = first.steps
         second = train_student(
@@ -196,6 +180,35 @@ def train_stages(
     second.examples = first.examples
     second.seconds += first.seconds
     return second
+
+
+def training_arguments(hparams: HParams, scratch: str, precision: str,
+                       use_deepspeed: bool) -> dict:
+    """The ``TrainingArguments`` of a run, as keyword arguments."""
+    import torch
+
+    return dict(
+        output_dir=scratch,
+        per_device_train_batch_size=hparams.batch_size,
+        gradient_accumulation_steps=hparams.grad_accum,
+        learning_rate=hparams.learning_rate,
+        num_train_epochs=hparams.epochs,
+        max_steps=hparams.max_steps,
+        warmup_steps=hparams.warmup_ratio,  # a float in [0, 1) is a ratio of all steps
+        lr_scheduler_type=hparams.lr_scheduler,
+        weight_decay=hparams.weight_decay,
+        logging_steps=hparams.logging_steps,
+        save_strategy="no",
+        report_to="none",
+        seed=hparams.seed,
+        data_seed=hparams.seed,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=precision == "bf16",
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=False,
+        deepspeed=deepspeed_setup.config(hparams.deepspeed_config) if use_deepspeed else None,
+    )
 
 
 def _training_precision(hparams: HParams, use_deepspeed: bool, key: str) -> str:
@@ -211,6 +224,11 @@ def _training_precision(hparams: HParams, use_deepspeed: bool, key: str) -> str:
                                   "deepspeed off for bf16 autocast)")
         return "fp32"
     return numerics.resolve(hparams.precision)
+
+
+def two_stage_target(examples: list[CuratedExample], hparams: HParams) -> str:
+    """The dataset two-stage CoT's second stage trains on (and selects on)."""
+    return hparams.two_stage_dataset or examples[0].dataset
 
 
 def _collator(tokenizer, packing: bool):

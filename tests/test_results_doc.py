@@ -1,0 +1,169 @@
+"""docs/results.md's tables are rendered from reproduction/results.json, never typed by hand;
+the Table 5 harness's Wilson interval, row keys and results file."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+
+import pytest
+
+from support.repo import REPO
+
+
+def _load(name: str, path):
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+render = _load("render_results", REPO / "scripts" / "render_results.py")
+harness = render.harness
+
+
+def test_the_document_is_rendered_from_the_results_file():
+    rows = harness.load_rows(harness.RESULTS)
+    document = render.DOC.read_text(encoding="utf-8")
+    assert render.render(document, rows) == document, (
+        "docs/results.md differs from reproduction/results.json: run "
+        "`python scripts/render_results.py`")
+
+
+def test_check_fails_when_a_table_is_edited_by_hand(tmp_path, capsys):
+    doc = tmp_path / "results.md"
+    document = render.DOC.read_text(encoding="utf-8")
+    start = document.index("<!-- BEGIN table:table5 -->")
+    edited = document[:start] + document[start:].replace("not run", "42.0", 1) \
+        if "not run" in document[start:] else document.replace("| 6.58 |", "| 6.59 |", 1)
+    assert edited != document
+    doc.write_text(edited, encoding="utf-8")
+    assert render.main(["--check", "--doc", str(doc), "--results", str(harness.RESULTS)]) == 1
+    assert "render_results.py" in capsys.readouterr().err
+    assert render.main(["--doc", str(doc), "--results", str(harness.RESULTS)]) == 0
+    assert doc.read_text(encoding="utf-8") == document
+    assert render.main(["--check", "--doc", str(doc), "--results", str(harness.RESULTS)]) == 0
+
+
+def test_a_missing_or_unknown_table_region_is_an_error():
+    rows = harness.load_rows(harness.RESULTS)
+    document = render.DOC.read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown table 'gone'"):
+        render.render(document.replace("table:seeds", "table:gone"), rows)
+    start, end = document.index("<!-- BEGIN table:seeds"), document.index("<!-- END table:seeds")
+    with pytest.raises(ValueError, match="no region for table.s. seeds"):
+        render.render(document[:start] + document[end:].split("\n", 1)[1], rows)
+    with pytest.raises(ValueError, match="no matching END"):
+        render.render(document.replace("<!-- END table:seeds -->", ""), rows)
+
+
+def _row(dataset="coin_flip", method="fine_tune_cot", seed=0, correct=141, n=150, **extra):
+    return {"dataset": dataset, "student": "smollm2-135m", "method": method, "seed": seed,
+            "settings": dict(harness.TABLE_SETTINGS), **harness.counts(correct, n), **extra}
+
+
+def test_rows_render_into_the_tables_and_seeds_into_the_noise_table():
+    rows = [_row(), _row(seed=1, correct=120),
+            _row(method="answer_only", correct=67),
+            {**_row(method="teacher", seed=None, correct=140),
+             "student": harness.TEACHER_NAME,
+             "settings": {"evaluate.max_examples": None}},
+            {**_row(dataset="multiarith", method="fine_tune_cot", correct=30, n=180),
+             "student": "gemma-3-270m", "student_parameters": 268_098_176}]
+    table = render.table5(rows)
+    coin = next(line for line in table.splitlines() if line.startswith("| Coin Flip | smollm2"))
+    assert "| 150 | 94.0 [89.0, 96.8] | 44.7 | not run | not run | 93.3 | 100.00 | 100.00 |" \
+        in coin
+    assert "gemma-3-270m (268M; just above Table 5's <=250M bin)" in table
+    noise = render.seeds(rows)
+    assert "seed 0: 94.0; seed 1: 80.0 | 14.0 |" in noise
+    assert "differ" not in render.details(rows)
+
+
+def test_a_row_with_other_settings_is_marked():
+    row = _row()
+    row["settings"]["train.hparams.epochs"] = 1
+    assert render.differences(row) == ["epochs=1"]
+    assert "94.0 [89.0, 96.8] *" in render.table5([row])
+
+
+def test_every_row_of_the_results_file_is_consistent():
+    rows = harness.load_rows(harness.RESULTS)
+    keys = [harness.row_key(row) for row in rows]
+    assert len(keys) == len(set(keys))
+    for row in rows:
+        assert not row["settings"].get("smoke"), "smoke rows never go to the results file"
+        assert 0 <= row["correct"] <= row["n"]
+        assert row["accuracy"] == pytest.approx(row["correct"] / row["n"])
+        low, high = harness.wilson_interval(row["correct"], row["n"])
+        assert row["wilson95"] == pytest.approx([low, high], abs=1e-6)
+        if not row.get("legacy"):
+            assert row["commit"] and row["device"]["cpu"] and "cpu_bf16" in row["device"]
+            assert row["dataset"] in harness.DATASETS and row["method"] in harness.METHODS
+    text = harness.RESULTS.read_text(encoding="utf-8")
+    assert harness.dump_rows(rows) == text, "rows are written sorted, in one format"
+
+
+@pytest.mark.parametrize(("correct", "n", "low", "high"), [  # scipy's Wilson interval, to 6 places
+    (141, 150, 0.889910, 0.968116),
+    (0, 4, 0.0, 0.489891),
+    (4, 4, 0.510109, 1.0),
+    (67, 150, 0.369428, 0.526569),
+])
+def test_wilson_interval(correct, n, low, high):
+    assert harness.wilson_interval(correct, n) == pytest.approx((low, high), abs=1e-6)
+
+
+def test_wilson_interval_is_symmetric_and_agrees_with_scipy():
+    for correct, n in [(0, 1), (1, 3), (5, 11), (50, 100), (149, 150)]:
+        low, high = harness.wilson_interval(correct, n)
+        mirrored = harness.wilson_interval(n - correct, n)
+        assert (low, high) == pytest.approx((1 - mirrored[1], 1 - mirrored[0]), abs=1e-12)
+        assert low <= correct / n <= high
+    assert harness.wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        harness.wilson_interval(3, 2)
+    stats = pytest.importorskip("scipy.stats")
+    for correct, n in [(1, 3), (94, 150), (12, 180)]:
+        ci = stats.binomtest(correct, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert harness.wilson_interval(correct, n) == pytest.approx((ci.low, ci.high), abs=1e-9)
+    assert math.isclose(harness.wilson_interval(5, 10, confidence=0.99)[0], 0.184226, abs_tol=1e-6)
+
+
+def test_rows_are_keyed_and_written_whole(tmp_path):
+    path = tmp_path / "results.json"
+    harness.save_row(path, _row())
+    harness.save_row(path, _row(correct=140))  # the same key: replaced
+    harness.save_row(path, _row(seed=1))
+    harness.save_row(path, {**_row(), "legacy": "an earlier run"})  # never replaced by a new one
+    rows = harness.load_rows(path)
+    assert [(r["seed"], r["correct"], bool(r.get("legacy"))) for r in rows] == \
+        [(0, 140, False), (1, 141, False), (0, 141, True)]
+    assert json.loads(path.read_text())["format"] == harness.FORMAT
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".results.json.")
+                and not p.name.endswith(".lock")]
+
+
+def test_smoke_rows_never_go_to_the_results_file(tmp_path):
+    with pytest.raises(SystemExit):
+        harness.parse_args(["--smoke", "--work-root", str(harness.WORK_ROOT)])
+    with pytest.raises(SystemExit):
+        harness.parse_args(["--smoke", "--work-root", str(tmp_path),
+                            "--results", str(harness.RESULTS)])
+    args = harness.parse_args(["--smoke", "--work-root", str(tmp_path)])
+    assert args.results == str(tmp_path / "results.json")
+
+
+def test_hardware_description_names_the_cpu(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Example  CPU @ 2.0GHz\n")
+    hardware = render.hardware
+    assert hardware.cpu_model(cpuinfo) == "Example CPU @ 2.0GHz"
+    assert hardware.auto_precision({"cpu_bf16": True, "gpu": None}) == "bf16"
+    assert hardware.auto_precision({"cpu_bf16": True, "gpu": "X", "gpu_bf16": False}) == "fp32"
+    assert hardware.label({"cpu": "C", "cpu_capability": "AVX2", "cpu_bf16": False}) == "C (AVX2)"
