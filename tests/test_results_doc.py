@@ -1,5 +1,6 @@
-"""docs/results.md's tables are rendered from reproduction/results.json, never typed by hand;
-the Table 5 harness's Wilson interval, row keys and results file."""
+"""docs/results.md's tables are rendered from reproduction/results.json, and README.md's Quick
+start figures from the default pipeline's reports/, never typed by hand; the Table 5 harness's
+Wilson interval, row keys and results file."""
 
 from __future__ import annotations
 
@@ -43,11 +44,12 @@ def test_check_fails_when_a_table_is_edited_by_hand(tmp_path, capsys):
         if "not run" in document[start:] else document.replace("| 6.58 |", "| 6.59 |", 1)
     assert edited != document
     doc.write_text(edited, encoding="utf-8")
-    assert render.main(["--check", "--doc", str(doc), "--results", str(harness.RESULTS)]) == 1
+    only = ["--only", "results", "--doc", str(doc), "--results", str(harness.RESULTS)]
+    assert render.main(["--check", *only]) == 1
     assert "render_results.py" in capsys.readouterr().err
-    assert render.main(["--doc", str(doc), "--results", str(harness.RESULTS)]) == 0
+    assert render.main(only) == 0
     assert doc.read_text(encoding="utf-8") == document
-    assert render.main(["--check", "--doc", str(doc), "--results", str(harness.RESULTS)]) == 0
+    assert render.main(["--check", *only]) == 0
 
 
 def test_a_missing_or_unknown_table_region_is_an_error():
@@ -60,6 +62,134 @@ def test_a_missing_or_unknown_table_region_is_an_error():
         render.render(document[:start] + document[end:].split("\n", 1)[1], rows)
     with pytest.raises(ValueError, match="no matching END"):
         render.render(document.replace("<!-- END table:seeds -->", ""), rows)
+
+
+# --- README.md: the default pipeline's figures, from reports/ --------------------------------
+
+README_BEGIN = "<!-- BEGIN table:default-pipeline -->"
+
+
+def test_the_readme_is_rendered_from_the_reports():
+    document = render.README.read_text(encoding="utf-8")
+    assert document.count(README_BEGIN) == 1
+    reports = render.load_reports(render.REPORTS)
+    assert render.render(document, reports, render.README_TABLES) == document, (
+        "README.md differs from reports/: run `python scripts/render_results.py`")
+
+
+def _hand_edited_readme(tmp_path):
+    """README.md with one digit inside its rendered region changed, as a hand edit would."""
+    document = render.README.read_text(encoding="utf-8")
+    start = document.index(README_BEGIN) + len(README_BEGIN)
+    at = next(i for i in range(start, len(document)) if document[i].isdigit())
+    edited = document[:at] + str((int(document[at]) + 1) % 10) + document[at + 1:]
+    path = tmp_path / "README.md"
+    path.write_text(edited, encoding="utf-8")
+    return path, document
+
+
+def test_check_fails_when_the_readme_is_edited_by_hand(tmp_path, capsys):
+    readme, document = _hand_edited_readme(tmp_path)
+    only = ["--only", "readme", "--readme", str(readme), "--reports", str(render.REPORTS)]
+    assert render.main(["--check", *only]) == 1
+    assert "--only readme" in capsys.readouterr().err
+    assert render.main(only) == 0
+    assert readme.read_text(encoding="utf-8") == document
+    assert render.main(["--check", *only]) == 0
+
+
+def test_check_covers_both_documents(tmp_path):
+    assert render.main(["--check"]) == 0
+    readme, _ = _hand_edited_readme(tmp_path)
+    assert render.main(["--check", "--readme", str(readme)]) == 1
+
+
+def test_prose_outside_the_readme_region_is_left_alone():
+    document = render.README.read_text(encoding="utf-8")
+    reports = render.load_reports(render.REPORTS)
+    edited = document.replace("## Quick start", "## Quick start (edited)", 1)
+    assert render.render(edited, reports, render.README_TABLES) == edited
+    with pytest.raises(ValueError, match="no region for table.s. default-pipeline"):
+        render.render(document.replace(README_BEGIN, "").replace(
+            "<!-- END table:default-pipeline -->", ""), reports, render.README_TABLES)
+
+
+def _write(path, value):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value) if not isinstance(value, str) else value, encoding="utf-8")
+
+
+def _reports(root, *, fine_tune=(37, 40), extra=None, train_extra=None):
+    """A reports/ folder as the default pipeline writes it, with figures of the test's choice."""
+    results = {"fine_tune_cot": fine_tune, "answer_only": (20, 40), "zero_shot": (21, 40),
+               "zero_shot_cot": (15, 40), "few_shot_cot": (10, 40)}
+    for method, (correct, n) in results.items():
+        figures = {"accuracy": correct / n, "n": n}
+        _write(root / "eval" / "smollm2-135m" / method / "metrics.json",
+               {**figures, "datasets": {"coin_flip": figures}, **(extra or {})})
+    _write(root / "eval" / "smollm2-135m" / "socratic" / "metrics.json",
+           {"skipped": "no correct decompositions to train on"})
+    for method, examples in (("fine_tune_cot", 280), ("answer_only", 300)):
+        folder = root / "train" / "smollm2-135m" / method
+        _write(folder / "metrics.json",
+               {"steps": 70, "train_examples": examples, "epochs_trained": 2.0, "best_step": 60,
+                "best_val_accuracy": 0.9, "val_examples": 30, **(train_extra or {})})
+        _write(folder / "val.csv", "step,val_accuracy\n20,0.5\n60,0.9\n")
+    _write(root / "metrics.json", {"teacher_accuracy": 0.9, "kept_rationales": 280, "students": {
+        f"smollm2-135m/{method}": correct / n for method, (correct, n) in results.items()}})
+    _write(root / "curate.json", {"teacher_accuracy": 0.9, "kept_rationales": 280,
+                                  "datasets": {"coin_flip": {"questions": 311}},
+                                  "examples": {"fine_tune_cot": 280, "answer_only": 300}})
+    _write(root / "prepare.json", {"datasets": {"coin_flip": {"source": "published",
+                                                              "test": 150}}})
+    _write(root / "teacher.json", {"teacher": "text-davinci-002"})
+    return root
+
+
+def test_the_readme_table_takes_every_figure_from_the_reports(tmp_path):
+    table = render.default_pipeline(render.load_reports(_reports(tmp_path / "reports")))
+    assert "the first 40 of the 150 questions of Coin Flip's published test split" in table
+    assert "92.5" in table and "[80.1, 97.4]" in table  # 37 of 40, and its Wilson interval
+    assert "| **Fine-tune-CoT** | 280 of the teacher's rationales (the correct ones); 2 epochs |" \
+        in table
+    assert "| 300 gold answers, no rationale; 2 epochs | 50.0 [35.2, 64.8] | 40 | " \
+           "90.0 (n=30; step 60 of 70) |" in table
+    assert "text-davinci-002, answered 90.0% of the 311 training questions right; its 280" \
+        in " ".join(table.split())
+    assert "Socratic CoT (question-generator and sub-question-solver students): not evaluated: " \
+           "no correct decompositions to train on." in " ".join(table.split())
+    verdict = " ".join(table.split())
+    assert "Fine-tune-CoT 92.5% against answer-only 50.0% (+42.5 points) and the best " \
+           "prompting baseline, zero-shot, 52.5% (+40.0): Fine-tune-CoT beats both" in verdict
+    assert "Commit and hardware: not recorded" in verdict
+    assert "98.0" not in table and "52.0" not in table  # nothing of the committed run
+
+    lower = render.default_pipeline(render.load_reports(
+        _reports(tmp_path / "lower", fine_tune=(19, 40))))
+    assert "Fine-tune-CoT does not beat both; its Wilson interval overlaps both of theirs" \
+        in " ".join(lower.split())
+
+
+def test_the_readme_table_records_commit_and_hardware_where_the_reports_do(tmp_path):
+    device = {"cpu": "Example CPU", "cpu_capability": "AVX2", "cpu_bf16": False}
+    table = render.default_pipeline(render.load_reports(_reports(
+        tmp_path / "reports", extra={"commit": "0123456789abcdef", "device": device})))
+    assert "Run at commit 0123456789 on Example CPU (AVX2): smollm2-135m/fine_tune_cot," \
+        in " ".join(table.split())
+    assert "not recorded" not in table
+
+
+def test_stale_reports_are_an_error(tmp_path):
+    root = _reports(tmp_path / "reports")
+    summary = json.loads((root / "metrics.json").read_text())
+    summary["students"]["smollm2-135m/answer_only"] = 0.99
+    (root / "metrics.json").write_text(json.dumps(summary))
+    with pytest.raises(ValueError, match="disagree"):
+        render.load_reports(root)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_BEGIN}\n<!-- END table:default-pipeline -->\n")
+    assert render.main(["--check", "--only", "readme", "--readme", str(readme),
+                        "--reports", str(root)]) == 2
 
 
 def _row(dataset="coin_flip", method="fine_tune_cot", seed=0, correct=141, n=150, **extra):

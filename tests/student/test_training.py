@@ -314,3 +314,35 @@ def test_generation_runs_its_forward_passes_in_bf16_only_when_asked(tiny_model):
         outputs = generate(model, tokenizer, ["A coin is heads up. ###"], max_new_tokens=3,
                            batch_size=1, precision=precision)
         assert len(outputs) == 1 and seen and all(seen) == (precision == "bf16")
+
+
+def test_auto_packing_pads_batches_grouped_by_length_unless_attention_is_varlen(tiny_model,
+                                                                                tmp_path):
+    """With sdpa or eager attention a packed row attends over every example under a mask (more
+    work than padded rows of similar length), so auto pads, grouping examples by length."""
+    from transformers import AutoModelForCausalLM
+
+    from cotdistill.student.training import _varlen_attention
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert model.config._attn_implementation in ("sdpa", "eager")
+    assert not _varlen_attention(model)
+    model.config._attn_implementation = "flash_attention_2"
+    assert _varlen_attention(model)
+
+    seen = {}
+
+    from transformers import TrainerCallback
+
+    class Peek(TrainerCallback):
+        def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+            seen["strategy"] = args.train_sampling_strategy
+            seen["batch"] = next(iter(train_dataloader))
+
+    varied = [e.model_copy(update={"target": e.target * (1 + i % 3)})
+              for i, e in enumerate(EXAMPLES)]
+    hparams = HParams(max_steps=2, learning_rate=1e-3, batch_size=4)
+    train_student(varied, str(tiny_model), "k", hparams, tmp_path / "out", use_deepspeed=False,
+                  extra_callbacks=[Peek()])
+    assert seen["strategy"] == "group_by_length"
+    assert seen["batch"]["input_ids"].shape[0] == 4  # padded rows, not one packed row

@@ -116,7 +116,13 @@ class HParams(Section):
         "auto",
         description="Flatten each batch into one row, no padding (decoder-only students): "
                     "auto packs when nothing needs a row of its own (no task or example weights, "
-                    "no token-level KD, a decoder-only student); true insists, false never.")
+                    "no token-level KD, a decoder-only student) and the attention runs packed "
+                    "sequences apart (FlashAttention); with sdpa or eager attention a packed row "
+                    "costs more than padded rows grouped by length. true insists, false never.")
+    group_by_length: bool = Field(
+        True,
+        description="Padded batches of examples of similar length (the Trainer's "
+                    "LengthGroupedSampler, still shuffled): little padding without packing.")
     deepspeed_config: str | None = Field(
         None,
         description="A DeepSpeed JSON config (null: configs/deepspeed/zero2.json on GPUs, "

@@ -95,7 +95,8 @@ def train_student(
             task = METHODS[example.method].task_weight(example.task, hparams.rationale_weight)
             feature["weight"] = task * (example.weight if example.weight is not None else 1.0)
     packing = hparams.packing is True or (
-        hparams.packing == "auto" and not encoder_decoder and not weighted and hparams.kd is None)
+        hparams.packing == "auto" and not encoder_decoder and not weighted and hparams.kd is None
+        and _varlen_attention(model))
     kd_teacher, kd_figures = None, {}
     if hparams.kd is not None or weighted:
         if encoder_decoder or hparams.packing is True:
@@ -112,7 +113,9 @@ def train_student(
         deepspeed_setup.prepare_environment()
     with tempfile.TemporaryDirectory(prefix="cotdistill-train-") as scratch:
         arguments = TrainingArguments(**training_arguments(hparams, scratch, precision,
-                                                              use_deepspeed))
+                                                              use_deepspeed),
+                                      train_sampling_strategy="group_by_length"
+                                      if hparams.group_by_length and not packing else "random")
         callbacks = [_loss_recorder(result, on_log), *extra_callbacks]
         if selection is not None:
             callbacks.append(selection_callback(selection, tokenizer, on_val,
@@ -229,6 +232,16 @@ def _training_precision(hparams: HParams, use_deepspeed: bool, key: str) -> str:
 def two_stage_target(examples: list[CuratedExample], hparams: HParams) -> str:
     """The dataset two-stage CoT's second stage trains on (and selects on)."""
     return hparams.two_stage_dataset or examples[0].dataset
+
+
+def _varlen_attention(model) -> bool:
+    """Whether the model's attention runs packed rows as separate sequences (FlashAttention's
+    variable-length kernels). Other implementations (sdpa, eager) attend over the whole packed
+    row under a block-diagonal mask: batch x more attention work than padded rows of similar
+    length, which made packing 0.75x of padded batches in bf16 on a CPU
+    (benchmarks/train_throughput.py), so there ``auto`` pads batches grouped by length."""
+    implementation = getattr(model.config, "_attn_implementation", "") or ""
+    return implementation.startswith("flash_attention")
 
 
 def _collator(tokenizer, packing: bool):
