@@ -1,27 +1,42 @@
-"""Render docs/results.md's tables from reproduction/results.json.
+"""Render docs/results.md's tables from reproduction/results.json, and README.md's from reports/.
 
-    python scripts/render_results.py            # rewrite the tables of docs/results.md in place
-    python scripts/render_results.py --check    # exit 1 (with a diff) when the document differs
+    python scripts/render_results.py                 # rewrite the marked regions of both in place
+    python scripts/render_results.py --check         # exit 1 (with a diff) when either differs
+    python scripts/render_results.py --only readme   # one document: results | readme
 
 The tables live between marker comments, ``<!-- BEGIN table:NAME -->`` and
 ``<!-- END table:NAME -->``; everything between them is rewritten, the prose around them is left
-alone. Every figure in them comes from the rows that benchmarks/reproduce_table5.py wrote, or
-from that script's constants (the published Table 5 anchors, the table's fixed settings); none
-is typed by hand. tests/test_results_doc.py fails when the document and the file disagree.
+alone. Nothing between them is typed by hand:
+
+- docs/results.md: every figure comes from the rows that benchmarks/reproduce_table5.py wrote,
+  or from that script's constants (the published Table 5 anchors, the table's fixed settings).
+- README.md: the Quick start's figures come from the default pipeline's report files as
+  ``dvc repro`` wrote them under reports/ (the report stage's reports/metrics.json, each
+  student x method's reports/eval/S/M/metrics.json and reports/train/S/M/metrics.json and
+  val.csv, reports/curate.json, reports/prepare.json, reports/teacher.json); whatever they
+  hold, no value is assumed.
+
+tests/test_results_doc.py fails when a document and its files disagree.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import difflib
 import importlib.util
+import json
+import math
 import re
 import sys
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "results.md"
+README = REPO / "README.md"
+REPORTS = REPO / "reports"
 REGION = re.compile(
     r"(?P<begin><!-- BEGIN table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)"
     r"(?P<end><!-- END table:(?P=name) -->)", re.S)
@@ -322,60 +337,347 @@ TABLES = {"settings": settings, "table5": table5, "methods": methods, "seeds": s
           "details": details, "earlier": earlier}
 
 
-def render(document: str, rows: list[dict]) -> str:
-    """``document`` with every marked table rendered from ``rows``; an unknown, unclosed or
-    missing table is an error."""
+# ------------------------------------------------------------------------------------------
+# README.md: the default pipeline's figures, from the report files under reports/
+
+PROMPTING = ("zero_shot", "zero_shot_cot", "few_shot_cot")  # cotdistill.params.evaluate.BASELINES
+METHOD_LABELS = {
+    "fine_tune_cot": "Fine-tune-CoT",
+    "new_fine_tune_cot": "New-Fine-tune-CoT",
+    "answer_only": "answer-only",
+    "distill_step_by_step": "distilling step-by-step",
+    "two_stage_cot": "two-stage CoT",
+    "zero_shot": "zero-shot",
+    "zero_shot_cot": "zero-shot-CoT",
+    "few_shot_cot": "few-shot-CoT",
+    "socratic": "Socratic CoT",
+}
+METHOD_DETAILS = {  # the table's method cell, where the name alone says too little
+    "answer_only": "answer-only fine-tuning",
+    "zero_shot": "zero-shot prompt",
+    "few_shot_cot": "few-shot-CoT (exemplars: the teacher's rationales, clustered)",
+    "socratic": "Socratic CoT (question-generator and sub-question-solver students)",
+}
+TRAINED_ON = {  # what a trained method's examples are (the count comes from its train report)
+    "fine_tune_cot": "{k} of the teacher's rationales (the correct ones)",
+    "new_fine_tune_cot": "{k} of the teacher's few-shot rationales (the correct ones)",
+    "answer_only": "{k} gold answers, no rationale",
+    "socratic": "{k} examples of the sub-question solver",
+}
+
+
+def _json(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}: not valid JSON") from None
+
+
+def _validation(path: Path) -> list[tuple[int, float]]:
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [(int(row["step"]), float(row["val_accuracy"])) for row in csv.DictReader(handle)]
+
+
+def load_reports(root: Path = REPORTS) -> dict:
+    """What the default pipeline's last ``dvc repro`` wrote under ``root``: the report stage's
+    metrics (which student x method pairs it evaluated, in its order), each pair's evaluation
+    and training reports, and the curate, prepare and teacher reports."""
+    summary = _json(root / "metrics.json")
+    curation = _json(root / "curate.json")
+    if summary is None or curation is None:
+        raise ValueError(f"{root}: no metrics.json or curate.json (run `dvc repro`)")
+    pairs, skipped = [], []
+    for key, accuracy in summary.get("students", {}).items():
+        student, method = key.split("/", 1)
+        evaluated = _json(root / "eval" / student / method / "metrics.json")
+        if evaluated is None or "accuracy" not in evaluated:
+            raise ValueError(f"{root}/metrics.json names {key}, but {root}/eval/{key}/"
+                             "metrics.json has no accuracy (run `dvc repro`)")
+        if not math.isclose(evaluated["accuracy"], accuracy, abs_tol=1e-9):
+            raise ValueError(f"{root}/metrics.json and {root}/eval/{key}/metrics.json disagree "
+                             "(run `dvc repro`)")
+        folder = root / "train" / student / ("socratic_qa" if method == "socratic" else method)
+        pairs.append({"student": student, "method": method, "eval": evaluated,
+                      "train": _json(folder / "metrics.json"),
+                      "val": _validation(folder / "val.csv")})
+    for path in sorted(root.glob("eval/*/*/metrics.json")):
+        found = _json(path)
+        if found and "skipped" in found:
+            skipped.append((path.parent.parent.name, path.parent.name, found["skipped"]))
+    return {"root": root, "summary": summary, "curation": curation, "pairs": pairs,
+            "skipped": skipped, "prepare": _json(root / "prepare.json"),
+            "teacher": _json(root / "teacher.json")}
+
+
+def _correct(metrics: dict) -> int | None:
+    """The correct count behind an accuracy over n, when it is a whole number."""
+    count = metrics["accuracy"] * metrics["n"]
+    return round(count) if metrics["n"] and abs(count - round(count)) < 1e-6 else None
+
+
+def _interval(metrics: dict) -> tuple[float, float] | None:
+    correct = _correct(metrics)
+    return None if correct is None else harness.wilson_interval(correct, metrics["n"])
+
+
+def _test_cell(metrics: dict, bold: bool = False) -> str:
+    cell = f"**{pct(metrics['accuracy'])}**" if bold else pct(metrics["accuracy"])
+    interval = _interval(metrics)
+    return cell + (f" [{pct(interval[0])}, {pct(interval[1])}]" if interval else "")
+
+
+def _trained_on(pair: dict, curation: dict) -> str:
+    if pair["method"] in PROMPTING:
+        return "nothing: the untrained student, prompted"
+    train = pair["train"] or {}
+    if "skipped" in train:
+        return "not trained"
+    count = train.get("train_examples", (curation.get("examples") or {}).get(pair["method"]))
+    if count is None:
+        return "not recorded"
+    text = TRAINED_ON.get(pair["method"], "{k} curated examples").format(k=count)
+    epochs = train.get("epochs_trained")
+    if epochs is not None:
+        text += f"; {epochs:.3g} epoch" + ("" if float(epochs) == 1 else "s")
+    return text
+
+
+def _validation_cell(pair: dict) -> str:
+    train = pair["train"] or {}
+    history = pair["val"]
+    best = train.get("best_val_accuracy")
+    step = train.get("best_step")
+    if best is None and history:
+        step, best = max(history, key=lambda point: (point[1], -point[0]))
+    if best is None:
+        return "-"
+    where = []
+    if train.get("val_examples") is not None:
+        where.append(f"n={train['val_examples']}")
+    if step is not None:
+        where.append(f"step {step}" + (f" of {train['steps']}" if train.get("steps") else ""))
+    return pct(best) + (f" ({'; '.join(where)})" if where else "")
+
+
+def _datasets(reports: dict) -> list[str]:
+    return list(dict.fromkeys(d for pair in reports["pairs"]
+                              for d in pair["eval"].get("datasets", {})))
+
+
+def _caption(reports: dict) -> str:
+    prepared = (reports["prepare"] or {}).get("datasets", {})
+    parts = []
+    for dataset in _datasets(reports):
+        ns = sorted({pair["eval"]["datasets"][dataset]["n"] for pair in reports["pairs"]
+                     if dataset in pair["eval"].get("datasets", {})})
+        info = prepared.get(dataset, {})
+        split = ("published test split" if info.get("source") == "published" else "test split")
+        name = harness.DISPLAY.get(dataset, dataset)
+        if len(ns) == 1 and info.get("test") and ns[0] < info["test"]:
+            parts.append(f"the first {ns[0]} of the {info['test']} questions of {name}'s {split}, "
+                         "in the split's order")
+        elif len(ns) == 1 and info.get("test") == ns[0]:
+            parts.append(f"all {ns[0]} questions of {name}'s {split}")
+        else:
+            parts.append(f"{name}'s {split} (n: the table's)")
+    text = ("Test accuracy in % on " + "; ".join(parts)
+            + " (`reports/eval/<student>/<method>/metrics.json`), with its Wilson 95% interval; "
+            "validation: the best scoring of the training run on the validation split, whose "
+            "checkpoint is the trained model (`reports/train/<student>/<method>/`).")
+    curation = reports["curation"]
+    teacher = (reports["teacher"] or {}).get("teacher")
+    questions = sum(row.get("questions", 0) for row in curation.get("datasets", {}).values())
+    if None not in (curation.get("kept_rationales"), curation.get("teacher_accuracy")) \
+            and questions:
+        who = f"The teacher, {teacher}," if teacher else "The teacher"
+        text += (f" {who} answered {pct(curation['teacher_accuracy'])}% of the {questions} "
+                 f"training questions right; its {curation['kept_rationales']} correct "
+                 "rationales are what Fine-tune-CoT trains on (`reports/curate.json`).")
+    return text
+
+
+def _verdicts(reports: dict) -> list[str]:
+    """As the report stage's "Does distillation work?": Fine-tune-CoT against answer-only and
+    the best prompting baseline, per student and dataset, plus whether the intervals overlap."""
+    found = {(pair["student"], pair["method"]): pair["eval"] for pair in reports["pairs"]}
+    lines = []
+    for student in dict.fromkeys(pair["student"] for pair in reports["pairs"]):
+        cot, plain = found.get((student, "fine_tune_cot")), found.get((student, "answer_only"))
+        if cot is None or plain is None:
+            continue
+        for dataset, mine in cot.get("datasets", {}).items():
+            tried = [(found[(student, b)]["datasets"][dataset], b) for b in PROMPTING
+                     if dataset in found.get((student, b), {}).get("datasets", {})]
+            if dataset not in plain.get("datasets", {}) or not tried:
+                continue
+            best, name = max(tried, key=lambda item: item[0]["accuracy"])
+            other = plain["datasets"][dataset]
+            beats = mine["accuracy"] > other["accuracy"] and mine["accuracy"] > best["accuracy"]
+            text = (f"{student} on {harness.DISPLAY.get(dataset, dataset)}: Fine-tune-CoT "
+                    f"{pct(mine['accuracy'])}% against answer-only {pct(other['accuracy'])}% "
+                    f"({100 * (mine['accuracy'] - other['accuracy']):+.1f} points) and the best "
+                    f"prompting baseline, {METHOD_LABELS.get(name, name)}, "
+                    f"{pct(best['accuracy'])}% "
+                    f"({100 * (mine['accuracy'] - best['accuracy']):+.1f}): Fine-tune-CoT "
+                    + ("beats both" if beats else "does not beat both"))
+            intervals = [_interval(m) for m in (mine, other, best)]
+            if all(intervals):
+                apart = [label for label, interval in (("answer-only's", intervals[1]),
+                                                       (f"{METHOD_LABELS.get(name, name)}'s",
+                                                        intervals[2]))
+                         if intervals[0][0] > interval[1]]
+                text += ("; its Wilson interval lies above " + " and ".join(apart)
+                         if apart else "; its Wilson interval overlaps both of theirs")
+                if len(apart) == 1:
+                    text += ", and overlaps the other's"
+            lines.append(text + ".")
+    return lines
+
+
+def _provenance(reports: dict) -> str:
+    """The commit and hardware the figures came from, where the report files record them."""
+    root = reports["root"]
+    recorded, missing = defaultdict(list), []
+    for pair in reports["pairs"]:
+        label = f"{pair['student']}/{pair['method']}"
+        sources = [pair["eval"], pair["train"] or {}]
+        commit_ = next((s["commit"] for s in sources if s.get("commit")), None)
+        device_ = next((s["device"] for s in sources if s.get("device")), None)
+        if commit_ or device_:
+            recorded[(commit({"commit": commit_}), hardware.label(device_ or {}))].append(label)
+        else:
+            missing.append(label)
+    lines = [f"Run at commit {c} on {d}: {', '.join(labels)}."
+             for (c, d), labels in recorded.items()]
+    if missing:
+        which = "" if not recorded else f" for {', '.join(missing)}"
+        lines.append(
+            f"Commit and hardware: not recorded{which}: the report files "
+            f"(`{root.name}/eval/<student>/<method>/metrics.json`, "
+            f"`{root.name}/train/<student>/<method>/metrics.json`) carry neither; `dvc.lock` "
+            "records the code and data the run read, by hash.")
+    return " ".join(lines)
+
+
+def _prose(text: str) -> str:
+    return textwrap.fill(text, width=96, break_long_words=False, break_on_hyphens=False)
+
+
+def default_pipeline(reports: dict) -> str:
+    """README's Quick start table: every student x method the report stage evaluated, the
+    pairs it could not evaluate and why, the verdict, and the commit and hardware."""
+    datasets = _datasets(reports)
+    per_dataset = len(datasets) > 1
+    lines = [_prose(_caption(reports)), "",
+             "| student | method | trained on | test accuracy [Wilson 95%] | n | "
+             + "".join(f"{harness.DISPLAY.get(d, d)} | " for d in datasets if per_dataset)
+             + "best validation |",
+             "|---|---|---|---:|---:|" + "---:|" * (len(datasets) if per_dataset else 0)
+             + "---:|"]
+    for pair in reports["pairs"]:
+        method = pair["method"]
+        label = METHOD_DETAILS.get(method, METHOD_LABELS.get(method, method))
+        if method == "fine_tune_cot":
+            label = f"**{label}**"
+        found = pair["eval"].get("datasets", {})
+        cells = [pct(found[d]["accuracy"]) if d in found else "-"
+                 for d in datasets] if per_dataset else []
+        lines.append(f"| {pair['student']} | {label} | {_trained_on(pair, reports['curation'])} "
+                     f"| {_test_cell(pair['eval'], bold=method == 'fine_tune_cot')} | "
+                     f"{pair['eval']['n']} | " + "".join(c + " | " for c in cells)
+                     + f"{_validation_cell(pair)} |")
+    if not reports["pairs"]:
+        lines.append("| no student evaluated yet | | | | | |")
+    for student, method, reason in reports["skipped"]:
+        lines += ["", _prose(f"{student}, {METHOD_DETAILS.get(method, method)}: not "
+                             f"evaluated: {reason.rstrip('.')}.")]
+    verdicts = _verdicts(reports)
+    if verdicts:
+        lines += [""] + [textwrap.indent(_prose(f"- {line}"), "  ")[2:] for line in verdicts]
+    return "\n".join(lines + ["", _prose(_provenance(reports))])
+
+
+README_TABLES = {"default-pipeline": default_pipeline}
+
+
+def render(document: str, rows, tables: dict | None = None) -> str:
+    """``document`` with every marked table rendered from ``rows`` (docs/results.md's tables,
+    the default) or, with ``tables=README_TABLES``, from the reports that :func:`load_reports`
+    read; an unknown, unclosed or missing table is an error."""
+    tables = TABLES if tables is None else tables
     seen: list[str] = []
 
     def replace(match: re.Match) -> str:
         name = match["name"]
-        if name not in TABLES:
-            raise ValueError(f"unknown table {name!r} (known: {', '.join(TABLES)})")
+        if name not in tables:
+            raise ValueError(f"unknown table {name!r} (known: {', '.join(tables)})")
         seen.append(name)
-        return match["begin"] + TABLES[name](rows) + "\n" + match["end"]
+        return match["begin"] + tables[name](rows) + "\n" + match["end"]
 
     rendered = REGION.sub(replace, document)
     if len(BEGIN.findall(document)) != len(seen):
         raise ValueError("a <!-- BEGIN table:NAME --> marker has no matching END marker")
-    missing = [name for name in TABLES if name not in seen]
+    missing = [name for name in tables if name not in seen]
     if missing:
         raise ValueError(f"no region for table(s) {', '.join(missing)}")
     return rendered
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true",
-                        help="change nothing; exit 1 when the document differs from its rendering")
-    parser.add_argument("--doc", type=Path, default=DOC)
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    rows = harness.load_rows(args.results)
-    smoke = [row for row in rows if (row.get("settings") or {}).get("smoke")]
-    if smoke:
-        print(f"{args.results}: holds smoke rows; they are not results", file=sys.stderr)
-        return 2
-    document = args.doc.read_text(encoding="utf-8")
+def _target(name: str, doc: Path, source: Path, load, tables: dict, check: bool) -> int:
+    """Render (or with ``check``, compare) one document's regions; 0 up to date or rewritten,
+    1 differs, 2 cannot be rendered."""
     try:
-        rendered = render(document, rows)
-    except ValueError as exc:
-        print(f"{args.doc}: {exc}", file=sys.stderr)
+        data = load(source)
+        document = doc.read_text(encoding="utf-8")
+        rendered = render(document, data, tables)
+    except (ValueError, OSError) as exc:
+        print(f"{doc}: {exc}", file=sys.stderr)
         return 2
-    if args.check:
+    if check:
         if rendered != document:
             sys.stderr.writelines(difflib.unified_diff(
                 document.splitlines(keepends=True), rendered.splitlines(keepends=True),
-                str(args.doc), f"{args.doc} rendered from {args.results}"))
-            print(f"{args.doc} differs from {args.results}: run python "
-                  "scripts/render_results.py", file=sys.stderr)
+                str(doc), f"{doc} rendered from {source}"))
+            print(f"{doc} differs from {source}: run python scripts/render_results.py "
+                  f"--only {name}", file=sys.stderr)
             return 1
         return 0
     if rendered != document:
-        args.doc.write_text(rendered, encoding="utf-8")
-        print(f"{args.doc}: tables rendered from {args.results}")
+        doc.write_text(rendered, encoding="utf-8")
+        print(f"{doc}: tables rendered from {source}")
     else:
-        print(f"{args.doc}: up to date")
+        print(f"{doc}: up to date")
     return 0
+
+
+def _results_rows(path: Path) -> list[dict]:
+    rows = harness.load_rows(path)
+    if [row for row in rows if (row.get("settings") or {}).get("smoke")]:
+        raise ValueError(f"{path}: holds smoke rows; they are not results")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 when a document differs from its rendering")
+    parser.add_argument("--only", choices=("results", "readme"),
+                        help="one document: docs/results.md (results) or README.md (readme)")
+    parser.add_argument("--doc", type=Path, default=DOC, help="the results document")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="its rows")
+    parser.add_argument("--readme", type=Path, default=README, help="the README")
+    parser.add_argument("--reports", type=Path, default=REPORTS,
+                        help="the default pipeline's reports/ folder")
+    args = parser.parse_args(argv)
+    targets = {"results": (args.doc, args.results, _results_rows, TABLES),
+               "readme": (args.readme, args.reports, load_reports, README_TABLES)}
+    codes = [_target(name, *target, args.check) for name, target in targets.items()
+             if args.only in (None, name)]
+    return max(codes)
 
 
 if __name__ == "__main__":
