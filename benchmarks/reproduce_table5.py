@@ -159,7 +159,8 @@ def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[flo
 def row_key(row: dict) -> tuple:
     """A row's identity; legacy rows (an earlier format's figures, kept for the record) are
     never matched by a new run, so they are neither skipped for nor replaced by one."""
-    return (row["dataset"], row["student"], row["method"], row["seed"], bool(row.get("legacy")))
+    return (row["dataset"], row["student"], row["method"], row["seed"], bool(row.get("legacy")),
+            row.get("variant"))
 
 
 def sort_key(row: dict) -> tuple:
@@ -342,6 +343,8 @@ class Harness:
         self.args = args
         self.student = args.student
         self.seed = args.seed
+        # --precision fp32 / bf16: rows of their own (the bf16 check), beside auto's
+        self.variant = None if args.precision == "auto" else args.precision
         self.work_root = Path(args.work_root).resolve()
         self.results = Path(args.results).resolve()
         self.base = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
@@ -351,6 +354,8 @@ class Harness:
                              f"(have: {', '.join(students)})")
         self.spec = students[self.student]["model"]
         self.settings = dict(TABLE_SETTINGS)
+        self.settings.update({"train.hparams.precision": args.precision,
+                              "evaluate.precision": args.precision})
         if args.smoke:
             self.settings.update(SMOKE_SETTINGS)
         missing = [key for key in self.settings if not supported(key)]
@@ -407,7 +412,8 @@ class Harness:
         return params
 
     def work_dir(self, name: str) -> Path:
-        return self.work_root / (name if self.seed == 0 else f"{name}-seed{self.seed}")
+        name = name if self.seed == 0 else f"{name}-seed{self.seed}"
+        return self.work_root / (name if self.variant is None else f"{name}-{self.variant}")
 
     def write_params(self, work: Path, params: dict) -> None:
         work.mkdir(parents=True, exist_ok=True)
@@ -471,6 +477,7 @@ class Harness:
                  work: Path) -> dict:
         return {"dataset": dataset, "student": self.student if method != TEACHER else TEACHER_NAME,
                 "method": method, "seed": seed, "settings": settings,
+                **({"variant": self.variant} if self.variant else {}),
                 **({"settings_left_out": self.dropped} if self.dropped else {}),
                 "commit": commit(), "device": self.device,
                 "work_dir": self.shown(work),
@@ -694,8 +701,9 @@ class Harness:
 
     def key(self, dataset: str, method: str) -> tuple:
         if method == TEACHER:
-            return (dataset, TEACHER_NAME, TEACHER, None, False)
-        return (dataset, self.student, method, None if method in BASELINES else self.seed, False)
+            return (dataset, TEACHER_NAME, TEACHER, None, False, None)
+        return (dataset, self.student, method, None if method in BASELINES else self.seed, False,
+                self.variant)
 
     def expected_settings(self, dataset: str, method: str) -> dict:
         if method == TEACHER:
@@ -753,6 +761,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              f"{' and '.join(EXTRA)} on {' and '.join(EXTRA_DATASETS)} only)")
     parser.add_argument("--student", default=STUDENT,
                         help="a student of params.yaml's students section (default %(default)s)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="train and evaluate in this precision; fp32 or bf16 rows are kept "
+                             "beside auto's (the bf16 accuracy check)")
     parser.add_argument("--seed", type=int, default=0,
                         help="training seed (a second seed measures the noise between seeds; "
                              "untrained rows do not depend on it)")

@@ -184,7 +184,8 @@ def device(row: dict) -> str:
 
 
 def current(rows: list[dict]) -> list[dict]:
-    return [row for row in rows if not row.get("legacy")]
+    """The table's rows: not legacy, and at the table's own precision (auto)."""
+    return [row for row in rows if not row.get("legacy") and not row.get("variant")]
 
 
 def pick(rows: list[dict], dataset: str, student: str, method: str, seed) -> dict | None:
@@ -282,8 +283,37 @@ def seeds(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def precision_check(rows: list[dict]) -> str:
+    """Rows trained and evaluated at a forced precision (``--precision fp32``) beside the same
+    row at ``auto``, and the spread between seeds of that row where there is one."""
+    table = current(rows)
+    lines = ["| dataset | student | method | seed | auto: precision, accuracy | forced: precision, "
+             "accuracy | difference (points) | seed spread (points) |",
+             "|---|---|---|---:|---|---|---:|---:|"]
+    for forced in (row for row in rows if row.get("variant") and not row.get("legacy")):
+        base = pick(table, forced["dataset"], forced["student"], forced["method"],
+                    forced["seed"])
+        if base is None:
+            continue
+        spread = [r["accuracy"] for r in table
+                  if (r["dataset"], r["student"], r["method"])
+                  == (forced["dataset"], forced["student"], forced["method"])]
+        spread_cell = (f"{100 * (max(spread) - min(spread)):.1f}" if len(spread) > 1
+                       else "one seed only")
+        lines.append(
+            f"| {harness.DISPLAY.get(forced['dataset'], forced['dataset'])} | "
+            f"{forced['student']} | {forced['method']} | "
+            f"{'-' if forced['seed'] is None else forced['seed']} | "
+            f"{precision(base)}: {pct(base['accuracy'])} | "
+            f"{precision(forced)}: {pct(forced['accuracy'])} | "
+            f"{100 * abs(forced['accuracy'] - base['accuracy']):.1f} | {spread_cell} |")
+    if len(lines) == 2:
+        lines.append("| no row at a forced precision yet | | | | | | | |")
+    return "\n".join(lines)
+
+
 def details(rows: list[dict]) -> str:
-    rows = current(rows)
+    rows = [row for row in rows if not row.get("legacy")]
     parameters = student_parameters(rows)
     lines = ["| dataset | student | method | seed | n | correct | accuracy | Wilson 95% | "
              "training | precision (train / eval) | wall | commit | CPU | settings |",
@@ -334,6 +364,7 @@ def settings(rows: list[dict]) -> str:
 
 
 TABLES = {"settings": settings, "table5": table5, "methods": methods, "seeds": seeds,
+          "precision": precision_check,
           "details": details, "earlier": earlier}
 
 
