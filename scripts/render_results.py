@@ -692,12 +692,50 @@ def _results_rows(path: Path) -> list[dict]:
     return rows
 
 
+BENCHMARKS_DOC = REPO / "docs" / "benchmarks.md"
+THROUGHPUT = REPO / "benchmarks" / "results" / "train_throughput.json"
+
+
+def _throughput(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def train_throughput(run: dict) -> str:
+    """benchmarks/train_throughput.py's JSON: every setting, tokens/s and the ratio to the raw
+    step of the same precision, with the commit and device of the run."""
+    results = run["results"]
+    lines = [f"Device: {hardware.label(run['device'])}, torch {run['device'].get('torch')}; "
+             f"model {run['model']}; batch {run['batch_size']} x {run['length']} tokens, "
+             f"{run['steps']} measured steps each; commit {run.get('commit', 'not recorded')}; "
+             f"command `{run.get('command', 'python benchmarks/train_throughput.py')}`.", "",
+             "| setting | tokens/s | vs raw step, same precision | peak memory (GiB) |",
+             "|---|---:|---:|---:|"]
+    for name, figures in results.items():
+        raw = results.get(f"raw {figures['precision']}", {}).get("tokens_per_s")
+        ratio = f"{figures['tokens_per_s'] / raw:.2f}" if raw else "-"
+        lines.append(f"| {name} | {figures['tokens_per_s']:.1f} | {ratio} | "
+                     f"{figures['peak_mem_gib']:.2f} |")
+    raw32, raw16 = (results.get(f"raw {p}", {}).get("tokens_per_s") for p in ("fp32", "bf16"))
+    new16, old32 = (results.get(name, {}).get("tokens_per_s")
+                    for name in ("pipeline bf16", "pipeline (before) fp32"))
+    if raw32 and raw16:
+        lines += ["", f"bf16 / fp32, raw step: {raw16 / raw32:.2f}."]
+    if new16 and old32:
+        lines.append(f"The pipeline now (bf16, padded batches grouped by length) / before (fp32, "
+                     f"packed): {new16 / old32:.2f}.")
+    return "\n".join(lines)
+
+
+BENCHMARK_TABLES = {"train-throughput": train_throughput}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true",
                         help="change nothing; exit 1 when a document differs from its rendering")
-    parser.add_argument("--only", choices=("results", "readme"),
-                        help="one document: docs/results.md (results) or README.md (readme)")
+    parser.add_argument("--only", choices=("results", "readme", "benchmarks"),
+                        help="one document: docs/results.md (results), README.md (readme) or "
+                             "docs/benchmarks.md (benchmarks)")
     parser.add_argument("--doc", type=Path, default=DOC, help="the results document")
     parser.add_argument("--results", type=Path, default=RESULTS, help="its rows")
     parser.add_argument("--readme", type=Path, default=README, help="the README")
@@ -705,7 +743,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the default pipeline's reports/ folder")
     args = parser.parse_args(argv)
     targets = {"results": (args.doc, args.results, _results_rows, TABLES),
-               "readme": (args.readme, args.reports, load_reports, README_TABLES)}
+               "readme": (args.readme, args.reports, load_reports, README_TABLES),
+               "benchmarks": (BENCHMARKS_DOC, THROUGHPUT, _throughput, BENCHMARK_TABLES)}
     codes = [_target(name, *target, args.check) for name, target in targets.items()
              if args.only in (None, name)]
     return max(codes)

@@ -215,6 +215,30 @@ def test_rows_render_into_the_tables_and_seeds_into_the_noise_table():
     assert "differ" not in render.details(rows)
 
 
+def test_a_forced_precision_row_sits_beside_auto_and_the_seed_spread_not_in_the_table():
+    auto = {**_row(), "precision": {"train": "bf16", "evaluate": "bf16"}}
+    fp32 = {**_row(correct=138), "variant": "fp32",
+            "precision": {"train": "fp32", "evaluate": "fp32"}}
+    rows = [auto, _row(seed=1, correct=120), fp32]
+    check = render.precision_check(rows)
+    assert "| Coin Flip | smollm2-135m | fine_tune_cot | 0 |" in check
+    assert "| bf16 / bf16: 94.0 | fp32 / fp32: 92.0 | 2.0 | 14.0 |" in check
+    coin = next(line for line in render.table5(rows).splitlines()
+                if line.startswith("| Coin Flip | smollm2"))
+    assert "94.0 [89.0, 96.8]" in coin  # the table shows auto's row, not the forced one
+    assert "no row at a forced precision yet" in render.precision_check([auto])
+
+
+def test_the_throughput_section_is_rendered_from_the_benchmarks_json(tmp_path, capsys):
+    assert render.main(["--check", "--only", "benchmarks"]) == 0
+    run = json.loads(render.THROUGHPUT.read_text())
+    text = render.train_throughput(run)
+    raw = run["results"]["raw bf16"]["tokens_per_s"]
+    new = run["results"]["pipeline bf16"]["tokens_per_s"]
+    assert f"| pipeline bf16 | {new:.1f} | {new / raw:.2f} |" in text
+    assert run["device"]["cpu"] in text and "commit" in text
+
+
 def test_a_row_with_other_settings_is_marked():
     row = _row()
     row["settings"]["train.hparams.epochs"] = 1
