@@ -346,3 +346,20 @@ def test_auto_packing_pads_batches_grouped_by_length_unless_attention_is_varlen(
                   extra_callbacks=[Peek()])
     assert seen["strategy"] == "group_by_length"
     assert seen["batch"]["input_ids"].shape[0] == 4  # padded rows, not one packed row
+
+
+def test_generation_leaves_the_callers_random_state_as_it_was(tiny_model):
+    """Validation scoring runs inside training: reseeding the global generator there would
+    change the run's later data order and dropout, so the model would depend on select_every."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from cotdistill.lm.generation import generate
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    generate(model, tokenizer, ["A coin is heads up. ###"], max_new_tokens=3, batch_size=1,
+             temperature=0.7, seed=5)
+    assert torch.equal(torch.rand(3), expected)

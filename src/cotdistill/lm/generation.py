@@ -26,6 +26,10 @@ class Generated:
     tokens: list[str] | None = None  # with top_logprobs: the generated tokens' texts
 
 
+def _rng_devices() -> list[int]:
+    return [torch.cuda.current_device()] if torch.cuda.is_available() else []
+
+
 def _cut(text: str, stops: list[str]) -> str:
     for stop in stops:
         position = text.find(stop)
@@ -70,22 +74,25 @@ def generate(
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
             batch = tokenizer([prompts[i] for i in indices], return_tensors="pt", padding=True)
-            torch.manual_seed(seed * 1_000_003 + indices[0])
-            with autocast(precision):
-                output = model.generate(
-                    **batch,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=sampling,
-                    temperature=temperature if sampling else None,
-                    top_p=None,
-                    top_k=None,
-                    pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id,
-                    stop_strings=stop or None,
-                    tokenizer=tokenizer if stop else None,
-                    return_dict_in_generate=True,
-                    output_logits=bool(top_logprobs),
-                )
+            # the batch's own seed, without touching the caller's random state: validation
+            # scoring inside a training run must not change the run's data order or dropout
+            with torch.random.fork_rng(devices=_rng_devices()):
+                torch.manual_seed(seed * 1_000_003 + indices[0])
+                with autocast(precision):
+                    output = model.generate(
+                        **batch,
+                        max_new_tokens=max_new_tokens,
+                        do_sample=sampling,
+                        temperature=temperature if sampling else None,
+                        top_p=None,
+                        top_k=None,
+                        pad_token_id=tokenizer.pad_token_id,
+                        eos_token_id=tokenizer.eos_token_id,
+                        stop_strings=stop or None,
+                        tokenizer=tokenizer if stop else None,
+                        return_dict_in_generate=True,
+                        output_logits=bool(top_logprobs),
+                    )
             steps = output.logits
             output = output.sequences
             # decoder-only outputs repeat the prompt; encoder-decoder outputs are new text after
