@@ -312,6 +312,71 @@ def precision_check(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+PREDICTIONS = REPO / "reproduction" / "predictions"
+# "a op b = c" as the students write it (numbers with commas or decimals; x, *, ×, /, ÷)
+COMPUTATION = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*([-+x*×/÷])\s*(\d[\d,]*(?:\.\d+)?)\s*=\s*"
+                         r"(-?\d[\d,]*(?:\.\d+)?)")
+
+
+def computations(text: str) -> tuple[int, int]:
+    """Explicit two-operand computations in ``text`` and how many of them are wrong."""
+    total = wrong = 0
+    for left, op, right, result in COMPUTATION.findall(text):
+        a, b, c = (float(x.replace(",", "")) for x in (left, right, result))
+        value = {"+": a + b, "-": a - b, "x": a * b, "*": a * b, "×": a * b,
+                 "/": a / b if b else None, "÷": a / b if b else None}[op]
+        total += 1
+        wrong += value is None or abs(value - c) > 1e-6 * max(1.0, abs(value))
+    return total, wrong
+
+
+def _predictions(row: dict) -> list[dict] | None:
+    spec = importlib.util.spec_from_file_location(
+        "collect_predictions", REPO / "scripts" / "collect_predictions.py")
+    module = sys.modules.get("collect_predictions")
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["collect_predictions"] = module
+        spec.loader.exec_module(module)
+    path = module.destination(row)
+    if not path.is_file():
+        return None
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def errors(rows: list[dict]) -> str:
+    """What the students' wrong answers are made of, from the committed predictions
+    (scripts/collect_predictions.py): answers that never came (cut off, or no "-->"), and, in
+    rationales, explicit computations "a op b = c" whose result is wrong."""
+    lines = ["| dataset | student | method | seed | correct / n | no answer | explicit computations "
+             "(wrong) | wrong answers with a wrong computation | mean output (characters) |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        if row.get("legacy") or row["method"] == harness.TEACHER:
+            continue
+        records = _predictions(row)
+        if records is None:
+            continue
+        counted = [computations(record["output"]) for record in records]
+        total, wrong = sum(c[0] for c in counted), sum(c[1] for c in counted)
+        wrong_answers = [c for c, record in zip(counted, records) if not record["correct"]]
+        with_bad = sum(1 for c in wrong_answers if c[1])
+        missing = sum(record["prediction"] is None for record in records)
+        mean = sum(len(record["output"]) for record in records) / len(records)
+        name = row["method"] + (f" ({row['variant']})" if row.get("variant") else "")
+        lines.append(
+            f"| {harness.DISPLAY.get(row['dataset'], row['dataset'])} | {row['student']} | {name} | "
+            f"{'-' if row['seed'] is None else row['seed']} | {row['correct']} / {row['n']} | "
+            f"{missing} | {total} ({wrong}; {100 * wrong / total:.0f}%)" if total else
+            f"| {harness.DISPLAY.get(row['dataset'], row['dataset'])} | {row['student']} | {name} | "
+            f"{'-' if row['seed'] is None else row['seed']} | {row['correct']} / {row['n']} | "
+            f"{missing} | 0")
+        lines[-1] += f" | {with_bad} of {len(wrong_answers)} | {mean:.0f} |"
+    if len(lines) == 2:
+        lines.append("| no predictions collected yet | | | | | | | | |")
+    return "\n".join(lines)
+
+
 def details(rows: list[dict]) -> str:
     rows = [row for row in rows if not row.get("legacy")]
     parameters = student_parameters(rows)
@@ -364,7 +429,7 @@ def settings(rows: list[dict]) -> str:
 
 
 TABLES = {"settings": settings, "table5": table5, "methods": methods, "seeds": seeds,
-          "precision": precision_check,
+          "precision": precision_check, "errors": errors,
           "details": details, "earlier": earlier}
 
 

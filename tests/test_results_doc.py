@@ -321,3 +321,31 @@ def test_hardware_description_names_the_cpu(tmp_path):
     assert hardware.auto_precision({"cpu_bf16": True, "gpu": None}) == "bf16"
     assert hardware.auto_precision({"cpu_bf16": True, "gpu": "X", "gpu_bf16": False}) == "fp32"
     assert hardware.label({"cpu": "C", "cpu_capability": "AVX2", "cpu_bf16": False}) == "C (AVX2)"
+
+
+def test_explicit_computations_are_checked_by_their_arithmetic():
+    assert render.computations("42 - 9 = 27. Then 21*21=441, and 1,200 + 300 = 1,500.") == (3, 1)
+    assert render.computations("8 / 0 = 4") == (1, 1)  # no division by zero is right
+    assert render.computations("She has 5 apples --> 5") == (0, 0)
+
+
+def test_predictions_are_collected_only_for_the_run_that_made_the_row(tmp_path):
+    collect = sys.modules["collect_predictions"] if "collect_predictions" in sys.modules else \
+        _load("collect_predictions", REPO / "scripts" / "collect_predictions.py")
+    folder = tmp_path / "reproduction" / "coin_flip" / "reports" / "eval" / "smollm2-135m" / \
+        "fine_tune_cot"
+    folder.mkdir(parents=True)
+    records = [{"dataset": "coin_flip", "output": "--> yes", "prediction": "yes",
+                "correct": i < 3} for i in range(4)]
+    (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    row = {**_row(correct=3, n=4), "work_dir": "reproduction/coin_flip"}
+    out = tmp_path / "out"
+    original = collect.OUT
+    collect.OUT = out
+    try:
+        assert collect.collect([row], tmp_path) == (1, [])
+        assert (out / "coin_flip" / "smollm2-135m" / "fine_tune_cot.jsonl").is_file()
+        copied, skipped = collect.collect([{**row, "correct": 2}], tmp_path)
+        assert copied == 0 and "another run" in skipped[0]
+    finally:
+        collect.OUT = original

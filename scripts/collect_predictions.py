@@ -1,0 +1,68 @@
+"""Copy the predictions behind every row of ``reproduction/results.json`` out of the (ignored)
+work directories into ``reproduction/predictions/``, so that what a figure is made of is committed
+beside it and ``scripts/render_results.py`` can say why a figure falls short from the outputs
+themselves (answers that never came, arithmetic that is wrong).
+
+    python scripts/collect_predictions.py [--root DIR]   # DIR: where the work directories are
+
+A file is copied only when its correct count equals the row's, so a work directory that moved
+on since the row was written (another seed, a rerun) is never passed off as the row's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "reproduction" / "results.json"
+OUT = REPO / "reproduction" / "predictions"
+
+
+def destination(row: dict) -> Path:
+    """reproduction/predictions/<dataset>/<student>/<method>[-seedN][-variant].jsonl"""
+    name = row["method"] + (f"-seed{row['seed']}" if row.get("seed") else "") + (
+        f"-{row['variant']}" if row.get("variant") else "")
+    return OUT / row["dataset"] / row["student"] / f"{name}.jsonl"
+
+
+def collect(rows: list[dict], root: Path) -> tuple[int, list[str]]:
+    copied, skipped = 0, []
+    for row in rows:
+        if row.get("legacy") or row["method"] == "teacher" or not row.get("work_dir"):
+            continue
+        source = (root / row["work_dir"] / "reports" / "eval" / row["student"] / row["method"]
+                  / "predictions.jsonl")
+        if not source.is_file():
+            skipped.append(f"{source}: missing")
+            continue
+        records = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()]
+        mine = [record for record in records if record["dataset"] == row["dataset"]]
+        if sum(record["correct"] for record in mine) != row["correct"] or len(mine) != row["n"]:
+            skipped.append(f"{source}: holds another run than the row's")
+            continue
+        target = destination(row)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n"
+                                  for record in mine), encoding="utf-8")
+        copied += 1
+    return copied, skipped
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=REPO,
+                        help="the checkout whose reproduction/ work directories ran the rows")
+    args = parser.parse_args()
+    rows = json.loads(RESULTS.read_text(encoding="utf-8"))["rows"]
+    copied, skipped = collect(rows, args.root)
+    print(f"{copied} prediction files in {OUT}")
+    for line in skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
