@@ -377,6 +377,40 @@ def errors(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+LAST_LETTER = re.compile(r'The last letter of "([^"]+)" is "([^"]*)"')
+
+
+def letter_errors(record: dict) -> tuple[bool, bool]:
+    """(a stated last letter is wrong, the stated letters are right but the answer is not
+    their concatenation) for one Last Letters output."""
+    stated = LAST_LETTER.findall(record["output"])
+    misread = any(word[-1:].lower() != letter.lower() for word, letter in stated)
+    joined = "".join(letter for _, letter in stated).lower()
+    return misread, bool(stated) and not misread and (record["prediction"] or "") != joined
+
+
+def last_letters(rows: list[dict]) -> str:
+    """Where Last Letters students go wrong: reading a word's last letter, or joining them."""
+    lines = ["| student | method | seed | correct / n | a last letter misread | letters right, "
+             "joined wrong |", "|---|---|---:|---:|---:|---:|"]
+    for row in rows:
+        if row.get("legacy") or row["dataset"] != "last_letter_concatenation" \
+                or row["method"] == harness.TEACHER:
+            continue
+        records = _predictions(row)
+        if records is None:
+            continue
+        flags = [letter_errors(record) for record in records]
+        name = row["method"] + (f" ({row['variant']})" if row.get("variant") else "")
+        lines.append(f"| {row['student']} | {name} | "
+                     f"{'-' if row['seed'] is None else row['seed']} | "
+                     f"{row['correct']} / {row['n']} | {sum(f[0] for f in flags)} | "
+                     f"{sum(f[1] for f in flags)} |")
+    if len(lines) == 2:
+        lines.append("| no Last Letters predictions collected yet | | | | | |")
+    return "\n".join(lines)
+
+
 def details(rows: list[dict]) -> str:
     rows = [row for row in rows if not row.get("legacy")]
     parameters = student_parameters(rows)
@@ -429,7 +463,7 @@ def settings(rows: list[dict]) -> str:
 
 
 TABLES = {"settings": settings, "table5": table5, "methods": methods, "seeds": seeds,
-          "precision": precision_check, "errors": errors,
+          "precision": precision_check, "errors": errors, "last-letters": last_letters,
           "details": details, "earlier": earlier}
 
 

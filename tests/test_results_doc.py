@@ -349,3 +349,15 @@ def test_predictions_are_collected_only_for_the_run_that_made_the_row(tmp_path):
         assert copied == 0 and "another run" in skipped[0]
     finally:
         collect.OUT = original
+
+
+def test_last_letters_errors_are_told_apart_misread_from_joined_wrong():
+    misread = {"output": 'The last letter of "Lloyd" is "y".\nThe last letter of "Ann" is "n". '
+                         '--> yn', "prediction": "yn"}
+    joined = {"output": 'The last letter of "Ana" is "a".\nThe last letter of "Bo" is "o". '
+                        '--> oa', "prediction": "oa"}
+    right = {"output": 'The last letter of "Ana" is "a".\nThe last letter of "Bo" is "o". '
+                       '--> ao', "prediction": "ao"}
+    assert render.letter_errors(misread) == (True, False)
+    assert render.letter_errors(joined) == (False, True)
+    assert render.letter_errors(right) == (False, False)
