@@ -344,6 +344,10 @@ def _predictions(row: dict) -> list[dict] | None:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def _method_cell(row: dict) -> str:
+    return row["method"] + (f" ({row['variant']})" if row.get("variant") else "")
+
+
 def errors(rows: list[dict]) -> str:
     """What the students' wrong answers are made of, from the committed predictions
     (scripts/collect_predictions.py): answers that never came (cut off, or no "-->"), and, in
@@ -363,15 +367,12 @@ def errors(rows: list[dict]) -> str:
         with_bad = sum(1 for c in wrong_answers if c[1])
         missing = sum(record["prediction"] is None for record in records)
         mean = sum(len(record["output"]) for record in records) / len(records)
-        name = row["method"] + (f" ({row['variant']})" if row.get("variant") else "")
+        computed = f"{total} ({wrong}; {100 * wrong / total:.0f}%)" if total else "0"
         lines.append(
-            f"| {harness.DISPLAY.get(row['dataset'], row['dataset'])} | {row['student']} | {name} | "
-            f"{'-' if row['seed'] is None else row['seed']} | {row['correct']} / {row['n']} | "
-            f"{missing} | {total} ({wrong}; {100 * wrong / total:.0f}%)" if total else
-            f"| {harness.DISPLAY.get(row['dataset'], row['dataset'])} | {row['student']} | {name} | "
-            f"{'-' if row['seed'] is None else row['seed']} | {row['correct']} / {row['n']} | "
-            f"{missing} | 0")
-        lines[-1] += f" | {with_bad} of {len(wrong_answers)} | {mean:.0f} |"
+            f"| {harness.DISPLAY.get(row['dataset'], row['dataset'])} | {row['student']} | "
+            f"{_method_cell(row)} | {'-' if row['seed'] is None else row['seed']} | "
+            f"{row['correct']} / {row['n']} | {missing} | {computed} | "
+            f"{with_bad} of {len(wrong_answers)} | {mean:.0f} |")
     if len(lines) == 2:
         lines.append("| no predictions collected yet | | | | | | | | |")
     return "\n".join(lines)
@@ -401,8 +402,7 @@ def last_letters(rows: list[dict]) -> str:
         if records is None:
             continue
         flags = [letter_errors(record) for record in records]
-        name = row["method"] + (f" ({row['variant']})" if row.get("variant") else "")
-        lines.append(f"| {row['student']} | {name} | "
+        lines.append(f"| {row['student']} | {_method_cell(row)} | "
                      f"{'-' if row['seed'] is None else row['seed']} | "
                      f"{row['correct']} / {row['n']} | {sum(f[0] for f in flags)} | "
                      f"{sum(f[1] for f in flags)} |")
