@@ -14,7 +14,7 @@ import argparse
 import os
 import time
 
-from cotdistill.datasets import DATASETS
+from cotdistill.catalog import DATASETS
 from cotdistill.datasets.decontaminate import decontaminate
 from cotdistill.datasets.published import LOADERS
 from cotdistill.datasets.sources import MIRROR_ENV, FileSource

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-from cotdistill.methods.format import ANSWER_SEPARATOR
+from cotdistill.prompts import ANSWER_SEPARATOR
 
 # "The answer is", and the wording of our own triggers (cotdistill.prompts.TRIGGERS): "the
 # answer (arabic numerals) is", "among A through F, the answer is". A restatement in another

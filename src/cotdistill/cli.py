@@ -20,8 +20,8 @@ import typer
 
 from cotdistill import __version__
 from cotdistill.errors import CotdistillError
-from cotdistill.methods.registry import METHODS
 from cotdistill.params.evaluate import BASELINES
+from cotdistill.params.train import METHOD_NAMES
 
 app = typer.Typer(
     help="Chain-of-thought distillation: teacher rationales -> curated data -> students.",
@@ -33,8 +33,8 @@ log = logging.getLogger("cotdistill")
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="The params file to read.")]
 StudentOption = Annotated[str, typer.Option(help="A student name from the students section.")]
-# help texts name what the registries hold, so a new method shows up without editing this file
-MethodOption = Annotated[str, typer.Option(help=f"A training method: {', '.join(METHODS)}.")]
+# help texts name what params accepts, so a new method shows up without editing this file
+MethodOption = Annotated[str, typer.Option(help=f"A training method: {', '.join(METHOD_NAMES)}.")]
 BaselineOption = Annotated[str, typer.Option(
     "--method", help=f"A prompting baseline: {', '.join(BASELINES)}.")]
 
@@ -82,9 +82,7 @@ def _check_choice(kind: str, name: str, known: Iterable[str]) -> None:
 
 
 def _check_method(method: str) -> None:
-    from cotdistill.methods.registry import METHODS
-
-    _check_choice("method", method, METHODS)
+    _check_choice("method", method, METHOD_NAMES)
 
 
 def _unified_enabled(settings, wanted: bool) -> None:

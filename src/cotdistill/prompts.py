@@ -1,6 +1,6 @@
 """Zero-shot-CoT prompts (Kojima et al. 2022) as Fine-tune-CoT uses them: two steps; the
 few-shot-CoT block of worked examples (Wei et al. 2022) that the baselines and the few-shot
-teacher pass share; and how a student sees a question.
+teacher pass share; and how a student sees a question and writes its answer.
 
 Step 1 asks for a rationale; step 2 appends it and an answer trigger worded for the answer
 type, and reads the answer. Every task (dataset) may set its own templates
@@ -24,6 +24,16 @@ TRIGGERS = {
     "text": "Therefore, the answer is",
 }
 STUDENT = "{question}"
+
+# The student's text format that every method shares, and that answer reading relies on.
+# Fine-tune-CoT (Ho et al. 2023) and New-Fine-tune-CoT train on ``{q} ###`` ->
+# `` {rationale} --> {answer}``; answer-only on ``{q} ###`` -> `` {answer}``; distilling
+# step-by-step (Hsieh et al. 2023) makes two examples of each rationale, ``[answer] {q} ###`` ->
+# `` {answer}`` and ``[rationale] {q} ###`` -> `` {rationale}``, tagged with their task so that
+# training can weight them. The tokenizer's EOS token is appended to every target at training
+# time (it is tokenizer-specific, so it is not written into curated data).
+PROMPT_SUFFIX = " ###"
+ANSWER_SEPARATOR = " --> "
 PROMPT_ID = "zs_cot@" + hashlib.sha256(repr((REASONING, TRIGGERS)).encode()).hexdigest()[:8]
 
 
@@ -80,3 +90,12 @@ def few_shot_block(exemplars: list[dict]) -> str:
         f"Q: {e['question']}\nA: {e['rationale'].strip()} The answer is {e['answer']}.\n\n"
         for e in exemplars
     )
+
+
+def student_text(input_text: str, target: str | None, encoder_decoder: bool) -> tuple[str, str | None]:
+    """The (input, target) a student of its family sees: decoder-only students continue
+    ``{q} ###`` with `` {rationale} --> {answer}``; encoder-decoder students (T5) read the bare
+    question and write the rationale and answer (Fine-tune-CoT's format for each family)."""
+    if not encoder_decoder:
+        return input_text, target
+    return input_text.removesuffix(PROMPT_SUFFIX), target.strip() if target is not None else None

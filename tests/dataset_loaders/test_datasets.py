@@ -6,13 +6,14 @@ import re
 
 import pytest
 
-from cotdistill.datasets import DATASETS
+from cotdistill.catalog import DATASETS
 from cotdistill.datasets.build import prepare
 from cotdistill.datasets.splits import (
     first_per_dataset,
     normalize_question,
     split_indices,
 )
+from cotdistill.datasets import synthetic
 from cotdistill.datasets.synthetic import (
     census_first_names,
     coin_flip,
@@ -30,6 +31,10 @@ COIN_FLIP = re.compile(
 LAST_LETTERS = re.compile(
     r'^Take the last letters of each words in "(?P<words>[^"]+)" and concatenate them\.$'
 )
+
+
+def test_a_generator_for_every_generated_dataset_of_the_catalog():
+    assert set(synthetic.GENERATORS) == {name for name, spec in DATASETS.items() if spec.generated}
 
 
 def _coin_flip_steps(question: str) -> list[str]:

@@ -15,7 +15,8 @@ import pytest
 from support.repo import REPO
 
 from cotdistill.answers import normalize_gold, parse_number
-from cotdistill.datasets import DATASETS, PublishedDataset, published
+from cotdistill.catalog import DATASETS
+from cotdistill.datasets import PublishedDataset, published
 from cotdistill.datasets.published import LOADERS
 from cotdistill.datasets.sources import FileSource, RemoteFile, checksum
 from cotdistill.errors import CotdistillError

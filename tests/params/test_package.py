@@ -15,8 +15,7 @@ import cotdistill.params
 PACKAGE = Path(cotdistill.params.__file__).parent
 MODULES = sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem != "__init__")
 # what cotdistill.params.* may import from cotdistill besides its own modules
-ALLOWED = {"cotdistill.errors", "cotdistill.datasets", "cotdistill.prompts",
-           "cotdistill.methods.registry"}
+ALLOWED = {"cotdistill.errors", "cotdistill.catalog", "cotdistill.prompts"}
 
 
 def _cotdistill_imports(tree: ast.AST) -> set[str]:

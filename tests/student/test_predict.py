@@ -17,7 +17,7 @@ from support.cli import cotdistill, one_error_line
 from support.teacher_runs import coin_questions
 from typer.testing import CliRunner
 
-from cotdistill.methods.format import student_text
+from cotdistill.prompts import student_text
 from cotdistill.methods.registry import METHODS
 from cotdistill.records import CuratedExample, PreparedExample
 

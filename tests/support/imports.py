@@ -39,13 +39,18 @@ def _is_package(name: str, known: dict[str, Path]) -> bool:
     return name in known and known[name].name == "__init__.py"
 
 
-def imports_of(name: str, known: dict[str, Path], *, top_level: bool = False) -> set[str]:
-    """The package modules that module ``name`` imports, directly (``top_level``: only the
-    imports made when the module is imported, not those inside its functions)."""
+def import_sites(name: str, known: dict[str, Path], *,
+                 top_level: bool = False) -> list[tuple[int, str]]:
+    """(line, module) for each package module that module ``name`` imports, directly
+    (``top_level``: only the imports made when the module is imported, not those inside its
+    functions). Importing ``a.b.c`` also names ``a.b`` and ``a``, except ``name``'s own
+    ancestors."""
     tree = ast.parse(known[name].read_text(encoding="utf-8"))
     package = name if _is_package(name, known) else name.rpartition(".")[0]
-    targets: set[str] = set()
+    own = set(_ancestors(name)) | ({name} if _is_package(name, known) else set())
+    sites: set[tuple[int, str]] = set()
     for node in (tree.body if top_level else ast.walk(tree)):
+        targets: set[str] = set()
         if isinstance(node, ast.Import):
             targets.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -56,15 +61,18 @@ def imports_of(name: str, known: dict[str, Path], *, top_level: bool = False) ->
                 base = ".".join(anchor + ([base] if base else []))
             targets.add(base)
             targets.update(f"{base}.{alias.name}" for alias in node.names)
-    own = set(_ancestors(name)) | ({name} if _is_package(name, known) else set())
-    edges = set()
-    for target in targets:
-        if target not in known:
-            continue
-        edges.add(target)
-        edges.update(a for a in _ancestors(target) if a in known and a not in own)
-    edges.discard(name)
-    return edges
+        for target in targets:
+            if target not in known:
+                continue
+            sites.add((node.lineno, target))
+            sites.update((node.lineno, a) for a in _ancestors(target)
+                         if a in known and a not in own)
+    return sorted((line, target) for line, target in sites if target != name)
+
+
+def imports_of(name: str, known: dict[str, Path], *, top_level: bool = False) -> set[str]:
+    """The package modules that module ``name`` imports (see :func:`import_sites`)."""
+    return {target for _, target in import_sites(name, known, top_level=top_level)}
 
 
 def graph() -> dict[str, set[str]]:

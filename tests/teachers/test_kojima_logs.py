@@ -80,7 +80,7 @@ def test_every_published_log_parses_and_scores_like_the_paper():
     published = {"addsub": 69.62, "coin_flip": 91.40, "date_understanding": 67.48,
                  "gsm8k": 40.71, "last_letter_concatenation": 57.60, "multiarith": 78.67,
                  "tracking_shuffled_objects": 52.40, "single_eq": 77.95}
-    from cotdistill.datasets import DATASETS
+    from cotdistill.catalog import DATASETS
 
     source = FileSource(MIRROR, REPO / ".no-cache", download=False)
     for dataset, figure in published.items():
@@ -141,7 +141,7 @@ def test_a_dataset_without_a_log_is_a_clear_error():
 
 
 def test_every_one_of_the_twelve_benchmarks_has_a_pinned_log():
-    from cotdistill.datasets import DATASETS
+    from cotdistill.catalog import DATASETS
 
     assert set(LOGS) == {name for name, spec in DATASETS.items() if not spec.generated}
     assert {dataset: log_file(dataset).path for dataset in NEW} == {

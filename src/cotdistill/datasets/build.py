@@ -24,7 +24,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cotdistill.datasets import DATASETS, RawExample
+from cotdistill.catalog import DATASETS
+from cotdistill.datasets import RawExample
 from cotdistill.datasets.decontaminate import decontaminate
 from cotdistill.datasets.sources import FileSource
 from cotdistill.datasets.splits import normalize_question, split_indices
@@ -99,7 +100,9 @@ def _load(entry: DatasetEntry, params: PrepareParams, source: FileSource | None,
                        _repeats(len(data.examples), assignment), data.normalised)
     spec = DATASETS[entry.name]
     if spec.generated:
-        raw = spec.build(params.seed, params.num_examples, params.num_items)
+        from cotdistill.datasets.synthetic import GENERATORS
+
+        raw = GENERATORS[spec.name](params.seed, params.num_examples, params.num_items)
         assignment = split_indices(
             [example.question for example in raw], seed=params.seed,
             val_fraction=params.val_fraction, test_fraction=params.test_fraction)

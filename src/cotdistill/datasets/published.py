@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cotdistill.answers import normalize_gold
-from cotdistill.datasets import DATASETS, PublishedDataset, RawExample
+from cotdistill.catalog import DATASETS
+from cotdistill.datasets import PublishedDataset, RawExample
 from cotdistill.datasets.sources import FileSource, RemoteFile
 from cotdistill.errors import CotdistillError
 

@@ -95,3 +95,11 @@ def last_letter_concatenation(seed: int, num_examples: int, num_items: int = 4) 
                    "concatenated?", answer),)
         examples.append(RawExample(question, answer, subquestions=steps))
     return examples
+
+
+# the generated datasets of cotdistill.catalog, by name: (seed, num_examples, num_items) ->
+# examples
+GENERATORS = {
+    "coin_flip_generated": coin_flip,
+    "last_letter_concatenation_generated": last_letter_concatenation,
+}

@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cotdistill import answers
-from cotdistill.methods.format import ANSWER_SEPARATOR, PROMPT_SUFFIX
-from cotdistill.prompts import DEFAULT, TaskPrompts
+from cotdistill.prompts import ANSWER_SEPARATOR, DEFAULT, PROMPT_SUFFIX, TaskPrompts
 from cotdistill.records import PreparedExample
 
 

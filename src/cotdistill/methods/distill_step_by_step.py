@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cotdistill.methods.base import Method
-from cotdistill.methods.format import PROMPT_SUFFIX
+from cotdistill.prompts import PROMPT_SUFFIX
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from cotdistill.datasets import DATASETS
+from cotdistill.catalog import DATASETS
 from cotdistill.errors import CotdistillError
 from cotdistill.params.base import NAME, Section, check_known_datasets
 from cotdistill.params.curate import CurateParams

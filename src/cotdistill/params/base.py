@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
-from cotdistill.datasets import DATASETS
+from cotdistill.catalog import DATASETS
 
 # student names (and so directories under models/ and reports/): no separators, no leading dot
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from cotdistill.methods.registry import METHODS
 from cotdistill.params.base import Precision, Section
+
+# The distillation methods by name. ``cotdistill.methods.registry.METHODS`` holds one of each
+# (a test keeps the two in step), so that params validates a name without importing the
+# methods: params sits below them (tests/test_architecture.py, LAYERS).
+MethodName = Literal["fine_tune_cot", "new_fine_tune_cot", "answer_only", "distill_step_by_step",
+                     "two_stage_cot"]
+METHOD_NAMES: tuple[str, ...] = get_args(MethodName)
 
 
 class Student(Section):
@@ -169,6 +175,7 @@ class TrainParams(Section):
     @classmethod
     def _known_methods(cls, names: list[str]) -> list[str]:
         for name in names:
-            if name not in METHODS:
-                raise ValueError(f"unknown method {name!r} (known: {', '.join(sorted(METHODS))})")
+            if name not in METHOD_NAMES:
+                raise ValueError(
+                    f"unknown method {name!r} (known: {', '.join(sorted(METHOD_NAMES))})")
         return names

@@ -15,7 +15,7 @@ from cotdistill.errors import CotdistillError
 from cotdistill.lm.generation import generate
 from cotdistill.lm.precision import resolve as resolve_precision
 from cotdistill.lm.store import load_causal_lm
-from cotdistill.methods.format import student_text
+from cotdistill.prompts import student_text
 from cotdistill.methods.registry import METHODS
 from cotdistill.params import EvaluateParams, Params
 from cotdistill.student.evaluation import record_results, score, test_examples

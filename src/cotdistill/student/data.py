@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cotdistill.methods.format import student_text
+from cotdistill.prompts import student_text
 
 IGNORE = -100
 MISSING = -1e4  # log-probability marking an empty slot of a sparse teacher distribution

@@ -23,13 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cotdistill import layout, prompts, tracking
-from cotdistill.datasets import DATASETS
+from cotdistill.catalog import DATASETS
 from cotdistill.datasets.published import with_choices
 from cotdistill.errors import CotdistillError
-from cotdistill.methods.format import ANSWER_SEPARATOR, student_text
 from cotdistill.methods.registry import METHODS
 from cotdistill.params import Params
-from cotdistill.prompts import TaskPrompts
+from cotdistill.prompts import ANSWER_SEPARATOR, TaskPrompts, student_text
 from cotdistill.records import PreparedExample
 
 MLFLOW_SCHEME = "models:/"

@@ -50,7 +50,7 @@ class ValidationSelection:
 
     def accuracy(self, model, tokenizer, precision: str = "fp32") -> float:
         from cotdistill.lm.generation import generate
-        from cotdistill.methods.format import student_text
+        from cotdistill.prompts import student_text
 
         encoder_decoder = bool(model.config.is_encoder_decoder)
         prompts = [student_text(self.prompt(e), None, encoder_decoder)[0]

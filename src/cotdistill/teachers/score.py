@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cotdistill import answers
-from cotdistill.datasets import DATASETS
+from cotdistill.catalog import DATASETS
 from cotdistill.errors import CotdistillError
 from cotdistill.teachers.completion_dataset import read_completion_dataset
 
