@@ -11,10 +11,10 @@ import pytest
 from cotdistill.atomic import atomic_dir, atomic_file, write_text
 from cotdistill.errors import CotdistillError
 from cotdistill.jsonl import read_records, write_records
-from cotdistill.methods.new_fine_tune_cot.exemplars import Exemplar
 from cotdistill.methods.socratic.decompositions import Decomposition
 from cotdistill.paths import repo_root
 from cotdistill.records import (
+    ClusteredExemplar,
     CuratedExample,
     Prediction,
     PreparedExample,
@@ -185,7 +185,7 @@ def test_a_usage_field_of_the_wrong_type_names_its_path(tmp_path):
                    input="q ###", target=" yes"),
     Prediction(id="a", dataset="coin_flip", student="s", method="m", output="yes",
                prediction=None, answer="yes", correct=False),
-    Exemplar(dataset="coin_flip", cluster=0, rank=1, distance=0.5, id="a", question="q",
+    ClusteredExemplar(dataset="coin_flip", cluster=0, rank=1, distance=0.5, id="a", question="q",
              rationale="r", answer="yes", source="a#0"),
     Decomposition(id="a", dataset="gsm8k", source="gold", pairs=[("q1", "a1")],
                   final_answer="1", correct=True),

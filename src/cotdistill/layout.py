@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+from cotdistill.errors import CotdistillError
 
 PREPARED = Path("data/prepared")
 PREPARE_REPORT = Path("reports/prepare.json")
@@ -39,3 +42,18 @@ def train_reports(student: str, method: str) -> Path:
 
 def eval_reports(student: str, method: str) -> Path:
     return Path("reports/eval") / student / method
+
+
+def read_train_info(model_dir: Path, *, missing: str) -> dict:
+    """A trained model's ``train_info.json``, read one way by every stage that loads a model;
+    ``missing`` is the error when there is none (it says what to run first)."""
+    path = Path(model_dir) / TRAIN_INFO
+    if not path.is_file():
+        raise CotdistillError(missing)
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CotdistillError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(info, dict):
+        raise CotdistillError(f"{path}: not a JSON object")
+    return info

@@ -106,3 +106,18 @@ class Prediction(_Record):
     prediction: str | None
     answer: str
     correct: bool
+
+
+class ClusteredExemplar(_Record):
+    """One few-shot exemplar of New-Fine-tune-CoT (``data/exemplars.jsonl``): the question
+    nearest its k-means cluster's centre whose teacher rationale was correct."""
+
+    dataset: str
+    cluster: int
+    rank: int  # position of the chosen question in its cluster's distance order (0: nearest)
+    distance: float  # to the cluster centre
+    id: str
+    question: str
+    rationale: str
+    answer: str
+    source: str  # "<id>#<sample>": the zero-shot-CoT completion it came from

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from cotdistill.errors import CotdistillError
-from cotdistill.params import load_params, read_params_yaml
+from cotdistill.params import load_params
+from cotdistill.params.yaml_reader import read_params_yaml
 
 
 def _write(tmp_path: Path, text: str | bytes, name: str = "params.yaml") -> Path:

@@ -110,8 +110,12 @@ def test_metrics_are_visible_to_dvc(pipeline):
     metrics = json.loads(shown.stdout)
     files = next(iter(metrics.values()))["data"]
     assert "reports/metrics.json" in files
-    accuracy = files["reports/eval/tiny/answer_only/metrics.json"]["data"]["accuracy"]
-    assert 0.0 <= accuracy <= 1.0
+    shown_metrics = files["reports/eval/tiny/answer_only/metrics.json"]["data"]
+    # what DVC shows is the score of the predictions the stage wrote, question by question
+    predictions = [json.loads(line) for line in (
+        repo / "reports/eval/tiny/answer_only/predictions.jsonl").read_text().splitlines()]
+    assert shown_metrics["n"] == len(predictions) > 0
+    assert shown_metrics["accuracy"] == sum(p["correct"] for p in predictions) / len(predictions)
 
 
 def test_the_loss_fell_for_every_run(pipeline):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from support.teacher_runs import coin_questions
 
+from cotdistill.errors import CotdistillError
 from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import (
     fewshot_prompt,
     shots_id,
@@ -48,3 +50,15 @@ def test_given_exemplars_are_written_unclustered_and_used_by_both_few_shot_promp
                              f"is no.\n\n")
     assert prompt.endswith(f"Q: {questions[0].question}\nA:")
     assert shots_id(chosen).startswith("fs_cot@")
+
+
+def test_the_baseline_reads_exemplars_as_the_few_shot_teacher_does_naming_a_bad_line(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    good = {"dataset": "coin_flip", "cluster": 0, "rank": 0, "distance": 0.0, "id": "cf-1",
+            **SHOTS[0], "source": "params"}
+    (tmp_path / "data/exemplars.jsonl").write_text(
+        json.dumps(good) + "\n" + json.dumps({**good, "cluster": "first"}) + "\n")
+    with pytest.raises(CotdistillError, match=r"data/exemplars\.jsonl:2: .*cluster"):
+        load_exemplars()

@@ -262,13 +262,27 @@ def test_token_level_kd_to_a_teacher_sharing_the_tokenizer(tiny_model, tmp_path)
                       use_deepspeed=False)
 
 
-def test_rationale_weight_zero_trains_only_the_answer_task(tiny_model, tmp_path):
-    tasks = [e.model_copy(update={"task": "answer", "target": " no"}) for e in EXAMPLES]
-    tasks += [e.model_copy(update={"task": "rationale", "target": " Ann flips it."}) for e in EXAMPLES]
-    hparams = HParams(max_steps=10, learning_rate=3e-3, batch_size=4, rationale_weight=0.0)
-    result = train_student(tasks, str(tiny_model), "k", hparams, tmp_path / "out",
+def test_rationale_weight_zero_leaves_the_rationale_task_unlearned(tiny_model, tmp_path):
+    """distill_step_by_step weights its rationale task by ``rationale_weight``: at 0 a run on
+    its rationale examples alone changes no weight, while its answer examples still train."""
+    dss = [e.model_copy(update={"method": "distill_step_by_step"}) for e in EXAMPLES]
+    rationales = [e.model_copy(update={"task": "rationale", "target": " Ann flips it."})
+                  for e in dss]
+    answers = [e.model_copy(update={"task": "answer", "target": " no"}) for e in dss]
+    hparams = HParams(max_steps=3, learning_rate=3e-3, batch_size=4, rationale_weight=0.0)
+    before = _weights(tiny_model)
+
+    silent = train_student(rationales, str(tiny_model), "k", hparams, tmp_path / "r",
                            use_deepspeed=False)
-    assert result.steps == 10 and result.final_loss < result.first_loss
+    assert silent.steps == 3 and silent.final_loss == 0.0
+    assert all(torch.equal(before[name], tensor)
+               for name, tensor in _weights(tmp_path / "r").items())
+
+    learned = train_student(answers, str(tiny_model), "k", hparams, tmp_path / "a",
+                            use_deepspeed=False)
+    assert learned.final_loss > 0.0
+    assert any(not torch.equal(before[name], tensor)
+               for name, tensor in _weights(tmp_path / "a").items())
 
 
 def test_example_weights_reach_the_loss(tiny_model, tmp_path):

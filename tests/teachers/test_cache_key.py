@@ -8,12 +8,12 @@ unless that is the intent, and say so in the changelog.
 from __future__ import annotations
 
 from cotdistill import prompts
-from cotdistill.methods.new_fine_tune_cot.exemplars import Exemplar
 from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import (
     fewshot_prompt,
     shots_id,
 )
 from cotdistill.params import TeacherParams
+from cotdistill.records import ClusteredExemplar
 from cotdistill.teachers.engine import answer_step, rationale_step, request_key
 from cotdistill.teachers.openai import OpenAIBackend
 from cotdistill.teachers.transformers import TransformersBackend
@@ -49,7 +49,7 @@ def test_the_openai_teachers_keys_are_pinned():
 
 
 def test_the_few_shot_teachers_prompt_and_key_are_pinned():
-    shots = [Exemplar(dataset="coin_flip", cluster=0, rank=0, distance=0.5, id="coin_flip-00001",
+    shots = [ClusteredExemplar(dataset="coin_flip", cluster=0, rank=0, distance=0.5, id="coin_flip-00001",
                       source="coin_flip-00001#0", question="A coin is tails up. "
                       "Bo flips the coin. Is the coin still tails up?",
                       rationale="Bo flips it once, so it is heads up.", answer="no")]

@@ -19,8 +19,9 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from cotdistill.errors import CotdistillError
-from cotdistill.params import Params, load_params, read_params_yaml
+from cotdistill.params import Params, load_params
 from cotdistill.params.base import Section
+from cotdistill.params.yaml_reader import read_params_yaml
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,14 @@ Usage: ``cotdistill baseline --student smollm2-135m --method zero_shot_cot``.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 
 from cotdistill import answers, layout, prompts, tracking
 from cotdistill.errors import CotdistillError
+from cotdistill.jsonl import read_records
 from cotdistill.params import Params
 from cotdistill.params.evaluate import BASELINES
-from cotdistill.records import PreparedExample
+from cotdistill.records import ClusteredExemplar, PreparedExample
 
 EXEMPLARS = layout.EXEMPLARS
 ANSWER_STOPS = ["\n\n", "\nQ:"]
@@ -43,13 +43,13 @@ def zero_shot_prompt(example: PreparedExample) -> str:
 
 
 def load_exemplars() -> dict[str, list[dict]]:
+    """The exemplars stage's shots by dataset, validated as the few-shot teacher reads them (a
+    malformed line names the file and line)."""
     if not EXEMPLARS.is_file():
         raise CotdistillError(f"{EXEMPLARS}: not found (run `cotdistill exemplars` first)")
     by_dataset: dict[str, list[dict]] = defaultdict(list)
-    for line in EXEMPLARS.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            by_dataset[row["dataset"]].append(row)
+    for shot in read_records(EXEMPLARS, ClusteredExemplar, allow_empty=True):
+        by_dataset[shot.dataset].append(shot.model_dump())
     return by_dataset
 
 

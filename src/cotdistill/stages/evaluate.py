@@ -8,16 +8,13 @@ Usage: ``cotdistill evaluate --student smollm2-135m --method fine_tune_cot``.
 
 from __future__ import annotations
 
-import json
-
 from cotdistill import layout, prompts, tracking
-from cotdistill.errors import CotdistillError
 from cotdistill.lm.generation import generate
 from cotdistill.lm.precision import resolve as resolve_precision
 from cotdistill.lm.store import load_causal_lm
-from cotdistill.prompts import student_text
 from cotdistill.methods.registry import METHODS
 from cotdistill.params import EvaluateParams, Params
+from cotdistill.prompts import student_text
 from cotdistill.student.evaluation import record_results, score, test_examples
 
 
@@ -25,9 +22,8 @@ def run(params: Params, student: str, method: str) -> dict:
     """The stage: generate on test with a trained student, score, record."""
     settings: EvaluateParams = params.evaluate
     model_dir = layout.model_dir(student, method)
-    info_path = model_dir / layout.TRAIN_INFO
-    if not info_path.is_file():
-        raise CotdistillError(f"{model_dir}: no trained model (run `cotdistill train` first)")
+    info = layout.read_train_info(
+        model_dir, missing=f"{model_dir}: no trained model (run `cotdistill train` first)")
     examples = test_examples(settings)
     tracking.use_experiment(params.mlflow)  # an unusable store fails before the generation
     model, tokenizer = load_causal_lm(str(model_dir), f"models/{student}/{method}",
@@ -42,7 +38,6 @@ def run(params: Params, student: str, method: str) -> dict:
                          precision=settings.precision)
     predictions = score(examples, [g.text for g in generated], student, method,
                         METHODS[method].read)
-    info = json.loads(info_path.read_text(encoding="utf-8"))
     return record_results(
         params, student, method, predictions, training_run_id=info.get("run_id"),
         lineage={"test": layout.prepared("test"), "model": model_dir},

@@ -16,14 +16,14 @@ import logging
 from cotdistill import layout
 from cotdistill.jsonl import read_records, write_records
 from cotdistill.methods.new_fine_tune_cot.embeddings import embed
-from cotdistill.methods.new_fine_tune_cot.exemplars import Exemplar, select_exemplars
+from cotdistill.methods.new_fine_tune_cot.exemplars import select_exemplars
 from cotdistill.params import Params
-from cotdistill.records import PreparedExample, TeacherCompletion
+from cotdistill.records import ClusteredExemplar, PreparedExample, TeacherCompletion
 
 log = logging.getLogger(__name__)
 
 
-def run(params: Params) -> list[Exemplar]:
+def run(params: Params) -> list[ClusteredExemplar]:
     settings = params.exemplars
     tasks = params.prepare.tasks()
     given = {name: task.exemplars for name, task in tasks.items() if task.exemplars}
@@ -41,7 +41,7 @@ def run(params: Params) -> list[Exemplar]:
         )
     for dataset in dict.fromkeys(example.dataset for example in examples):
         if dataset in given:
-            chosen += [Exemplar(dataset=dataset, cluster=i, rank=0, distance=0.0,
+            chosen += [ClusteredExemplar(dataset=dataset, cluster=i, rank=0, distance=0.0,
                                 id=f"{dataset}-exemplar-{i}", source="params", **shot)
                        for i, shot in enumerate(given[dataset])]
             log.info("exemplars: %s: %d given in its prompts", dataset, len(given[dataset]))

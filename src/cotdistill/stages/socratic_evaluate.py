@@ -20,7 +20,6 @@ from pathlib import Path
 
 from cotdistill import layout
 from cotdistill.atomic import publish, write_text
-from cotdistill.errors import CotdistillError
 from cotdistill.methods.socratic.decompose import select_examples
 from cotdistill.methods.socratic.students import (
     PAIR_METHOD,
@@ -44,12 +43,10 @@ log = logging.getLogger(__name__)
 def _trained(student: str, method: str) -> tuple[Path, dict]:
 
     model_dir = layout.model_dir(student, method)
-    info_path = model_dir / layout.TRAIN_INFO
-    if not info_path.is_file():
-        role = method.removeprefix("socratic_")
-        raise CotdistillError(f"{model_dir}: no trained model (run `cotdistill socratic-train "
-                              f"--student {student} --role {role}` first)")
-    return model_dir, json.loads(info_path.read_text(encoding="utf-8"))
+    role = method.removeprefix("socratic_")
+    return model_dir, layout.read_train_info(model_dir, missing=(
+        f"{model_dir}: no trained model (run `cotdistill socratic-train --student {student} "
+        f"--role {role}` first)"))
 
 
 def _completer(model_dir: Path, *, max_new_tokens: int, batch_size: int, stop: list[str],

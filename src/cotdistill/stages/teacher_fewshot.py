@@ -20,11 +20,10 @@ from cotdistill.atomic import publish, write_text
 from cotdistill.datasets.splits import first_per_dataset
 from cotdistill.errors import CotdistillError
 from cotdistill.jsonl import read_records, write_records
-from cotdistill.methods.new_fine_tune_cot.exemplars import Exemplar
 from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import run_teacher_fewshot
 from cotdistill.params import Params
 from cotdistill.paths import teacher_cache
-from cotdistill.records import PreparedExample
+from cotdistill.records import ClusteredExemplar, PreparedExample
 from cotdistill.teachers.engine import quiet_http_logs
 from cotdistill.teachers.registry import make_backend
 
@@ -50,7 +49,7 @@ def run(params: Params) -> dict:
     limit = fewshot.max_questions if fewshot.max_questions is not None \
         else settings.max_questions
     examples = first_per_dataset(read_records(layout.prepared("train"), PreparedExample), limit)
-    shots = read_records(layout.EXEMPLARS, Exemplar, allow_empty=True)
+    shots = read_records(layout.EXEMPLARS, ClusteredExemplar, allow_empty=True)
     quiet_http_logs()
     records, run_ = run_teacher_fewshot(examples, shots, settings, backend, teacher_cache(),
                                         hint_wrong=fewshot.hints, fewshot=fewshot,

@@ -14,7 +14,6 @@ Usage: ``cotdistill predict models/smollm2-135m/fine_tune_cot "A coin is heads u
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -88,14 +87,8 @@ def load_student(ref: str, params: Params):
     if not path.is_dir():
         raise CotdistillError(f"{ref}: no such model directory (give models/STUDENT/METHOD "
                               f"or a models:/ URI)")
-    info_path = path / layout.TRAIN_INFO
-    if not info_path.is_file():
-        raise CotdistillError(f"{ref}: not a trained student (no {layout.TRAIN_INFO}; run "
-                              f"`cotdistill train` first)")
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CotdistillError(f"{info_path}: unreadable ({exc})") from None
+    info = layout.read_train_info(path, missing=(
+        f"{ref}: not a trained student (no {layout.TRAIN_INFO}; run `cotdistill train` first)"))
     # train writes the method; a directory's name is its method too (models/<student>/<method>)
     method = _known_method(info.get("method") or path.resolve().name, ref)
     model, tokenizer = load_causal_lm(str(path), ref, for_generation=True)

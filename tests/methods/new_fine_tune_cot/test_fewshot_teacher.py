@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from cotdistill import prompts
 from cotdistill.curation.select import curate, curation_stats
-from cotdistill.methods.new_fine_tune_cot.exemplars import Exemplar
 from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import (
     HINT_ID,
     TEMPLATE_ID,
@@ -18,7 +17,7 @@ from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import (
     stated_answer,
 )
 from cotdistill.params import CurateParams, FewshotParams, TeacherParams
-from cotdistill.records import PreparedExample
+from cotdistill.records import ClusteredExemplar, PreparedExample
 from cotdistill.teachers.base import Completion
 from cotdistill.teachers.transformers import TransformersBackend
 
@@ -29,10 +28,10 @@ def ex(id: str, question: str, answer: str, dataset: str = "coin_flip") -> Prepa
 
 
 SHOTS = [
-    Exemplar(dataset="coin_flip", cluster=0, rank=0, distance=0.1, id="cf-x",
+    ClusteredExemplar(dataset="coin_flip", cluster=0, rank=0, distance=0.1, id="cf-x",
              question="A coin is heads up. Zed flips the coin. Is it heads up?",
              rationale="Zed flips it once, so it is tails.", answer="no", source="cf-x#0"),
-    Exemplar(dataset="coin_flip", cluster=1, rank=0, distance=0.2, id="cf-y",
+    ClusteredExemplar(dataset="coin_flip", cluster=1, rank=0, distance=0.2, id="cf-y",
              question="A coin is heads up. Nobody flips the coin. Is it heads up?",
              rationale="Nobody flips it, so it stays heads.", answer="yes", source="cf-y#1"),
 ]

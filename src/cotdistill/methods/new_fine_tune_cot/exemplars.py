@@ -15,23 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
-
-from cotdistill.records import PreparedExample, TeacherCompletion
-
-
-class Exemplar(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    dataset: str
-    cluster: int
-    rank: int  # position of the chosen question in its cluster's distance order (0: nearest)
-    distance: float  # to the cluster centre
-    id: str
-    question: str
-    rationale: str
-    answer: str
-    source: str  # "<id>#<sample>": the zero-shot-CoT completion it came from
+from cotdistill.records import ClusteredExemplar, PreparedExample, TeacherCompletion
 
 
 def cluster_order(embeddings: np.ndarray, k: int, seed: int) -> list[list[tuple[int, float]]]:
@@ -51,7 +35,7 @@ def pick_exemplars(
     examples: list[PreparedExample], completions: list[TeacherCompletion],
     clusters: list[list[tuple[int, float]]], *, max_question_chars: int | None = None,
     max_rationale_chars: int | None = None,
-) -> list[Exemplar]:
+) -> list[ClusteredExemplar]:
     """Per cluster, the nearest question with a correct teacher rationale within the limits."""
     correct: dict[str, list[TeacherCompletion]] = defaultdict(list)
     for completion in sorted(completions, key=lambda c: c.sample):
@@ -68,7 +52,7 @@ def pick_exemplars(
             if not fitting:
                 continue
             source = fitting[0]
-            chosen.append(Exemplar(
+            chosen.append(ClusteredExemplar(
                 dataset=example.dataset, cluster=cluster, rank=rank, distance=round(distance, 6),
                 id=example.id, question=example.question, rationale=source.rationale,
                 answer=example.answer, source=f"{source.id}#{source.sample}",
@@ -81,7 +65,7 @@ def select_exemplars(
     examples: list[PreparedExample], completions: list[TeacherCompletion], embeddings: np.ndarray,
     *, k: int, seed: int, max_question_chars: int | None = None,
     max_rationale_chars: int | None = None,
-) -> list[Exemplar]:
+) -> list[ClusteredExemplar]:
     """Exemplars for every dataset: each clustered on its own (rows of ``embeddings`` follow
     ``examples``)."""
     asked = {completion.id for completion in completions}

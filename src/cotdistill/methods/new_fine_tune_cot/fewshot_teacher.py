@@ -38,9 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cotdistill import answers, prompts
-from cotdistill.methods.new_fine_tune_cot.exemplars import Exemplar
 from cotdistill.params import FewshotParams, TeacherParams
-from cotdistill.records import PreparedExample, TeacherCompletion, Usage
+from cotdistill.records import ClusteredExemplar, PreparedExample, TeacherCompletion, Usage
 from cotdistill.teachers.base import Backend, Completion
 from cotdistill.teachers.cache import ResponseCache
 from cotdistill.teachers.engine import (
@@ -62,7 +61,7 @@ HINT_ID = "hint@" + hashlib.sha256(HINT.encode()).hexdigest()[:8]
 _STATED = re.compile(r"answer is", re.I)
 
 
-def shots_id(shots: list[Exemplar], task: prompts.TaskPrompts = prompts.DEFAULT) -> str:
+def shots_id(shots: list[ClusteredExemplar], task: prompts.TaskPrompts = prompts.DEFAULT) -> str:
     """The prompt id of a dataset's few-shot prompt: template hash + exemplar-set hash."""
     if not shots:
         return task.prompt_id
@@ -70,7 +69,7 @@ def shots_id(shots: list[Exemplar], task: prompts.TaskPrompts = prompts.DEFAULT)
     return f"{TEMPLATE_ID}+{digest.hexdigest()[:8]}"
 
 
-def fewshot_prompt(question: str, shots: list[Exemplar],
+def fewshot_prompt(question: str, shots: list[ClusteredExemplar],
                    task: prompts.TaskPrompts = prompts.DEFAULT) -> str:
     """The dataset's exemplar blocks then the question; its zero-shot-CoT prompt with none."""
     if not shots:
@@ -148,7 +147,7 @@ class FewshotRun:
 
 
 def run_teacher_fewshot(
-    examples: list[PreparedExample], exemplars: list[Exemplar], params: TeacherParams,
+    examples: list[PreparedExample], exemplars: list[ClusteredExemplar], params: TeacherParams,
     backend: Backend, cache_path: Path, *, hint_wrong: bool,
     fewshot: FewshotParams = FewshotParams(), tasks: prompts.Tasks | None = None,
 ) -> tuple[list[TeacherCompletion], FewshotRun]:
@@ -160,7 +159,7 @@ def run_teacher_fewshot(
     stats = CallStats()
     budget = make_budget(params, backend)
     cache = ResponseCache(cache_path)
-    shots: dict[str, list[Exemplar]] = defaultdict(list)
+    shots: dict[str, list[ClusteredExemplar]] = defaultdict(list)
     for exemplar in exemplars:
         shots[exemplar.dataset].append(exemplar)
     rs, ans = rationale_step(params), answer_step(params)
