@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import csv
 import difflib
-import importlib.util
 import json
 import math
 import re
@@ -43,16 +42,13 @@ REGION = re.compile(
 BEGIN = re.compile(r"<!-- BEGIN table:")
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+# the harness (and the hardware module beside it) and the predictions collector, imported as
+# the modules they are
+sys.path[:0] = [str(REPO / "benchmarks"), str(REPO / "scripts")]
+import collect_predictions  # noqa: E402
+import hardware  # noqa: E402
+import reproduce_table5 as harness  # noqa: E402
 
-
-harness = _load("reproduce_table5", REPO / "benchmarks" / "reproduce_table5.py")
-hardware = sys.modules["hardware"]
 RESULTS = harness.RESULTS
 NOT_RUN = "not run"
 
@@ -331,14 +327,7 @@ def computations(text: str) -> tuple[int, int]:
 
 
 def _predictions(row: dict) -> list[dict] | None:
-    spec = importlib.util.spec_from_file_location(
-        "collect_predictions", REPO / "scripts" / "collect_predictions.py")
-    module = sys.modules.get("collect_predictions")
-    if module is None:
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["collect_predictions"] = module
-        spec.loader.exec_module(module)
-    path = module.destination(row)
+    path = collect_predictions.destination(row)
     if not path.is_file():
         return None
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
@@ -411,6 +400,19 @@ def last_letters(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _run_cells(row: dict, student: str) -> str:
+    """dataset | student | method | seed | n | correct | accuracy | Wilson 95%: the cells the
+    details and the earlier runs' tables share."""
+    low, high = row["wilson95"]
+    return (f"{harness.DISPLAY.get(row['dataset'], row['dataset'])} | {student} | "
+            f"{row['method']} | {'-' if row['seed'] is None else row['seed']} | {row['n']} | "
+            f"{row['correct']} | {pct(row['accuracy'])} | {pct(low)}-{pct(high)}")
+
+
+def _wall(row: dict) -> str:
+    return seconds((row.get("wall_s") or {}).get("total"))
+
+
 def details(rows: list[dict]) -> str:
     rows = [row for row in rows if not row.get("legacy")]
     parameters = student_parameters(rows)
@@ -418,15 +420,11 @@ def details(rows: list[dict]) -> str:
              "training | precision (train / eval) | wall | commit | CPU | settings |",
              "|---|---|---|---:|---:|---:|---:|---|---|---|---:|---|---|---|"]
     for row in rows:
-        low, high = row["wilson95"]
         changed = differences(row)
         lines.append(
-            f"| {harness.DISPLAY.get(row['dataset'], row['dataset'])} | "
-            f"{student_label(row['student'], parameters)} | {row['method']} | "
-            f"{'-' if row['seed'] is None else row['seed']} | {row['n']} | {row['correct']} | "
-            f"{pct(row['accuracy'])} | {pct(low)}-{pct(high)} | {training(row)} | "
-            f"{precision(row)} | {seconds((row.get('wall_s') or {}).get('total'))} | "
-            f"{commit(row)} | {device(row)} | "
+            f"| {_run_cells(row, student_label(row['student'], parameters))} | "
+            f"{training(row)} | {precision(row)} | {_wall(row)} | {commit(row)} | "
+            f"{device(row)} | "
             f"{'differ: ' + ', '.join(changed) if changed else 'the table' + chr(39) + 's'} |")
     if not rows:
         lines.append("| no row run yet | | | | | | | | | | | | | |")
@@ -439,13 +437,8 @@ def earlier(rows: list[dict]) -> str:
              "settings (where they differ from the table's) | precision | wall | what it is |",
              "|---|---|---|---:|---:|---:|---:|---|---|---|---:|---|"]
     for row in legacy:
-        low, high = row["wilson95"]
-        lines.append(
-            f"| {harness.DISPLAY.get(row['dataset'], row['dataset'])} | {row['student']} | "
-            f"{row['method']} | {row['seed']} | {row['n']} | {row['correct']} | "
-            f"{pct(row['accuracy'])} | {pct(low)}-{pct(high)} | {', '.join(differences(row))} | "
-            f"{precision(row)} | {seconds((row.get('wall_s') or {}).get('total'))} | "
-            f"{row['legacy']} |")
+        lines.append(f"| {_run_cells(row, row['student'])} | {', '.join(differences(row))} | "
+                     f"{precision(row)} | {_wall(row)} | {row['legacy']} |")
     if not legacy:
         lines.append("| none | | | | | | | | | | | |")
     return "\n".join(lines)

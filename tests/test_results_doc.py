@@ -4,7 +4,6 @@ Wilson interval, row keys and results file."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sys
@@ -13,18 +12,9 @@ import pytest
 
 from support.repo import REPO
 
+sys.path.insert(0, str(REPO / "scripts"))
+import render_results as render  # noqa: E402
 
-def _load(name: str, path):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-render = _load("render_results", REPO / "scripts" / "render_results.py")
 harness = render.harness
 
 
