@@ -145,3 +145,10 @@ def test_params_names_exactly_the_registered_methods_in_their_order():
     from cotdistill.params.train import METHOD_NAMES
 
     assert METHOD_NAMES == tuple(METHODS)
+
+
+def test_every_prompting_baseline_that_params_names_has_its_prompts_in_the_stage():
+    from cotdistill.params.evaluate import BASELINES
+    from cotdistill.stages.baseline import PROMPTING
+
+    assert tuple(PROMPTING) == BASELINES

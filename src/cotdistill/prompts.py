@@ -1,6 +1,10 @@
-"""Zero-shot-CoT prompts (Kojima et al. 2022) as Fine-tune-CoT uses them: two steps; the
-few-shot-CoT block of worked examples (Wei et al. 2022) that the baselines and the few-shot
-teacher pass share; and how a student sees a question and writes its answer.
+"""The prompts a teacher or an untrained student sees, and the student's own format.
+
+Zero-shot-CoT (Kojima et al. 2022) as Fine-tune-CoT uses it: two steps; the few-shot-CoT
+block of worked examples (Wei et al. 2022) that the baselines and the few-shot teacher pass
+share; the zero-shot baseline; the answer hint of heuristic correction; where completions
+stop; and how a student sees a question and writes its answer. (The Socratic question
+generator's and solver's templates still live in ``methods/socratic``.)
 
 Step 1 asks for a rationale; step 2 appends it and an answer trigger worded for the answer
 type, and reads the answer. Every task (dataset) may set its own templates
@@ -24,6 +28,15 @@ TRIGGERS = {
     "text": "Therefore, the answer is",
 }
 STUDENT = "{question}"
+ZERO_SHOT = "Q: {question}\nA: The answer is"  # the untrained student's zero-shot baseline
+FEW_SHOT_QUESTION = "Q: {question}\nA:"  # after the few-shot block
+# New-Fine-tune-CoT's heuristic correction: the few-shot teacher, given the gold answer
+HINT = "Q: {question}\nA: The answer is {answer}. Let's explain why, step by step."
+# Where a completion of a ``Q: ... A:`` prompt ends: a blank line or the next question (the
+# teacher's rationale step and every baseline's completions)
+QA_STOPS = ["\n\n", "\nQ:"]
+# the teacher's answer step: answers often open with ":" and a line break
+ANSWER_STEP_STOPS = ["\n\n"]
 
 # The student's text format that every method shares, and that answer reading relies on.
 # Fine-tune-CoT (Ho et al. 2023) and New-Fine-tune-CoT train on ``{q} ###`` ->
@@ -84,6 +97,15 @@ def answer_prompt(question: str, rationale: str, answer_type: str, choices: list
             f"{task.trigger(answer_type, choices)}")
 
 
+def zero_shot_prompt(question: str) -> str:
+    return ZERO_SHOT.replace("{question}", question)
+
+
+def few_shot_prompt(exemplars: list[dict], question: str) -> str:
+    """Wei et al.'s few-shot CoT: the worked examples, then the question."""
+    return few_shot_block(exemplars) + FEW_SHOT_QUESTION.replace("{question}", question)
+
+
 def few_shot_block(exemplars: list[dict]) -> str:
     """Worked examples in Wei et al.'s format, one ``Q: ... A: ... The answer is X.`` each."""
     return "".join(
@@ -92,7 +114,8 @@ def few_shot_block(exemplars: list[dict]) -> str:
     )
 
 
-def student_text(input_text: str, target: str | None, encoder_decoder: bool) -> tuple[str, str | None]:
+def student_text(input_text: str, target: str | None,
+                 encoder_decoder: bool) -> tuple[str, str | None]:
     """The (input, target) a student of its family sees: decoder-only students continue
     ``{q} ###`` with `` {rationale} --> {answer}``; encoder-decoder students (T5) read the bare
     question and write the rationale and answer (Fine-tune-CoT's format for each family)."""

@@ -16,6 +16,7 @@ Usage: ``cotdistill baseline --student smollm2-135m --method zero_shot_cot``.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 from cotdistill import answers, layout, prompts, tracking
 from cotdistill.errors import CotdistillError
@@ -25,9 +26,6 @@ from cotdistill.params.evaluate import BASELINES
 from cotdistill.records import ClusteredExemplar, PreparedExample
 
 EXEMPLARS = layout.EXEMPLARS
-ANSWER_STOPS = ["\n\n", "\nQ:"]
-
-
 ANSWER_MARK = "\n=> "  # joins zero-shot-CoT's rationale and its answer step in one output
 
 
@@ -36,10 +34,6 @@ def read_answer(output: str, example: PreparedExample) -> str | None:
     CoT states it as "The answer is X", which the library reads)."""
     return answers.extract(output.rsplit(ANSWER_MARK, 1)[-1], example.answer_type,
                            example.choices)
-
-
-def zero_shot_prompt(example: PreparedExample) -> str:
-    return f"Q: {example.question}\nA: The answer is"
 
 
 def load_exemplars() -> dict[str, list[dict]]:
@@ -51,6 +45,47 @@ def load_exemplars() -> dict[str, list[dict]]:
     for shot in read_records(EXEMPLARS, ClusteredExemplar, allow_empty=True):
         by_dataset[shot.dataset].append(shot.model_dump())
     return by_dataset
+
+
+Complete = Callable[[list[str], int, str], list[str]]  # (prompts, max new tokens, progress label)
+
+
+def _zero_shot(examples: list[PreparedExample], complete: Complete,
+               params: Params) -> tuple[list[str], dict]:
+    return complete([prompts.zero_shot_prompt(e.question) for e in examples], 16,
+                    "zero_shot"), {}
+
+
+def _zero_shot_cot(examples: list[PreparedExample], complete: Complete,
+                   params: Params) -> tuple[list[str], dict]:
+    tasks = params.prepare.tasks()
+    rationales = complete(
+        [prompts.reasoning_prompt(e.question, prompts.of(tasks, e.dataset)) for e in examples],
+        params.evaluate.max_new_tokens, "zero_shot_cot (rationale)")
+    finals = [prompts.answer_prompt(e.question, r, e.answer_type, e.choices,
+                                    prompts.of(tasks, e.dataset))
+              for e, r in zip(examples, rationales)]
+    answer_texts = complete(finals, 16, "zero_shot_cot (answer)")
+    return [f"{r.strip()}{ANSWER_MARK}{a.strip()}"
+            for r, a in zip(rationales, answer_texts)], {}
+
+
+def _few_shot_cot(examples: list[PreparedExample], complete: Complete,
+                  params: Params) -> tuple[list[str], dict]:
+    shots = load_exemplars()
+    outputs = complete([prompts.few_shot_prompt(shots.get(e.dataset, []), e.question)
+                        for e in examples], params.evaluate.max_new_tokens, "few_shot_cot")
+    return outputs, {"zero_shot_fallbacks": sum(1 for e in examples if not shots.get(e.dataset))}
+
+
+# each baseline of params.evaluate.BASELINES: (test questions, a completer, params) -> (the
+# outputs to read answers from, extra metrics)
+PROMPTING: dict[str, Callable[[list[PreparedExample], Complete, Params],
+                              tuple[list[str], dict]]] = {
+    "zero_shot": _zero_shot,
+    "zero_shot_cot": _zero_shot_cot,
+    "few_shot_cot": _few_shot_cot,
+}
 
 
 def run(params: Params, student: str, method: str) -> dict:
@@ -70,30 +105,10 @@ def run(params: Params, student: str, method: str) -> dict:
 
     def complete(texts: list[str], max_tokens: int, desc: str) -> list[str]:
         return [g.text for g in generate(model, tokenizer, texts, max_new_tokens=max_tokens,
-                                         batch_size=settings.batch_size, stop=ANSWER_STOPS,
+                                         batch_size=settings.batch_size, stop=prompts.QA_STOPS,
                                          desc=desc, precision=settings.precision)]
 
-    extra = {}
-    if method == "zero_shot":
-        outputs = complete([zero_shot_prompt(e) for e in examples], 16, "zero_shot")
-    elif method == "few_shot_cot":
-        shots = load_exemplars()
-        extra["zero_shot_fallbacks"] = sum(1 for e in examples if not shots.get(e.dataset))
-        outputs = complete(
-            [prompts.few_shot_block(shots.get(e.dataset, [])) + f"Q: {e.question}\nA:" for e in examples],
-            settings.max_new_tokens, "few_shot_cot",
-        )
-    else:
-        tasks = params.prepare.tasks()
-        rationales = complete(
-            [prompts.reasoning_prompt(e.question, prompts.of(tasks, e.dataset)) for e in examples],
-            settings.max_new_tokens, "zero_shot_cot (rationale)")
-        finals = [prompts.answer_prompt(e.question, r, e.answer_type, e.choices,
-                                        prompts.of(tasks, e.dataset))
-                  for e, r in zip(examples, rationales)]
-        answer_texts = complete(finals, 16, "zero_shot_cot (answer)")
-        outputs = [f"{r.strip()}{ANSWER_MARK}{a.strip()}" for r, a in zip(rationales, answer_texts)]
-
+    outputs, extra = PROMPTING[method](examples, complete, params)
     predictions = score(examples, outputs, student, method, read_answer)
     return record_results(
         params, student, method, predictions, training_run_id=None,

@@ -15,6 +15,7 @@ from pathlib import Path
 from cotdistill import layout
 from cotdistill.atomic import atomic_file, publish, write_text
 from cotdistill.errors import CotdistillError
+from cotdistill.methods.registry import METHODS
 from cotdistill.params import Params
 
 
@@ -86,11 +87,14 @@ def provenance(teacher: dict | None, fewshot: dict | None, decompose: dict | Non
             report.get("model")
         return f"{model} ({report.get('source', 'model')})"
 
+    def learning_from(source: str) -> str:
+        return ", ".join(name for name, method in METHODS.items()
+                         if method.uses_rationale and method.rationales == source)
+
     lines = ["", "## Where the rationales come from", "",
-             f"- fine_tune_cot, distill_step_by_step, two_stage_cot: {who(teacher)}",
-             *log_coverage(teacher)]
+             f"- {learning_from('zero_shot')}: {who(teacher)}", *log_coverage(teacher)]
     if fewshot is not None:
-        lines.append("- new_fine_tune_cot (few-shot pass): "
+        lines.append(f"- {learning_from('few_shot')} (few-shot pass): "
                      + (f"nothing to do: {fewshot['skipped']}" if "skipped" in fewshot
                         else "the teacher above, few-shot-CoT"))
     if decompose is not None:

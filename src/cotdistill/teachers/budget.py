@@ -15,7 +15,8 @@ import functools
 import logging
 from collections.abc import Callable, Hashable
 
-from cotdistill.teachers.costs import Price, _is_openai_model, call_usd, token_counter
+from cotdistill.errors import CotdistillError
+from cotdistill.params.teacher import Price
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +25,55 @@ log = logging.getLogger(__name__)
 _OPENAI_CHAT_OVERHEAD = 7
 
 
+def call_usd(price: Price | None, prompt_tokens: int, completion_tokens: int, *,
+             batch: bool = False) -> float:
+    """A call's dollars at its model's price per million tokens (``teacher.prices``); a model
+    without a price (a local one) costs nothing."""
+    if price is None:
+        return 0.0
+    usd = (prompt_tokens * price.prompt + completion_tokens * price.completion) / 1_000_000
+    return usd * (1 - price.batch_discount) if batch else usd
+
+
+def _is_openai_model(model: str) -> bool:
+    return model.startswith(("gpt-", "o1", "o3", "o4", "text-davinci", "davinci", "babbage",
+                             "chatgpt-"))
+
+
+def _tiktoken_counter(model: str) -> Callable[[str], int]:
+    """An OpenAI model's token count of a text (``tiktoken``; o200k_base for a model it does
+    not know)."""
+    import tiktoken
+
+    try:
+        encoding = tiktoken.encoding_for_model(model)
+    except KeyError:
+        encoding = tiktoken.get_encoding("o200k_base")
+    except Exception as exc:  # the encoding file could not be fetched (offline)
+        raise CotdistillError(
+            f"teacher.model: cannot load tiktoken's encoding for {model!r} ({exc}); "
+            "set TIKTOKEN_CACHE_DIR to a directory that holds it"
+        ) from None
+    return lambda text: len(encoding.encode(text))
+
+
 @functools.cache
 def prompt_token_counter(model: str, api: str) -> Callable[[str], int]:
     """Count the prompt tokens a request with this prompt text will be billed for.
 
-    OpenAI models: ``tiktoken`` (:func:`cotdistill.teachers.costs.token_counter`), plus OpenAI's
-    per-message overhead for chat. Other models: their own tokenizer, as an OpenAI-compatible
-    server feeds it: the completions API encodes the text with the tokenizer's special tokens
-    (a BOS, if it adds one); the chat API renders the model's chat template or, for a
-    tokenizer without one, ``user: TEXT\nassistant:`` (``cotdistill.serve``'s fallback).
+    OpenAI models: ``tiktoken``, plus OpenAI's per-message overhead for chat. Other models:
+    their own tokenizer, as an OpenAI-compatible server feeds it: the completions API encodes
+    the text with the tokenizer's special tokens (a BOS, if it adds one); the chat API renders
+    the model's chat template or, for a tokenizer without one, ``user: TEXT\nassistant:``
+    (``cotdistill.serve``'s fallback).
     """
     if _is_openai_model(model):
-        count = token_counter(model)
+        count = _tiktoken_counter(model)
         if api != "chat":
             return count
         return lambda text: count(text) + _OPENAI_CHAT_OVERHEAD
     from transformers import AutoTokenizer
 
-    from cotdistill.errors import CotdistillError
     from cotdistill.lm.store import resolve
 
     try:

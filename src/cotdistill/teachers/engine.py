@@ -38,10 +38,6 @@ def quiet_http_logs() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-RATIONALE_STOPS = ["\n\n", "\nQ:"]
-ANSWER_STOPS = ["\n\n"]  # answers often open with ":" and a line break
-
-
 @dataclass
 class CallStats:
     cached: int = 0
@@ -94,11 +90,12 @@ class Step:
 
 
 def rationale_step(params: TeacherParams) -> Step:
-    return Step(params.max_rationale_tokens, params.temperature, params.seed, RATIONALE_STOPS)
+    return Step(params.max_rationale_tokens, params.temperature, params.seed,
+                prompts.QA_STOPS)
 
 
 def answer_step(params: TeacherParams) -> Step:
-    return Step(params.max_answer_tokens, 0.0, params.seed, ANSWER_STOPS)
+    return Step(params.max_answer_tokens, 0.0, params.seed, prompts.ANSWER_STEP_STOPS)
 
 
 def request_key(backend: Backend, prompt: str, sample: int, step: Step) -> str:

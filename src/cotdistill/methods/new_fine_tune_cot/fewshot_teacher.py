@@ -15,11 +15,11 @@ sets the calls made against the 2 per sample an always-two-step teacher would ha
 
 **Answer-hint rationalization** (seed 002; STaR / Magister et al.): with
 ``teacher_fewshot.hints``, every question with no correct sample after that pass is asked again
-with the gold answer given (:data:`HINT`). Those completions have ``hinted=True`` and sample
-numbers after the D regular ones. Rule for their correctness: the prediction is the gold
-answer, and the completion is ``correct`` unless its rationale itself states a different answer
-("... the answer is Y" with Y != gold), i.e. unless it contradicts the hint. ``curate.hinted``
-then keeps, drops or down-weights them.
+with the gold answer given (:data:`cotdistill.prompts.HINT`). Those completions have
+``hinted=True`` and sample numbers after the D regular ones. Rule for their correctness: the
+prediction is the gold answer, and the completion is ``correct`` unless its rationale itself
+states a different answer ("... the answer is Y" with Y != gold), i.e. unless it contradicts
+the hint. ``curate.hinted`` then keeps, drops or down-weights them.
 
 Everything goes through the teacher's response cache (a re-run calls no model); failures raise
 :class:`TeacherIncomplete` after everything bought is stored, as in the ``teacher`` stage.
@@ -53,11 +53,10 @@ from cotdistill.teachers.engine import (
     rationale_step,
 )
 
-QUESTION = "Q: {question}\nA:"  # after the exemplar blocks
-HINT = "Q: {question}\nA: The answer is {answer}. Let's explain why, step by step."
 _BLOCK = prompts.few_shot_block([{"question": "{q}", "rationale": "{r}", "answer": "{a}"}])
-TEMPLATE_ID = "fs_cot@" + hashlib.sha256(repr((_BLOCK, QUESTION)).encode()).hexdigest()[:8]
-HINT_ID = "hint@" + hashlib.sha256(HINT.encode()).hexdigest()[:8]
+TEMPLATE_ID = "fs_cot@" + hashlib.sha256(
+    repr((_BLOCK, prompts.FEW_SHOT_QUESTION)).encode()).hexdigest()[:8]
+HINT_ID = "hint@" + hashlib.sha256(prompts.HINT.encode()).hexdigest()[:8]
 _STATED = re.compile(r"answer is", re.I)
 
 
@@ -74,11 +73,11 @@ def fewshot_prompt(question: str, shots: list[ClusteredExemplar],
     """The dataset's exemplar blocks then the question; its zero-shot-CoT prompt with none."""
     if not shots:
         return prompts.reasoning_prompt(question, task)
-    return prompts.few_shot_block([e.model_dump() for e in shots]) + QUESTION.format(question=question)
+    return prompts.few_shot_prompt([e.model_dump() for e in shots], question)
 
 
 def hint_prompt(example: PreparedExample) -> str:
-    return HINT.format(question=example.question, answer=example.answer)
+    return prompts.HINT.format(question=example.question, answer=example.answer)
 
 
 def stated_answer(rationale: str, example: PreparedExample) -> str | None:
