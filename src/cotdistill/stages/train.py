@@ -133,6 +133,8 @@ def run(params: Params, student: str, method: str) -> TrainResult:
         metrics = {"first_loss": result.first_loss, "final_loss": result.final_loss,
                    "steps": result.steps, "train_examples": result.examples,
                    "epochs_trained": result.epochs, **result.kd}
+        if result.pooled_examples is not None:  # two-stage CoT's first stage
+            metrics["pooled_examples"] = result.pooled_examples
         if selection is not None:
             metrics.update(best_step=selection.best_step,
                            best_val_accuracy=selection.best_accuracy,

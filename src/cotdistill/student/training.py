@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 class TrainResult:
     losses: list[tuple[int, float]] = field(default_factory=list)  # (step, training loss)
     steps: int = 0
-    examples: int = 0
+    examples: int = 0  # two-stage CoT: the second stage's (one dataset's)
+    pooled_examples: int | None = None  # two-stage CoT: the first stage's, every dataset's
     seconds: float = 0.0
     deepspeed: bool = False
     engine: str = ""  # the class that wrapped the model for training, e.g. DeepSpeedEngine
@@ -180,7 +181,7 @@ def train_stages(
         )
     second.losses = first.losses + [(offset + step, loss) for step, loss in second.losses]
     second.steps += offset
-    second.examples = first.examples
+    second.pooled_examples = first.examples
     second.seconds += first.seconds
     return second
 
