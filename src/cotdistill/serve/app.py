@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
@@ -81,7 +81,6 @@ def create_app(model_spec: str, *, max_batch: int = 8, batch_window_s: float = 0
     engine = Engine(model, tokenizer, max_batch=max_batch, batch_window_s=batch_window_s,
                     max_queued_rows=limits.max_queued_rows)
     service = Service(engine, model_spec, limits)
-    protocol, store = service.protocol, service.store
 
     @asynccontextmanager
     async def lifespan(app):
@@ -90,9 +89,29 @@ def create_app(model_spec: str, *, max_batch: int = 8, batch_window_s: float = 0
 
     app = FastAPI(title="cotdistill OpenAI-compatible server", lifespan=lifespan)
     app.state.service = service
-    app.add_middleware(BodyLimitMiddleware, limits=limits)
-    if api_key:  # the outermost: a refused request is not read at all
+    _add_middleware(app, service, api_key)
+    _add_error_answers(app)
+    app.include_router(_completion_routes(service))
+    app.include_router(_batch_api_routes(service))
+    return app
+
+
+def _add_middleware(app: FastAPI, service: Service, api_key: str | None) -> None:
+    """Body cap, API key, request counter: the last added runs first."""
+    app.add_middleware(BodyLimitMiddleware, limits=service.limits)
+    if api_key:  # outside the body cap: a refused request is not read at all
         app.add_middleware(ApiKeyMiddleware, api_key=api_key)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):
+        if request.url.path.startswith("/v1/"):
+            with service.lock:
+                service.requests += 1
+        return await call_next(request)
+
+
+def _add_error_answers(app: FastAPI) -> None:
+    """Every failure answers with OpenAI's JSON error body."""
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
@@ -109,15 +128,11 @@ def create_app(model_spec: str, *, max_batch: int = 8, batch_window_s: float = 0
         return JSONResponse(ApiError(500, f"internal error: {type(exc).__name__}",
                                      kind="server_error").body(), status_code=500)
 
-    @app.middleware("http")
-    async def count(request: Request, call_next):
-        if request.url.path.startswith("/v1/"):
-            with service.lock:
-                service.requests += 1
-        return await call_next(request)
 
-    async def json_body(request: Request) -> Any:
-        return await asyncio.to_thread(parse_json, await request.body())
+def _completion_routes(service: Service) -> APIRouter:
+    """The models, the two completion endpoints, and the counters."""
+    engine, protocol = service.engine, service.protocol
+    router = APIRouter()
 
     async def complete(endpoint: str, request: Request) -> Response:
         raw = await request.body()
@@ -144,65 +159,76 @@ def create_app(model_spec: str, *, max_batch: int = 8, batch_window_s: float = 0
             service.completions[endpoint] += 1
         return JSONResponse(protocol.format(prepared, results))
 
-    @app.get("/v1/models")
+    @router.get("/v1/models")
     async def models() -> dict:
         return {"object": "list", "data": [protocol.model_card()]}
 
-    @app.get("/v1/models/{model_id:path}")
+    @router.get("/v1/models/{model_id:path}")
     async def model_info(model_id: str) -> dict:
         protocol.check_model({"model": model_id})
         return protocol.model_card()
 
-    @app.post("/v1/completions")
+    @router.post("/v1/completions")
     async def completions(request: Request) -> Response:
         return await complete("/v1/completions", request)
 
-    @app.post("/v1/chat/completions")
+    @router.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         return await complete("/v1/chat/completions", request)
 
-    @app.post("/v1/files")
-    async def upload(request: Request) -> dict:
-        return store.upload(await request.body(), request.headers.get("content-type", ""))
-
-    @app.get("/v1/files")
-    async def list_files() -> dict:
-        return store.list_files()
-
-    @app.get("/v1/files/{file_id}")
-    async def file_info(file_id: str) -> dict:
-        return store.file(file_id)
-
-    @app.get("/v1/files/{file_id}/content")
-    async def file_content(file_id: str) -> Response:
-        return Response(store.file_content(file_id), media_type="application/octet-stream")
-
-    @app.delete("/v1/files/{file_id}")
-    async def delete_file(file_id: str) -> dict:
-        return store.delete_file(file_id)
-
-    @app.post("/v1/batches")
-    async def create_batch(request: Request) -> dict:
-        return store.create_batch(await json_body(request))
-
-    @app.get("/v1/batches")
-    async def list_batches() -> dict:
-        return store.list_batches()
-
-    @app.get("/v1/batches/{batch_id}")
-    async def get_batch(batch_id: str) -> dict:
-        return store.batch(batch_id)
-
-    @app.post("/v1/batches/{batch_id}/cancel")
-    async def cancel_batch(batch_id: str) -> dict:
-        return store.cancel_batch(batch_id)
-
-    @app.get("/stats")
-    @app.get("/v1/stats")
+    @router.get("/stats")
+    @router.get("/v1/stats")
     async def stats() -> dict:
         return service.stats()
 
-    return app
+    return router
+
+
+def _batch_api_routes(service: Service) -> APIRouter:
+    """OpenAI's Files and Batches endpoints over the store."""
+    store = service.store
+    router = APIRouter()
+
+    async def json_body(request: Request) -> Any:
+        return await asyncio.to_thread(parse_json, await request.body())
+
+    @router.post("/v1/files")
+    async def upload(request: Request) -> dict:
+        return store.upload(await request.body(), request.headers.get("content-type", ""))
+
+    @router.get("/v1/files")
+    async def list_files() -> dict:
+        return store.list_files()
+
+    @router.get("/v1/files/{file_id}")
+    async def file_info(file_id: str) -> dict:
+        return store.file(file_id)
+
+    @router.get("/v1/files/{file_id}/content")
+    async def file_content(file_id: str) -> Response:
+        return Response(store.file_content(file_id), media_type="application/octet-stream")
+
+    @router.delete("/v1/files/{file_id}")
+    async def delete_file(file_id: str) -> dict:
+        return store.delete_file(file_id)
+
+    @router.post("/v1/batches")
+    async def create_batch(request: Request) -> dict:
+        return store.create_batch(await json_body(request))
+
+    @router.get("/v1/batches")
+    async def list_batches() -> dict:
+        return store.list_batches()
+
+    @router.get("/v1/batches/{batch_id}")
+    async def get_batch(batch_id: str) -> dict:
+        return store.batch(batch_id)
+
+    @router.post("/v1/batches/{batch_id}/cancel")
+    async def cancel_batch(batch_id: str) -> dict:
+        return store.cancel_batch(batch_id)
+
+    return router
 
 
 def uvicorn_config(app: FastAPI, *, limits: Limits | None = None, log_level: str = "warning",
