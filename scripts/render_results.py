@@ -297,9 +297,7 @@ def precision_check(rows: list[dict]) -> str:
         spread_cell = (f"{100 * (max(spread) - min(spread)):.1f}" if len(spread) > 1
                        else "one seed only")
         lines.append(
-            f"| {harness.DISPLAY.get(forced['dataset'], forced['dataset'])} | "
-            f"{forced['student']} | {forced['method']} | "
-            f"{'-' if forced['seed'] is None else forced['seed']} | "
+            f"| {_key_cells(forced)} | "
             f"{precision(base)}: {pct(base['accuracy'])} | "
             f"{precision(forced)}: {pct(forced['accuracy'])} | "
             f"{100 * abs(forced['accuracy'] - base['accuracy']):.1f} | {spread_cell} |")
@@ -358,8 +356,7 @@ def errors(rows: list[dict]) -> str:
         mean = sum(len(record["output"]) for record in records) / len(records)
         computed = f"{total} ({wrong}; {100 * wrong / total:.0f}%)" if total else "0"
         lines.append(
-            f"| {harness.DISPLAY.get(row['dataset'], row['dataset'])} | {row['student']} | "
-            f"{_method_cell(row)} | {'-' if row['seed'] is None else row['seed']} | "
+            f"| {_key_cells(row, method=_method_cell(row))} | "
             f"{row['correct']} / {row['n']} | {missing} | {computed} | "
             f"{with_bad} of {len(wrong_answers)} | {mean:.0f} |")
     if len(lines) == 2:
@@ -400,13 +397,19 @@ def last_letters(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _key_cells(row: dict, *, student: str | None = None, method: str | None = None) -> str:
+    """dataset | student | method | seed: what names a row in every per-row table."""
+    return (f"{harness.DISPLAY.get(row['dataset'], row['dataset'])} | "
+            f"{student or row['student']} | {method or row['method']} | "
+            f"{'-' if row['seed'] is None else row['seed']}")
+
+
 def _run_cells(row: dict, student: str) -> str:
     """dataset | student | method | seed | n | correct | accuracy | Wilson 95%: the cells the
     details and the earlier runs' tables share."""
     low, high = row["wilson95"]
-    return (f"{harness.DISPLAY.get(row['dataset'], row['dataset'])} | {student} | "
-            f"{row['method']} | {'-' if row['seed'] is None else row['seed']} | {row['n']} | "
-            f"{row['correct']} | {pct(row['accuracy'])} | {pct(low)}-{pct(high)}")
+    return (f"{_key_cells(row, student=student)} | {row['n']} | {row['correct']} | "
+            f"{pct(row['accuracy'])} | {pct(low)}-{pct(high)}")
 
 
 def _wall(row: dict) -> str:
