@@ -13,11 +13,16 @@ figures.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/hardware.py
 
 
 def main() -> None:
@@ -27,6 +32,9 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=32)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the figures here, with the commit and the hardware "
+                             "(docs/benchmarks.md is rendered from it)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING)
@@ -65,6 +73,16 @@ def main() -> None:
     for concurrency, requests, seconds in rows:
         rate = requests / seconds
         print(f"{concurrency:>12}{requests:>10}{seconds:>10.1f}{rate:>8.2f}{rate / base:>10.2f}")
+    if args.json:
+        import hardware
+        commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                                text=True, cwd=Path(__file__).parent).stdout.strip()
+        args.json.write_text(json.dumps({
+            "commit": commit, "device": hardware.describe(), "model": args.model,
+            "questions": args.questions, "max_tokens": args.max_tokens,
+            "command": "python benchmarks/teacher_throughput.py " + " ".join(sys.argv[1:]),
+            "rows": [{"concurrency": c, "requests": r, "seconds": round(t, 2)}
+                     for c, r, t in rows]}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
