@@ -821,7 +821,28 @@ def train_throughput(run: dict) -> str:
     return "\n".join(lines)
 
 
-BENCHMARK_TABLES = {"train-throughput": train_throughput}
+TEACHER_THROUGHPUT = REPO / "benchmarks" / "results" / "teacher_throughput.json"
+
+
+def teacher_throughput(_: dict) -> str:
+    """benchmarks/teacher_throughput.py's JSON: the speed-up of each concurrency over one
+    request at a time, measured side by side in one run, with its commit and device."""
+    run = json.loads(TEACHER_THROUGHPUT.read_text(encoding="utf-8"))
+    rows = run["rows"]
+    base = rows[0]["requests"] / rows[0]["seconds"]
+    lines = [f"Device: {hardware.label(run['device'])}, torch {run['device'].get('torch')}; "
+             f"model {run['model']}; {run['questions']} questions x 2 steps, "
+             f"{run['max_tokens']} rationale tokens; commit {run['commit']}; "
+             f"command `{run['command']}`.", "",
+             "| concurrency | requests | requests/s over one at a time |",
+             "|---:|---:|---:|"]
+    for row in rows:  # ratios only: absolute times on this CPU say little (they are in the JSON)
+        rate = row["requests"] / row["seconds"]
+        lines.append(f"| {row['concurrency']} | {row['requests']} | {rate / base:.2f} |")
+    return "\n".join(lines)
+
+
+BENCHMARK_TABLES = {"train-throughput": train_throughput, "teacher-throughput": teacher_throughput}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -351,3 +351,13 @@ def test_last_letters_errors_are_told_apart_misread_from_joined_wrong():
     assert render.letter_errors(misread) == (True, False)
     assert render.letter_errors(joined) == (False, True)
     assert render.letter_errors(right) == (False, False)
+
+
+def test_the_teacher_throughput_table_is_rendered_from_its_json():
+    run = json.loads(render.TEACHER_THROUGHPUT.read_text())
+    text = render.teacher_throughput({})
+    base = run["rows"][0]["requests"] / run["rows"][0]["seconds"]
+    for row in run["rows"]:
+        rate = row["requests"] / row["seconds"]
+        assert f"| {row['concurrency']} | {row['requests']} | {rate / base:.2f} |" in text
+    assert run["commit"] in text and render.hardware.label(run["device"]) in text
