@@ -388,8 +388,7 @@ def last_letters(rows: list[dict]) -> str:
         if records is None:
             continue
         flags = [letter_errors(record) for record in records]
-        lines.append(f"| {row['student']} | {_method_cell(row)} | "
-                     f"{'-' if row['seed'] is None else row['seed']} | "
+        lines.append(f"| {row['student']} | {_method_cell(row)} | {_seed(row)} | "
                      f"{row['correct']} / {row['n']} | {sum(f[0] for f in flags)} | "
                      f"{sum(f[1] for f in flags)} |")
     if len(lines) == 2:
@@ -400,8 +399,12 @@ def last_letters(rows: list[dict]) -> str:
 def _key_cells(row: dict, *, student: str | None = None, method: str | None = None) -> str:
     """dataset | student | method | seed: what names a row in every per-row table."""
     return (f"{harness.DISPLAY.get(row['dataset'], row['dataset'])} | "
-            f"{student or row['student']} | {method or row['method']} | "
-            f"{'-' if row['seed'] is None else row['seed']}")
+            f"{student or row['student']} | {method or row['method']} | {_seed(row)}")
+
+
+def _seed(row: dict) -> str:
+    """A trained row's seed; '-' for rows that train nothing (teacher, prompting baselines)."""
+    return "-" if row["seed"] is None else str(row["seed"])
 
 
 def _run_cells(row: dict, student: str) -> str:
