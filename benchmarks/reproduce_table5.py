@@ -384,7 +384,7 @@ class Harness:
             chosen = dict(self.settings)
             chosen.update({key: get(self.base, key) for key in FROM_PARAMS})
             if two_stage_dataset is not None:
-                chosen["train.hparams.two_stage_dataset"] = two_stage_dataset
+                chosen["train.method_params.two_stage_cot.dataset"] = two_stage_dataset
                 chosen["two_stage.first_stage"] = list(DATASETS)
         if self.args.smoke:
             chosen["smoke"] = True
@@ -408,7 +408,7 @@ class Harness:
             put(params, key, value)
         put(params, "train.hparams.seed", self.seed)
         if two_stage_dataset is not None:
-            put(params, "train.hparams.two_stage_dataset", two_stage_dataset)
+            put(params, "train.method_params.two_stage_cot.dataset", two_stage_dataset)
         return params
 
     def work_dir(self, name: str) -> Path:

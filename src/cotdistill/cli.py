@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,7 +28,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode="markdown",  # docstring paragraphs re-wrap to the terminal width
 )
-log = logging.getLogger("cotdistill")
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="The params file to read.")]
 StudentOption = Annotated[str, typer.Option(help="A student name from the students section.")]
@@ -83,14 +81,6 @@ def _check_choice(kind: str, name: str, known: Iterable[str]) -> None:
 
 def _check_method(method: str) -> None:
     _check_choice("method", method, METHOD_NAMES)
-
-
-def _unified_enabled(settings, wanted: bool) -> None:
-    """The unified model is part of an experiment only when params say so (and so the report
-    and the DVC stages agree with what was trained)."""
-    if wanted and not settings.socratic.unified:
-        raise CotdistillError("socratic.unified is false: set it to true to train or evaluate "
-                              "the unified model")
 
 
 @app.command()
@@ -170,13 +160,9 @@ def train(
         settings = _load(params)
         _check_method(method)
         settings.student(student)
-        command = stage.launcher_command(settings.train.hparams.launcher,
-                                         ["train", "--student", student, "--method", method,
-                                          "--params", str(params)])
-        if command is not None:  # several GPUs: every rank runs this command under torchrun
-            log.info("launching %s", " ".join(command))
-            raise typer.Exit(subprocess.run(command).returncode)
-        stage.run(settings, student, method)
+        status = stage.run_or_launch(settings, student, method, params)
+        if status:  # the multi-GPU launcher's ranks failed
+            raise typer.Exit(status)
 
     _run(work)
 
@@ -224,9 +210,6 @@ def predict(
     them (the same prompt, greedy decoding and answer reader)."""
 
     def work() -> None:
-        import dataclasses
-        import json
-
         from cotdistill.student import predict as predicting
 
         settings = _load(params)
@@ -238,14 +221,8 @@ def predict(
             max_new_tokens=max_new_tokens or settings.evaluate.max_new_tokens,
             batch_size=settings.evaluate.batch_size)
         for number, result in enumerate(results):
-            if json_output:
-                typer.echo(json.dumps(dataclasses.asdict(result)))
-                continue
-            lines = [f"question: {result.question}"]
-            if result.rationale is not None:
-                lines.append(f"rationale: {result.rationale}")
-            lines.append(f"answer: {result.answer if result.answer is not None else '(none)'}")
-            typer.echo(("\n" if number else "") + "\n".join(lines))
+            typer.echo(result.as_json() if json_output
+                       else ("\n" if number else "") + result.as_text())
 
     _run(work)
 
@@ -297,9 +274,7 @@ def socratic_train(
 
         settings = _load(params)
         _check_choice("role", role, ROLES)
-        _unified_enabled(settings, role == "unified")
-        name = student or (settings.socratic.qg_student if role == "qg"
-                           else settings.socratic.qa_student)
+        name = student or settings.socratic.student_for(role)
         settings.student(name)
         stage.run(settings, name, role)  # type: ignore[arg-type]
 
@@ -323,7 +298,6 @@ def socratic_evaluate(
         from cotdistill.stages import socratic_evaluate as stage
 
         settings = _load(params)
-        _unified_enabled(settings, unified)
         name = student or settings.socratic.qa_student
         settings.student(name)
         stage.run(settings, name, unified=unified)

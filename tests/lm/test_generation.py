@@ -26,10 +26,9 @@ def test_greedy_outputs_come_back_in_prompt_order_whatever_the_batch_size(tiny_m
     assert all(0 < g.completion_tokens <= 6 for g in one)
 
 
-def test_a_stop_ends_the_text_before_it(tiny_model):
-    """The text is the completion up to the stop, never the stop itself. (Where it stops may
-    come earlier than the first appearance in the completion: Hugging Face matches stop
-    strings on the whole sequence, the prompt's end included.)"""
+def test_a_stop_ends_the_text_at_its_first_appearance_in_the_completion(tiny_model):
+    """The text is the completion up to the stop, never the stop itself, and stops are looked
+    for in the completion only: a stop that the prompt ends with does not end generation."""
     model, tokenizer = _model(tiny_model)
     for prompt in PROMPTS:
         free = generate(model, tokenizer, [prompt], max_new_tokens=8, batch_size=1)[0]
@@ -37,8 +36,30 @@ def test_a_stop_ends_the_text_before_it(tiny_model):
         stop = free.text[1]  # a piece of what the model writes anyway
         cut = generate(model, tokenizer, [prompt], max_new_tokens=8, batch_size=1,
                        stop=[stop])[0]
-        assert free.text.startswith(cut.text) and stop not in cut.text
-        assert len(cut.text) < len(free.text) and cut.completion_tokens < free.completion_tokens
+        assert cut.text == free.text[:free.text.index(stop)]
+        assert cut.completion_tokens < free.completion_tokens
+        tail = prompt[-2:]  # the prompt's own end, as a stop
+        own = generate(model, tokenizer, [prompt], max_new_tokens=8, batch_size=1,
+                       stop=[tail])[0]
+        assert own.text == free.text[:free.text.find(tail)] if tail in free.text \
+            else own.text == free.text
+
+
+def test_a_sampled_output_depends_on_the_seed_and_the_prompt_only(tiny_model):
+    """Not on the batch size, the order, the other prompts, or what ran before it."""
+    model, tokenizer = _model(tiny_model)
+
+    def sample(prompts, seed=3, batch_size=4):
+        return [g.text for g in generate(model, tokenizer, prompts, max_new_tokens=8,
+                                         batch_size=batch_size, temperature=1.0, seed=seed)]
+
+    together = sample(PROMPTS)
+    assert sample(PROMPTS, batch_size=1) == together
+    assert sample(PROMPTS[::-1], batch_size=3) == together[::-1]
+    assert [sample([p])[0] for p in PROMPTS] == together
+    assert sample(PROMPTS, seed=4) != together
+    per_prompt = sample([PROMPTS[0]] * 3, seed=[1, 2, 3])  # diverse reasoning: one seed each
+    assert len(set(per_prompt)) == 3 and per_prompt[2] == sample([PROMPTS[0]], seed=3)[0]
 
 
 def test_generation_leaves_the_callers_random_state_as_it_was(tiny_model):

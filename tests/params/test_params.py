@@ -200,3 +200,45 @@ def test_a_kd_section_naming_the_wrong_teacher_is_refused_with_its_key(tmp_path,
     with pytest.raises(CotdistillError, match=message) as info:
         load_params(path)
     assert "params.yaml: train.hparams.kd" in str(info.value)
+
+
+def test_a_key_that_moved_to_its_method_is_one_line_naming_the_new_place(tmp_path):
+    path = _write(tmp_path, "train:\n  hparams:\n    rationale_weight: 0.5\n")
+    with pytest.raises(CotdistillError) as info:
+        load_params(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "train.hparams" in message
+    assert "moved to train.method_params.distill_step_by_step.rationale_weight" in message
+    moved = load_params(_write(tmp_path, "train:\n  method_params:\n    two_stage_cot:\n"
+                                         "      dataset: addsub\n"))
+    assert moved.train.method_params.two_stage_cot.dataset == "addsub"
+
+
+def test_other_trainer_settings_pass_through_and_each_setting_has_one_name(tmp_path):
+    """train.hparams.trainer takes any TrainingArguments field, but not one that a named key
+    (or cotdistill itself) sets, and not a field TrainingArguments does not have."""
+    from cotdistill.student.training import training_arguments
+
+    params = load_params(_write(tmp_path, "train:\n  hparams:\n    learning_rate: 0.001\n"
+                                          "    trainer: {max_grad_norm: 0.25, adam_beta2: 0.95}\n"))
+    arguments = training_arguments(params.train.hparams, str(tmp_path), "fp32", False)
+    assert arguments["max_grad_norm"] == 0.25 and arguments["adam_beta2"] == 0.95
+    assert arguments["learning_rate"] == 0.001
+    assert arguments["per_device_train_batch_size"] == params.train.hparams.batch_size
+    for given, named in (("learning_rate: 0.1", "set by train.hparams.learning_rate"),
+                         ("per_device_train_batch_size: 2", "set by train.hparams.batch_size"),
+                         ("save_strategy: steps", "set by cotdistill")):
+        path = _write(tmp_path, f"train:\n  hparams:\n    trainer: {{{given}}}\n")
+        with pytest.raises(CotdistillError, match=named):
+            load_params(path)
+
+
+def test_a_trainer_setting_that_training_arguments_lacks_is_refused_before_training(tmp_path):
+    from cotdistill.student.training import check_trainer_settings
+
+    path = _write(tmp_path, "train:\n  hparams:\n    trainer: {adam_beta9: 0.9}\n")
+    hparams = load_params(path).train.hparams  # params cannot know: transformers can
+    with pytest.raises(CotdistillError, match=r"train.hparams.trainer.adam_beta9: not a field"):
+        check_trainer_settings(hparams, "train.hparams")
+    check_trainer_settings(load_params(_write(tmp_path, "")).train.hparams, "train.hparams")

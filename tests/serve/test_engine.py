@@ -37,6 +37,21 @@ def test_greedy_matches_in_process_generation(client, model_name, tiny_model, pr
     assert served.usage.completion_tokens == sum(g.completion_tokens for g in local)
 
 
+def test_a_sample_is_the_same_served_or_in_process(client, model_name, tiny_model, prompts,
+                                                   texts):
+    """Both callers of the one decoding loop: choice 0 of a request with seed s is what
+    in-process generation samples for that prompt with seed s, in any batch."""
+    from cotdistill.lm.generation import generate
+    from cotdistill.lm.store import load_causal_lm
+
+    model, tok = load_causal_lm(str(tiny_model), "test", for_generation=True)
+    local = generate(model, tok, prompts, max_new_tokens=12, batch_size=3, temperature=1.0,
+                     seed=11)
+    served = [texts(client.completions.create(model=model_name, prompt=p, max_tokens=12,
+                                              temperature=1.0, seed=11))[0] for p in prompts]
+    assert served == [g.text for g in local]
+
+
 def test_concurrent_requests_share_generate_calls(server, client, model_name, stats, texts):
     messages = [[{"role": "user", "content": f"Question {i}: heads or tails?"}] for i in range(8)]
     alone = [texts(client.chat.completions.create(model=model_name, messages=m, max_tokens=8,

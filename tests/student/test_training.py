@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from cotdistill.errors import CotdistillError
-from cotdistill.params import HParams
+from cotdistill.params import HParams, MethodParams
 from cotdistill.records import CuratedExample
 from cotdistill.student.training import train_student
 
@@ -276,17 +276,18 @@ def test_rationale_weight_zero_leaves_the_rationale_task_unlearned(tiny_model, t
     rationales = [e.model_copy(update={"task": "rationale", "target": " Ann flips it."})
                   for e in dss]
     answers = [e.model_copy(update={"task": "answer", "target": " no"}) for e in dss]
-    hparams = HParams(max_steps=3, learning_rate=3e-3, batch_size=4, rationale_weight=0.0)
+    hparams = HParams(max_steps=3, learning_rate=3e-3, batch_size=4)
+    methods = MethodParams(distill_step_by_step={"rationale_weight": 0.0})
     before = _weights(tiny_model)
 
     silent = train_student(rationales, str(tiny_model), "k", hparams, tmp_path / "r",
-                           use_deepspeed=False)
+                           use_deepspeed=False, methods=methods)
     assert silent.steps == 3 and silent.final_loss == 0.0
     assert all(torch.equal(before[name], tensor)
                for name, tensor in _weights(tmp_path / "r").items())
 
     learned = train_student(answers, str(tiny_model), "k", hparams, tmp_path / "a",
-                            use_deepspeed=False)
+                            use_deepspeed=False, methods=methods)
     assert learned.final_loss > 0.0
     assert any(not torch.equal(before[name], tensor)
                for name, tensor in _weights(tmp_path / "a").items())
@@ -308,19 +309,19 @@ def test_two_stage_cot_trains_on_the_pool_then_on_one_dataset(tiny_model, tmp_pa
 
     other = [e.model_copy(update={"dataset": "last_letters", "id": f"ll-{i}"})
              for i, e in enumerate(EXAMPLES)]
-    hparams = HParams(max_steps=4, learning_rate=3e-3, batch_size=4,
-                      two_stage_dataset="last_letters")
+    hparams = HParams(max_steps=4, learning_rate=3e-3, batch_size=4)
     result = train_stages(EXAMPLES + other, str(tiny_model), "k", hparams, tmp_path / "out",
-                          use_deepspeed=False, two_stage=True)
+                          use_deepspeed=False, two_stage=True,
+                          methods=MethodParams(two_stage_cot={"dataset": "last_letters"}))
     assert result.steps == 8
     assert [step for step, _ in result.losses] == list(range(1, 9))
     # the second stage trained on the target dataset's examples alone
     assert (result.pooled_examples, result.examples) == (16, 8)
     assert (tmp_path / "out" / "model.safetensors").is_file()
     with pytest.raises(CotdistillError, match="no training examples of 'gsm8k'"):
-        train_stages(EXAMPLES, str(tiny_model), "k", hparams.model_copy(
-            update={"two_stage_dataset": "gsm8k"}), tmp_path / "x", use_deepspeed=False,
-            two_stage=True)
+        train_stages(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "x",
+                     use_deepspeed=False, two_stage=True,
+                     methods=MethodParams(two_stage_cot={"dataset": "gsm8k"}))
 
 
 def test_auto_packing_pads_batches_grouped_by_length_unless_attention_is_varlen(tiny_model,

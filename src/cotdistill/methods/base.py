@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cotdistill import answers
+from cotdistill.params.train import MethodParams
 from cotdistill.prompts import ANSWER_SEPARATOR, DEFAULT, PROMPT_SUFFIX, TaskPrompts
 from cotdistill.records import PreparedExample
 
@@ -58,6 +59,6 @@ class Method:
         return answers.extract_student(output, example.answer_type, example.choices,
                                        with_rationale=self.answer_after_marker)
 
-    def task_weight(self, task: str | None, rationale_weight: float) -> float:
+    def task_weight(self, task: str | None, settings: MethodParams) -> float:
         """The loss weight of an example of ``task`` (multi-task methods weight their tasks)."""
         return 1.0

@@ -1,6 +1,6 @@
 """Distilling step-by-step (Hsieh et al. 2023): each rationale makes two tagged tasks,
 ``[answer] {q} ###`` -> `` {answer}`` and ``[rationale] {q} ###`` -> `` {rationale}``; the
-rationale task's loss weighs ``train.hparams.rationale_weight``. At evaluation the student is
+rationale task's loss weighs ``train.method_params.distill_step_by_step.rationale_weight``. At evaluation the student is
 asked the answer task only, so its whole output is the answer."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cotdistill.methods.base import Method
+from cotdistill.params.train import MethodParams
 from cotdistill.prompts import PROMPT_SUFFIX
 
 
@@ -30,8 +31,9 @@ class DistillStepByStep(Method):
         return [(self.format_input(question), self.format_target(answer), "answer"),
                 (f"[rationale] {question}{PROMPT_SUFFIX}", f" {rationale.strip()}", "rationale")]
 
-    def task_weight(self, task: str | None, rationale_weight: float) -> float:
-        return rationale_weight if task == "rationale" else 1.0
+    def task_weight(self, task: str | None, settings: MethodParams) -> float:
+        weight = settings.distill_step_by_step.rationale_weight
+        return weight if task == "rationale" else 1.0
 
 
 DISTILL_STEP_BY_STEP = DistillStepByStep("distill_step_by_step", uses_rationale=True)

@@ -1,6 +1,6 @@
 """Two-stage CoT fine-tuning (CoT Collection, Kim et al. 2023): Fine-tune-CoT's format, trained
 first on the pooled rationales of every dataset, then, from that model, on one dataset's
-(``train.hparams.two_stage_dataset``); see :func:`cotdistill.student.training.train_stages`."""
+(``train.method_params.two_stage_cot.dataset``); see :func:`cotdistill.student.training.train_stages`."""
 
 from __future__ import annotations
 

@@ -27,12 +27,19 @@ from cotdistill.params.report import ReportParams
 from cotdistill.params.socratic import SocraticParams
 from cotdistill.params.teacher import Price, TeacherParams
 from cotdistill.params.teacher_fewshot import FewshotParams
-from cotdistill.params.train import HParams, KDParams, LoraParams, Student, TrainParams
+from cotdistill.params.train import (
+    HParams,
+    KDParams,
+    LoraParams,
+    MethodParams,
+    Student,
+    TrainParams,
+)
 from cotdistill.params.yaml_reader import read_params_yaml
 
 __all__ = [
     "NAME", "CurateParams", "EvaluateParams", "ExemplarsParams", "FewshotParams", "HParams",
-    "KDParams", "LoraParams", "MlflowParams", "Params", "PrepareParams", "Price", "ReportParams",
+    "KDParams", "LoraParams", "MethodParams", "MlflowParams", "Params", "PrepareParams", "Price", "ReportParams",
     "Section", "SocraticParams", "Student", "TeacherParams", "TrainParams",
     "check_known_datasets", "load_params",
 ]

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from cotdistill.errors import CotdistillError
 from cotdistill.params.base import Section
 from cotdistill.params.teacher import TeacherParams
 from cotdistill.params.train import HParams
@@ -97,6 +98,17 @@ class SocraticParams(Section):
         if not names:
             raise ValueError("at least one dataset, or null for every prepared dataset")
         return names  # built-in, or a user dataset of prepare.datasets (Params checks)
+
+    def student_for(self, role: str) -> str:
+        """The student a role is trained as when none is named: the QG's for qg, else the QA's."""
+        return self.qg_student if role == "qg" else self.qa_student
+
+    def require_unified(self) -> None:
+        """The unified model is part of an experiment only when params say so (and so the
+        report and the DVC stages agree with what was trained)."""
+        if not self.unified:
+            raise CotdistillError("socratic.unified is false: set it to true to train or "
+                                  "evaluate the unified model")
 
     @model_validator(mode="after")
     def _greedy_is_single(self) -> SocraticParams:

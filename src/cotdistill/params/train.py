@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -105,19 +105,6 @@ class HParams(Section):
         None,
         description="Token-level KD to the teacher's token distributions (null: cross-entropy "
                     "only).")
-    rationale_weight: float = Field(
-        1.0, ge=0,
-        description="distill_step_by_step: loss weight of the rationale task (the answer task "
-                    "weighs 1).")
-    two_stage_dataset: str | None = Field(
-        None,
-        description="two_stage_cot: the second stage's dataset (null: the first dataset in the "
-                    "data).")
-    first_stage_epochs: float = Field(
-        1.0, gt=0,
-        description="two_stage_cot: passes over the pooled examples in the first stage (it has "
-                    "no validation of its own, so no early stopping; max_steps > 0 overrides "
-                    "both stages).")
     packing: bool | Literal["auto"] = Field(
         "auto",
         description="Flatten each batch into one row, no padding (decoder-only students): "
@@ -153,6 +140,36 @@ class HParams(Section):
         description="Training arithmetic: fp32, or bf16 autocast (weights stay fp32); auto: bf16 "
                     "where torch reports native bf16 (a CPU with AVX-512 BF16 / AMX, or a GPU "
                     "that supports it), fp32 otherwise.")
+    trainer: dict[str, Any] = Field(
+        {},
+        description="Any other field of transformers' TrainingArguments, passed through as it "
+                    "is, e.g. {max_grad_norm: 0.5, adam_beta2: 0.95}. Fields that the keys "
+                    "above set, or that cotdistill sets itself, are refused here.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, place in MOVED.items():
+                if key in data:
+                    raise ValueError(f"{key} has moved to {place}")
+        return data
+
+    @field_validator("trainer")
+    @classmethod
+    def _trainer_fields(cls, extra: dict[str, Any]) -> dict[str, Any]:
+        if not extra:
+            return extra
+        # whether each is a TrainingArguments field at all is checked before training starts
+        # (student.training.check_trainer_settings): params does not import transformers
+        taken = {**{v: k for k, v in TRAINING_ARGUMENTS.items()},
+                 **{k: "cotdistill" for k in (*TRAINER_DEFAULTS, *SET_PER_RUN)}}
+        for key in extra:
+            if key in taken:
+                owner = taken[key]
+                raise ValueError(f"{key} is set by cotdistill" if owner == "cotdistill"
+                                 else f"{key} is set by train.hparams.{owner}; set that instead")
+        return extra
 
     @model_validator(mode="after")
     def _patience_needs_selection(self) -> HParams:
@@ -160,6 +177,56 @@ class HParams(Section):
             raise ValueError("patience needs select_every (early stopping watches the "
                              "validation accuracy that model selection scores)")
         return self
+
+
+# HParams key -> the TrainingArguments field it sets: the settings that pass straight through
+TRAINING_ARGUMENTS: dict[str, str] = {
+    "epochs": "num_train_epochs", "max_steps": "max_steps", "learning_rate": "learning_rate",
+    "batch_size": "per_device_train_batch_size", "grad_accum": "gradient_accumulation_steps",
+    "warmup_ratio": "warmup_steps",  # a float in [0, 1) is a ratio of all steps
+    "lr_scheduler": "lr_scheduler_type", "weight_decay": "weight_decay",
+    "logging_steps": "logging_steps", "seed": "seed",
+}
+# The TrainingArguments defaults cotdistill changes, listed once: checkpoints are kept in memory
+# by model selection (not saved), MLflow logging is cotdistill's own, the collators need every
+# column, and progress is always shown.
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "save_strategy": "no", "report_to": "none", "dataloader_num_workers": 0,
+    "remove_unused_columns": False, "disable_tqdm": False,
+}
+# Fields each run decides from the hardware and the keys above (student/training.py)
+SET_PER_RUN = ("output_dir", "data_seed", "use_cpu", "bf16", "fp16", "deepspeed",
+               "train_sampling_strategy")
+# keys that left train.hparams for the method that reads them
+MOVED = {
+    "rationale_weight": "train.method_params.distill_step_by_step.rationale_weight",
+    "two_stage_dataset": "train.method_params.two_stage_cot.dataset",
+    "first_stage_epochs": "train.method_params.two_stage_cot.first_stage_epochs",
+}
+
+
+class DistillStepByStepParams(Section):
+    rationale_weight: float = Field(
+        1.0, ge=0, description="Loss weight of the rationale task (the answer task weighs 1).")
+
+
+class TwoStageCotParams(Section):
+    dataset: str | None = Field(
+        None,
+        description="The second stage's dataset (null: the first dataset in the data).")
+    first_stage_epochs: float = Field(
+        1.0, gt=0,
+        description="Passes over the pooled examples in the first stage (it has no validation "
+                    "of its own, so no early stopping; max_steps > 0 overrides both stages).")
+
+
+class MethodParams(Section):
+    """Settings only one method reads, under the method's name."""
+
+    distill_step_by_step: DistillStepByStepParams = Field(
+        DistillStepByStepParams(), description="distill_step_by_step's two tasks.")
+    two_stage_cot: TwoStageCotParams = Field(
+        TwoStageCotParams(), description="two_stage_cot's two stages.")
 
 
 class TrainParams(Section):
@@ -170,6 +237,9 @@ class TrainParams(Section):
         description="Distillation methods, each trained for every student (also: "
                     "distill_step_by_step, two_stage_cot).")
     hparams: HParams = Field(HParams(), description="Training hyper-parameters.")
+    method_params: MethodParams = Field(
+        MethodParams(), description="Settings of one method each (distill_step_by_step, "
+                                    "two_stage_cot).")
 
     @field_validator("methods")
     @classmethod

@@ -14,6 +14,7 @@ up to ``batch_window_s`` for company, and runs up to ``max_batch`` rows that sha
 Temperature, stop strings, seed and logprobs are per row, so requests with different sampling
 parameters still share a call.
 
+Decoding is :func:`cotdistill.lm.decoding.decode`, the one loop every local model runs through.
 Each row samples with its own ``torch.Generator`` seeded from (request ``seed``, the row's choice
 index j within its prompt, the prompt's token ids) and picks its token from its own logits
 (greedy at temperature 0), so what a row produces does not depend on which other rows share its
@@ -31,7 +32,6 @@ token up to the finish (a final end-of-sequence token excluded; a stop string's 
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import queue
@@ -41,9 +41,10 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from cotdistill.lm.decoding import DecodeRow, decode
+
 log = logging.getLogger(__name__)
 
-MAX_TOP_LOGPROBS = 20  # the most alternatives a row may ask for; each logprobs step keeps these
 
 
 class Cancelled(Exception):
@@ -63,17 +64,6 @@ class QueueFull(Exception):
 
 
 @dataclass
-class Row:
-    """One prompt and choice of a request: what one row of a generate call needs."""
-
-    ids: list[int]
-    temperature: float
-    stop: tuple[str, ...]
-    seed: int  # the row's own generator seed (already derived from request seed + choice)
-    top_logprobs: int | None  # None: no logprobs wanted
-
-
-@dataclass
 class RowResult:
     """What one row produced: the text (stop string cut), why it ended, its tokens' logprobs."""
 
@@ -88,7 +78,7 @@ class RowResult:
 class Job:
     """The rows of one request (or Batch API line), queued together; ``future`` gets the results."""
 
-    rows: list[Row]
+    rows: list[DecodeRow]
     max_tokens: int
     priority: int  # 0 interactive, 1 Batch API
     seq: int
@@ -103,37 +93,16 @@ class Job:
         self.results = [None] * len(self.rows)
 
 
-def row_seed(seed: int, choice: int, prompt_ids: list[int]) -> int:
-    """The generator seed of choice ``choice`` for a prompt of a request with ``seed``.
-
-    The prompt is part of it, so that different prompts of one seed do not share random numbers.
-    """
-    text = f"cotdistill-serve/{seed}/{choice}/{','.join(map(str, prompt_ids))}"
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
-
-
 class Engine:
     """The model, its tokenizer, and the worker thread that batches rows into generate calls."""
 
     def __init__(self, model, tokenizer, *, max_batch: int, batch_window_s: float,
                  max_queued_rows: int | None = None) -> None:
-        import torch
-
-        self.torch = torch
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_batch = max(1, max_batch)
         self.batch_window_s = max(0.0, batch_window_s)
         self.tok_lock = threading.RLock()  # fast tokenizers are not safe across threads
-        eos = set()
-        for source in (getattr(model.generation_config, "eos_token_id", None),
-                       tokenizer.eos_token_id):
-            if isinstance(source, int):
-                eos.add(source)
-            elif source:
-                eos.update(source)
-        self.eos_ids = eos
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
         self.context = getattr(model.config, "max_position_embeddings", None)
         self.vocab_size = model.get_input_embeddings().num_embeddings  # valid ids: below this
         self.max_queued_rows = max_queued_rows
@@ -166,7 +135,7 @@ class Engine:
 
     # --- queue
 
-    def submit(self, rows: list[Row], max_tokens: int, priority: int = 0) -> Job:
+    def submit(self, rows: list[DecodeRow], max_tokens: int, priority: int = 0) -> Job:
         """Queue ``rows``; an interactive job (priority 0) raises :class:`QueueFull` past the limit.
 
         The future is marked running at once, so cancelling an asyncio wrapper of it cannot
@@ -305,111 +274,21 @@ class Engine:
 
     # --- one generate call
 
-    def run(self, rows: list[Row], max_tokens: int,
+    def run(self, rows: list[DecodeRow], max_tokens: int,
             unwanted: Callable[[int], bool] | None = None) -> list[RowResult]:
-        """Generate for ``rows`` in one batch (left-padded); rows are independent of each other.
+        """Generate for ``rows`` in one batch (:func:`cotdistill.lm.decoding.decode`); rows are
+        independent of each other.
 
         ``unwanted(r)`` true: row r is no longer wanted (its client left); it stops at the next
         token, and the call ends as soon as no wanted row is left. Its result is then partial.
         """
-        torch = self.torch
-        from transformers import (
-            LogitsProcessor,
-            LogitsProcessorList,
-            StoppingCriteria,
-            StoppingCriteriaList,
-        )
-
-        engine = self
-        width = max(len(row.ids) for row in rows)
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, row in enumerate(rows):
-            input_ids[r, width - len(row.ids):] = torch.tensor(row.ids, dtype=torch.long)
-            attention[r, width - len(row.ids):] = 1
-        generators = [torch.Generator().manual_seed(row.seed) for row in rows]
-        want_top = max((row.top_logprobs or 0) for row in rows)
-        want_logprobs = any(row.top_logprobs is not None for row in rows)
-        steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]]
-        steps = []  # per step: (chosen ids, chosen logprobs, top values, top ids)
-        finish: list[tuple[int, str] | None] = [None] * len(rows)  # (tokens, reason)
-        max_stop = max((len(s) for row in rows for s in row.stop), default=0)
-
-        class Pick(LogitsProcessor):
-            """Chooses each row's next token itself (per-row generator), then forces it."""
-
-            def __call__(self, ids, scores):
-                scores = scores.float()
-                chosen = torch.empty(len(rows), dtype=torch.long)
-                for r, row in enumerate(rows):
-                    if row.temperature > 0:
-                        probs = torch.softmax(scores[r] / row.temperature, dim=-1)
-                        chosen[r] = torch.multinomial(probs, 1, generator=generators[r])[0]
-                    else:
-                        chosen[r] = scores[r].argmax()
-                if want_logprobs:
-                    logp = torch.log_softmax(scores, dim=-1)
-                    picked = logp.gather(1, chosen[:, None])[:, 0]
-                    top = logp.topk(min(MAX_TOP_LOGPROBS, logp.shape[1]), dim=-1) if want_top \
-                        else None
-                    steps.append((chosen, picked, top.values if top else None,
-                                  top.indices if top else None))
-                else:
-                    steps.append((chosen, None, None, None))
-                forced = torch.full_like(scores, float("-inf"))
-                forced[torch.arange(len(rows)), chosen] = 0.0
-                return forced
-
-        class Finish(StoppingCriteria):
-            """Per row: done at an end-of-sequence token, a stop string, or once unwanted."""
-
-            def __call__(self, ids, scores, **kwargs):
-                generated = ids.shape[1] - width
-                for r, row in enumerate(rows):
-                    if finish[r] is not None:
-                        continue
-                    if unwanted is not None and unwanted(r):
-                        finish[r] = (generated, "length")
-                    elif int(ids[r, -1]) in engine.eos_ids:
-                        finish[r] = (generated, "eos")
-                    elif row.stop:
-                        window = ids[r, width:][-(max_stop + 16):].tolist()
-                        tail = engine.decode(window)
-                        if any(stop in tail for stop in row.stop):
-                            finish[r] = (generated, "stop")
-                return torch.tensor([f is not None for f in finish], dtype=torch.bool)
-
-        with torch.inference_mode():
-            self.model.generate(
-                input_ids=input_ids, attention_mask=attention, max_new_tokens=max_tokens,
-                do_sample=False, temperature=None, top_p=None, top_k=None,
-                pad_token_id=self.pad_id, eos_token_id=sorted(self.eos_ids),
-                logits_processor=LogitsProcessorList([Pick()]),
-                stopping_criteria=StoppingCriteriaList([Finish()]),
-            )
+        outputs = decode(self.model, self.tokenizer, rows, max_new_tokens=max_tokens,
+                         unwanted=unwanted, decode_text=self.decode)
         self.generate_calls += 1
         self.generated_rows += len(rows)
-        results = []
-        for r, row in enumerate(rows):
-            length, reason = finish[r] or (len(steps), "length")
-            tokens = [int(steps[t][0][r]) for t in range(length)]
-            visible = tokens[:-1] if reason == "eos" else tokens
-            text = self.decode(visible)
-            for stop in row.stop:
-                position = text.find(stop)
-                if position >= 0:
-                    text = text[:position]
-            logprobs = None
-            if row.top_logprobs is not None:
-                k = row.top_logprobs
-                logprobs = []
-                for t in range(len(visible)):
-                    _, picked, values, indices = steps[t]
-                    top = [] if k == 0 else list(zip(indices[r, :k].tolist(),
-                                                     values[r, :k].tolist()))
-                    logprobs.append((visible[t], float(picked[r]), top))
-            results.append(RowResult(
-                text=text, completion_tokens=length, logprobs=logprobs,
-                finish_reason="length" if reason == "length" else "stop",
-            ))
-        return results
+        return [RowResult(
+            text=out.text, completion_tokens=out.steps,
+            finish_reason="length" if out.finish_reason == "length" else "stop",
+            logprobs=None if out.logprobs is None else [
+                (token, picked, top) for token, (picked, top) in zip(out.tokens, out.logprobs)],
+        ) for out in outputs]

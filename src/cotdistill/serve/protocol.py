@@ -19,7 +19,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from cotdistill.serve.engine import MAX_TOP_LOGPROBS, Engine, Row, RowResult, row_seed
+from cotdistill.lm.decoding import MAX_TOP_LOGPROBS, DecodeRow, row_seed
+from cotdistill.serve.engine import Engine, RowResult
 
 MAX_N = 128
 MAX_TOKENS = 1 << 15  # the max_tokens bound of a model whose context length is unknown
@@ -116,7 +117,7 @@ class Prepared:
     endpoint: str
     prompts: list[list[int]]
     max_tokens: int
-    rows: list[Row]
+    rows: list[DecodeRow]
 
 
 class Protocol:
@@ -256,7 +257,7 @@ class Protocol:
             raise ApiError(400, f"This model's maximum context length is {context} tokens; "
                            f"the prompt has {longest} and max_tokens is {max_tokens}",
                            param="max_tokens", code="context_length_exceeded")
-        rows = [Row(ids=p, temperature=temperature, stop=stop, seed=row_seed(seed, j, p),
+        rows = [DecodeRow(ids=p, temperature=temperature, stop=stop, seed=row_seed(seed, j, p),
                     top_logprobs=top) for p in prompts for j in range(n)]
         return Prepared(endpoint, prompts, max_tokens, rows)
 

@@ -18,7 +18,7 @@ from cotdistill.atomic import publish, write_text
 from cotdistill.datasets.sources import FileSource
 from cotdistill.jsonl import read_records, write_records
 from cotdistill.lm.store import cache_home
-from cotdistill.methods.socratic.decompose import (
+from cotdistill.methods.socratic.decomposition_teacher import (
     decompose,
     select_examples,
     teacher_ask,

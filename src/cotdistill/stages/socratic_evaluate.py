@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cotdistill import layout
 from cotdistill.atomic import publish, write_text
-from cotdistill.methods.socratic.decompose import select_examples
+from cotdistill.methods.socratic.decomposition_teacher import select_examples
 from cotdistill.methods.socratic.students import (
     PAIR_METHOD,
     ROLE_METHOD,
@@ -81,6 +81,8 @@ def run(params: Params, student: str, *, unified: bool = False) -> dict:
     from cotdistill.student.evaluation import record_results
 
     settings = params.socratic
+    if unified:
+        settings.require_unified()
     batch = params.evaluate.batch_size
     examples: list[PreparedExample] = first_per_dataset(
         select_examples(read_records(layout.prepared("test"), PreparedExample),

@@ -20,14 +20,20 @@ from cotdistill import layout
 from cotdistill.atomic import publish, write_text
 from cotdistill.errors import CotdistillError
 from cotdistill.lm import store as model_store
-from cotdistill.methods.socratic.decompose import training_decompositions
+from cotdistill.methods.socratic.decomposition_teacher import training_decompositions
 from cotdistill.methods.socratic.decompositions import Decomposition
 from cotdistill.methods.socratic.students import ROLE_METHOD, Role, training_examples
 from cotdistill.params import Params
 from cotdistill.params.socratic import SocraticParams
 from cotdistill.records import CuratedExample, PreparedExample
 from cotdistill.student import deepspeed_setup
-from cotdistill.student.training import TrainResult, train_student, write_loss_curve
+from cotdistill.stages.training_run import training_run
+from cotdistill.student.training import (
+    TrainResult,
+    check_trainer_settings,
+    train_student,
+    write_loss_curve,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +78,11 @@ def run(params: Params, student: str, role: Role) -> TrainResult:
     """The stage: build ``role``'s examples, train ``student`` on them, save, log to MLflow."""
     import mlflow
 
-    from cotdistill import tracking
     from cotdistill.jsonl import read_records
 
     settings: SocraticParams = params.socratic
+    if role == "unified":
+        settings.require_unified()
     hparams = settings.hparams
     if getattr(hparams, "select_every", None) is not None:
         raise CotdistillError("socratic.hparams.select_every: checkpoint selection on "
@@ -83,6 +90,7 @@ def run(params: Params, student: str, role: Role) -> TrainResult:
     spec = params.student(student).model
     key = f"students.{student}.model"
     model_store.check_model(spec, key)  # one that cannot be loaded fails before anything else
+    check_trainer_settings(hparams, "socratic.hparams")
     method = ROLE_METHOD[role]
     examples = role_examples(
         role, read_records(layout.DECOMPOSITIONS, Decomposition, allow_empty=True),
@@ -90,34 +98,18 @@ def run(params: Params, student: str, role: Role) -> TrainResult:
     if not examples:
         return _nothing_to_train(student, method, settings)
     use_ds = deepspeed_setup.wanted(hparams.deepspeed)
-    out_dir = layout.model_dir(student, method)
-    reports = layout.train_reports(student, method)
-    experiment = tracking.use_experiment(params.mlflow)
-    tags = {"student": student, "method": method, "stage": "socratic-train",
-            **tracking.lineage_tags({"decompositions": layout.DECOMPOSITIONS})}
-    with (  # the model and its curves move into place together, after MLflow logging
-        publish() as out,
-        mlflow.start_run(experiment_id=experiment, run_name=f"{student}/{method}", tags=tags) as run,
-    ):
-        staging = out.dir(out_dir)
-        mlflow.log_params({"student": student, "student_model": spec, "method": method,
-                           "role": role, "decomposition_source": settings.source,
-                           "deepspeed": use_ds, **hparams.model_dump()})
-        result = train_student(
-            examples, spec, key, hparams, staging, use_deepspeed=use_ds,
-            on_log=lambda step, loss: mlflow.log_metric("train_loss", loss, step=step),
-        )
+    with training_run(params, student, method, stage="socratic-train",
+                      inputs={"decompositions": layout.DECOMPOSITIONS},
+                      run_params={"role": role, "decomposition_source": settings.source,
+                                  "deepspeed": use_ds, **hparams.model_dump()}) as run:
+        result = train_student(examples, spec, key, hparams, run.staging, use_deepspeed=use_ds,
+                               on_log=run.log_loss)
         metrics = {"first_loss": result.first_loss, "final_loss": result.final_loss,
                    "steps": result.steps, "train_examples": result.examples,
                    "train_decompositions": len({e.source for e in examples}),
                    "train_seconds": round(result.seconds, 2)}
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-        mlflow.log_artifacts(str(staging), artifact_path="model")
-        info = {"run_id": run.info.run_id, "student": student, "student_model": spec,
-                "method": method, "role": role, "deepspeed": use_ds, **metrics}
-        (staging / layout.TRAIN_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        write_loss_curve(out.file(reports / "loss.csv"), result)
-        write_text(out.file(reports / "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+        mlflow.log_artifacts(str(run.staging), artifact_path="model")
+        run.record(result, metrics, identity={"role": role}, deepspeed=use_ds)
     log.info("trained %s/%s on %d examples: %d steps, loss %.3f -> %.3f", student, method,
              result.examples, result.steps, result.first_loss, result.final_loss)
     return result

@@ -11,15 +11,14 @@ Usage: ``cotdistill train --student smollm2-135m --method fine_tune_cot``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from cotdistill import layout, prompts, tracking
-from cotdistill.atomic import publish, write_text
 from cotdistill.datasets.splits import first_per_dataset
 from cotdistill.errors import CotdistillError
 from cotdistill.jsonl import read_records
@@ -28,13 +27,13 @@ from cotdistill.methods.registry import METHODS
 from cotdistill.params import HParams, Params
 from cotdistill.records import CuratedExample, PreparedExample
 from cotdistill.student import deepspeed_setup
+from cotdistill.stages.training_run import training_run
 from cotdistill.student.selection import ValidationSelection
 from cotdistill.student.training import (
     TrainResult,
+    check_trainer_settings,
     train_stages,
-    train_student,
     two_stage_target,
-    write_loss_curve,
 )
 
 log = logging.getLogger(__name__)
@@ -56,6 +55,19 @@ def launcher_command(launcher: str, arguments: list[str]) -> list[str] | None:
         return None
     return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}",
             "-m", "cotdistill.cli", *arguments]
+
+
+def run_or_launch(params: Params, student: str, method: str, params_file: Path) -> int:
+    """Train here, or, with several GPUs (``train.hparams.launcher: auto``), under torchrun
+    with one process per GPU, each rank running ``cotdistill train`` again. The exit status."""
+    command = launcher_command(params.train.hparams.launcher,
+                               ["train", "--student", student, "--method", method,
+                                "--params", str(params_file)])
+    if command is None:
+        run(params, student, method)
+        return 0
+    log.info("launching %s", " ".join(command))
+    return subprocess.run(command).returncode
 
 
 def _validation_selection(hparams: HParams, method: str, tasks: prompts.Tasks,
@@ -90,6 +102,7 @@ def run(params: Params, student: str, method: str) -> TrainResult:
     key = f"students.{student}.model"
     # a model that cannot be loaded fails before anything else happens (no MLflow run is left)
     model_store.check_model(spec, key)
+    check_trainer_settings(params.train.hparams, "train.hparams")
     if params.train.hparams.kd is not None and params.train.hparams.kd.teacher:
         model_store.check_model(params.train.hparams.kd.teacher, "train.hparams.kd.teacher")
     data_path = layout.curated(method)
@@ -101,34 +114,23 @@ def run(params: Params, student: str, method: str) -> TrainResult:
         )
     hparams = params.train.hparams
     use_ds = deepspeed_setup.wanted(hparams.deepspeed)
-    target = two_stage_target(examples, hparams) if METHODS[method].two_stage else None
+    target = two_stage_target(examples, params.train.method_params) if METHODS[method].two_stage else None
     selection = _validation_selection(hparams, method, params.prepare.tasks(), target)
     if int(os.environ.get("RANK", "0")) != 0:
         # under a multi-process launcher every rank trains; only rank 0 writes and logs
         with tempfile.TemporaryDirectory() as scratch:
-            return train_student(examples, spec, key, hparams, Path(scratch) / "model",
-                                 use_deepspeed=use_ds, selection=selection)
-    out_dir = layout.model_dir(student, method)
-    reports = layout.train_reports(student, method)
-    experiment = tracking.use_experiment(params.mlflow)
+            return train_stages(examples, spec, key, hparams, Path(scratch) / "model",
+                                use_deepspeed=use_ds, two_stage=METHODS[method].two_stage,
+                                selection=selection, methods=params.train.method_params)
     inputs = {"curated": data_path}
     if selection is not None:
         inputs["val"] = layout.prepared("val")
-    tags = {"student": student, "method": method, "stage": "train",
-            **tracking.lineage_tags(inputs)}
-    with (  # the model and its curves move into place together, after MLflow logging
-        publish() as out,
-        mlflow.start_run(experiment_id=experiment, run_name=f"{student}/{method}", tags=tags) as run,
-    ):
-        staging = out.dir(out_dir)
-        mlflow.log_params({"student": student, "student_model": spec, "method": method,
-                           "deepspeed": use_ds, **hparams.model_dump()})
+    with training_run(params, student, method, stage="train", inputs=inputs,
+                      run_params={"deepspeed": use_ds, **hparams.model_dump()}) as run:
         result = train_stages(
-            examples, spec, key, hparams, staging, use_deepspeed=use_ds,
-            two_stage=METHODS[method].two_stage,
-            on_log=lambda step, loss: mlflow.log_metric("train_loss", loss, step=step),
-            selection=selection,
-            on_val=lambda step, acc: mlflow.log_metric("val_accuracy", acc, step=step),
+            examples, spec, key, hparams, run.staging, use_deepspeed=use_ds,
+            two_stage=METHODS[method].two_stage, on_log=run.log_loss,
+            selection=selection, on_val=run.log_val, methods=params.train.method_params,
         )
         metrics = {"first_loss": result.first_loss, "final_loss": result.final_loss,
                    "steps": result.steps, "train_examples": result.examples,
@@ -139,23 +141,16 @@ def run(params: Params, student: str, method: str) -> TrainResult:
             metrics.update(best_step=selection.best_step,
                            best_val_accuracy=selection.best_accuracy,
                            val_examples=len(selection.examples))
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-        logged = tracking.log_student(staging)
-        if selection is not None:
-            tracking.register_if_best(params.mlflow, run.info.run_id, logged.model_uri,
-                                      selection.best_accuracy)
+        logged = tracking.log_student(run.staging)
         timing = {"train_seconds": round(result.seconds, 2), "precision": result.precision,
                   "stopped_early": result.stopped_early}
         mlflow.log_metric("train_seconds", timing["train_seconds"])
         mlflow.set_tag("precision", result.precision)
-        info = {"run_id": run.info.run_id, "student": student, "student_model": spec,
-                "method": method, "deepspeed": use_ds, **metrics, **timing}
-        (staging / layout.TRAIN_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        history = selection.history if selection is not None else []
-        write_text(out.file(reports / "val.csv"), "step,val_accuracy\n" + "".join(
-            f"{step},{accuracy:.6f}\n" for step, accuracy in history))
-        write_loss_curve(out.file(reports / "loss.csv"), result)
-        write_text(out.file(reports / "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+        run.record(result, metrics, identity={}, deepspeed=use_ds, extra=timing,
+                   history=selection.history if selection is not None else [])
+        if selection is not None:  # last: a run that failed to record never takes the alias
+            tracking.register_if_best(params.mlflow, run.run_id, logged.model_uri,
+                                      selection.best_accuracy)
     log.info("trained %s/%s: %d steps, loss %.3f -> %.3f", student, method, result.steps,
              result.first_loss, result.final_loss)
     return result

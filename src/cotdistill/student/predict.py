@@ -18,6 +18,8 @@ import logging
 import os
 import shutil
 import tempfile
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,18 @@ class Answer:
     output: str  # the generated text, as evaluate records it
     rationale: str | None  # None for students that state only an answer
     answer: str | None  # normalised like evaluate's predictions; None: the student gave none
+
+    def as_text(self) -> str:
+        """What ``cotdistill predict`` prints: the question, the rationale, the answer."""
+        lines = [f"question: {self.question}"]
+        if self.rationale is not None:
+            lines.append(f"rationale: {self.rationale}")
+        lines.append(f"answer: {self.answer if self.answer is not None else '(none)'}")
+        return "\n".join(lines)
+
+    def as_json(self) -> str:
+        """What ``cotdistill predict --json`` prints: one object per line."""
+        return json.dumps(dataclasses.asdict(self))
 
 
 @dataclass(frozen=True)

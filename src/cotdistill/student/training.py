@@ -18,7 +18,8 @@ from cotdistill.errors import CotdistillError
 from cotdistill.lm import precision as numerics
 from cotdistill.lm import store as model_store
 from cotdistill.methods.registry import METHODS
-from cotdistill.params import HParams
+from cotdistill.params import HParams, MethodParams
+from cotdistill.params.train import TRAINER_DEFAULTS, TRAINING_ARGUMENTS
 from cotdistill.records import CuratedExample
 from cotdistill.student import deepspeed_setup
 from cotdistill.student.data import PadCollator, encode
@@ -68,6 +69,7 @@ def train_student(
     examples: list[CuratedExample], model_spec: str, key: str, hparams: HParams,
     output_dir: Path, *, use_deepspeed: bool, on_log=None,
     selection: ValidationSelection | None = None, on_val=None, extra_callbacks=(),
+    methods: MethodParams = MethodParams(),
 ) -> TrainResult:
     """Train ``model_spec`` on ``examples`` and save model + tokenizer into ``output_dir``.
 
@@ -93,7 +95,7 @@ def train_student(
     weighted = any(e.task is not None or e.weight is not None for e in examples)
     if weighted:  # task weight (multi-task methods) x example weight (down-weighted hints)
         for feature, example in zip(features, examples):
-            task = METHODS[example.method].task_weight(example.task, hparams.rationale_weight)
+            task = METHODS[example.method].task_weight(example.task, methods)
             feature["weight"] = task * (example.weight if example.weight is not None else 1.0)
     packing = hparams.packing is True or (
         hparams.packing == "auto" and not encoder_decoder and not weighted and hparams.kd is None
@@ -152,25 +154,27 @@ def train_stages(
     examples: list[CuratedExample], model_spec: str, key: str, hparams: HParams,
     output_dir: Path, *, use_deepspeed: bool, two_stage: bool = False, on_log=None,
     selection: ValidationSelection | None = None, on_val=None,
+    methods: MethodParams = MethodParams(),
 ) -> TrainResult:
     """One training, or two-stage CoT fine-tuning (CoT Collection): first on the pooled
     examples of every dataset for ``first_stage_epochs``, then, from that model, on one
-    dataset's (``train.hparams.two_stage_dataset``; default the first dataset in the data).
+    dataset's (``train.method_params.two_stage_cot``: ``dataset``, default the first dataset
+    in the data).
     Validation selection (on that dataset's questions) and early stopping belong to the second
     stage, whose logged steps follow the first's.
     """
     if not two_stage:
         return train_student(examples, model_spec, key, hparams, output_dir,
                              use_deepspeed=use_deepspeed, on_log=on_log, selection=selection,
-                             on_val=on_val)
-    target = two_stage_target(examples, hparams)
+                             on_val=on_val, methods=methods)
+    target = two_stage_target(examples, methods)
     focused = [example for example in examples if example.dataset == target]
     if not focused:
-        raise CotdistillError(f"train.hparams.two_stage_dataset: no training examples of "
+        raise CotdistillError(f"train.method_params.two_stage_cot.dataset: no training examples of "
                               f"{target!r} (have: {', '.join(sorted({e.dataset for e in examples}))})")
     with tempfile.TemporaryDirectory(prefix="cotdistill-stage1-") as scratch:
-        pooled = hparams.model_copy(update={"epochs": hparams.first_stage_epochs,
-                                            "patience": None})
+        pooled = hparams.model_copy(update={
+            "epochs": methods.two_stage_cot.first_stage_epochs, "patience": None})
         first = train_student(examples, model_spec, key, pooled, Path(scratch) / "pooled",
                               use_deepspeed=use_deepspeed, on_log=on_log)
         offset = first.steps
@@ -186,32 +190,36 @@ def train_stages(
     return second
 
 
+def check_trainer_settings(hparams: HParams, key: str) -> None:
+    """Refuse a ``trainer`` setting that ``TrainingArguments`` does not have, before any work
+    (``key``: where the hparams are, e.g. ``train.hparams``)."""
+    from dataclasses import fields
+
+    from transformers import TrainingArguments
+
+    known = {field.name for field in fields(TrainingArguments) if field.init}
+    unknown = sorted(set(hparams.trainer) - known)
+    if unknown:
+        raise CotdistillError(f"{key}.trainer.{unknown[0]}: not a field of transformers' "
+                              "TrainingArguments (its documentation lists them all)")
+
+
 def training_arguments(hparams: HParams, scratch: str, precision: str,
                        use_deepspeed: bool) -> dict:
-    """The ``TrainingArguments`` of a run, as keyword arguments."""
+    """The ``TrainingArguments`` of a run, as keyword arguments: the hparams that pass
+    straight through (:data:`~cotdistill.params.train.TRAINING_ARGUMENTS`), cotdistill's own
+    defaults, what this run's hardware decides, and ``train.hparams.trainer`` verbatim."""
     import torch
 
     return dict(
+        **{field: getattr(hparams, key) for key, field in TRAINING_ARGUMENTS.items()},
+        **TRAINER_DEFAULTS,
         output_dir=scratch,
-        per_device_train_batch_size=hparams.batch_size,
-        gradient_accumulation_steps=hparams.grad_accum,
-        learning_rate=hparams.learning_rate,
-        num_train_epochs=hparams.epochs,
-        max_steps=hparams.max_steps,
-        warmup_steps=hparams.warmup_ratio,  # a float in [0, 1) is a ratio of all steps
-        lr_scheduler_type=hparams.lr_scheduler,
-        weight_decay=hparams.weight_decay,
-        logging_steps=hparams.logging_steps,
-        save_strategy="no",
-        report_to="none",
-        seed=hparams.seed,
         data_seed=hparams.seed,
         use_cpu=not torch.cuda.is_available(),
         bf16=precision == "bf16",
-        dataloader_num_workers=0,
-        remove_unused_columns=False,
-        disable_tqdm=False,
         deepspeed=deepspeed_setup.config(hparams.deepspeed_config) if use_deepspeed else None,
+        **hparams.trainer,
     )
 
 
@@ -230,9 +238,9 @@ def _training_precision(hparams: HParams, use_deepspeed: bool, key: str) -> str:
     return numerics.resolve(hparams.precision)
 
 
-def two_stage_target(examples: list[CuratedExample], hparams: HParams) -> str:
+def two_stage_target(examples: list[CuratedExample], methods: MethodParams) -> str:
     """The dataset two-stage CoT's second stage trains on (and selects on)."""
-    return hparams.two_stage_dataset or examples[0].dataset
+    return methods.two_stage_cot.dataset or examples[0].dataset
 
 
 def _varlen_attention(model) -> bool:

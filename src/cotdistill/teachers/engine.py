@@ -6,7 +6,7 @@ over, so a crash loses nothing bought. ``teacher.max_usd`` is enforced through
 :func:`make_budget`. The passes built on it: the zero-shot-CoT two-step pass
 (:mod:`cotdistill.teachers.zero_shot_cot`), New-Fine-tune-CoT's few-shot pass
 (:mod:`cotdistill.methods.new_fine_tune_cot.fewshot_teacher`) and Socratic CoT's decompositions
-(:mod:`cotdistill.methods.socratic.decompose`).
+(:mod:`cotdistill.methods.socratic.decomposition_teacher`).
 
 A request that fails for good (after the backend's retries) or that ``teacher.max_usd`` does
 not allow is not fatal on the spot: everything else still runs and is cached, the failures are
@@ -19,12 +19,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cotdistill import prompts
 from cotdistill.errors import CotdistillError
 from cotdistill.params import TeacherParams
+from cotdistill.records import PreparedExample
 from cotdistill.teachers.base import Backend, Completion, Failure, Outcome
 from cotdistill.teachers.budget import Budget, prompt_token_counter
 from cotdistill.teachers.cache import ResponseCache, response_key
@@ -245,7 +247,9 @@ def incomplete_message(stats: CallStats, budget: Budget, total: int) -> str:
     )
 
 
-def ask_answers(backend, cache, pairs, rationales, indices: list[int], stats, ans, budget,
+def ask_answers(backend: Backend, cache: ResponseCache,
+                pairs: Sequence[tuple[PreparedExample, int]], rationales: Sequence[Outcome],
+                indices: list[int], stats: CallStats, ans: Step, budget: Budget,
                 tasks: prompts.Tasks | None = None) -> dict[int, Outcome]:
     """The second zero-shot-CoT step for the ``indices`` of ``pairs``: each (example, sample)'s
     rationale followed by its dataset's answer trigger, through the cache; outcomes by index."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -44,23 +43,23 @@ class TransformersBackend:
         if refused:
             results.update(refused)
             on_batch(refused)
-        groups: dict[int, list[int]] = defaultdict(list)  # one seed per group, as before
-        for index, seed in enumerate(seeds):
-            if index not in refused:
-                groups[seed].append(index)
-        for seed, indices in groups.items():
-            if self._loaded is None:
-                self._loaded = load_causal_lm(self.model, "teacher.model", for_generation=True)
-            model, tokenizer = self._loaded
+        asked = [i for i in range(len(prompts)) if i not in refused]
+        if not asked:
+            return [results[i] for i in range(len(prompts))]
+        if self._loaded is None:
+            self._loaded = load_causal_lm(self.model, "teacher.model", for_generation=True)
+        model, tokenizer = self._loaded
 
-            def forward(batch: dict[int, Generated], indices: list[int] = indices) -> None:
-                done = {indices[i]: Completion(**vars(out)) for i, out in batch.items()}
-                results.update(done)
-                on_batch(done)
+        def forward(batch: dict[int, Generated]) -> None:
+            done = {asked[i]: Completion(**vars(out)) for i, out in batch.items()}
+            results.update(done)
+            on_batch(done)
 
-            generate(model, tokenizer, [prompts[i] for i in indices], max_new_tokens=max_tokens,
-                     batch_size=self.batch_size, temperature=temperature, seed=seed, stop=stop,
-                     on_batch=forward, desc="teacher", top_logprobs=self.top_logprobs)
+        # each prompt samples from its own seed: diverse reasoning asks one prompt with several
+        generate(model, tokenizer, [prompts[i] for i in asked], max_new_tokens=max_tokens,
+                 batch_size=self.batch_size, temperature=temperature,
+                 seed=[seeds[i] for i in asked], stop=stop, on_batch=forward, desc="teacher",
+                 top_logprobs=self.top_logprobs)
         return [results[i] for i in range(len(prompts))]
 
 

@@ -23,15 +23,15 @@ from cotdistill.methods.socratic.decompositions import (
     Malformed,
     ParsedDecomposition,
     decomposition_from_text,
-    decomposition_prompt,
     final_answer,
     gold_decompositions,
     keep_correct,
     load_exemplars,
     parse_decomposition,
-    prompt_id,
     read_socratic_file,
 )
+from cotdistill.prompts.socratic import decomposition_prompt
+from cotdistill.prompts.socratic import decomposition_prompt_id as prompt_id
 from cotdistill.records import PreparedExample
 
 MIRROR = REPO.parent / "shared/data/mirror"

@@ -10,7 +10,7 @@ import pytest
 from support.repo import REPO
 
 from cotdistill.errors import CotdistillError
-from cotdistill.methods.socratic.decompose import (
+from cotdistill.methods.socratic.decomposition_teacher import (
     compare,
     decompose,
     teacher_ask,

@@ -174,13 +174,7 @@ def run_teacher_fewshot(
             stop=rs.stop, budget=budget,
         )
         stats.mark("rationale", before)
-        stated: dict[int, str] = {}
-        if fewshot.adaptive:
-            for i, r in enumerate(rationales):
-                if isinstance(r, Completion):
-                    answer = stated_answer(r.text, pairs[i][0])
-                    if answer is not None:
-                        stated[i] = answer
+        stated = _stated_answers(rationales, pairs) if fewshot.adaptive else {}
         asked = [i for i, r in enumerate(rationales) if isinstance(r, Completion)
                  and i not in stated]
         before = stats.totals()
@@ -194,61 +188,20 @@ def run_teacher_fewshot(
         sampling = {"temperature": params.temperature, "seed": params.seed,
                     "max_rationale_tokens": max_rationale,
                     "max_answer_tokens": params.max_answer_tokens}
-        records = []
-        for index, ((example, sample), rationale) in enumerate(zip(pairs, rationales)):
-            answer = answer_texts.get(index)
-            if answer is None:  # the rationale stated it: one call
-                prediction, answer_text, calls = stated[index], stated[index], 1
-                prompt_tokens = rationale.prompt_tokens
-                completion_tokens, usd = rationale.completion_tokens, rationale.usd
-            else:
-                prediction = answers.extract(answer.text, example.answer_type, example.choices)
-                answer_text, calls = answer.text.strip(), 2
-                prompt_tokens = rationale.prompt_tokens + answer.prompt_tokens
-                completion_tokens = rationale.completion_tokens + answer.completion_tokens
-                usd = rationale.usd + answer.usd
-            records.append(TeacherCompletion(
-                id=example.id, dataset=example.dataset, sample=sample, backend=backend.name,
-                model=backend.model,
-                prompt_id=shots_id(shots.get(example.dataset, []), prompts.of(tasks, example.dataset)),
-                sampling=sampling, rationale=rationale.text.strip(), answer_text=answer_text,
-                prediction=prediction,
-                correct=answers.is_correct(prediction, example.answer, example.answer_type),
-                usage=Usage(calls=calls, prompt_tokens=prompt_tokens,
-                            completion_tokens=completion_tokens, usd=round(usd, 10)),
-                top_logprobs=rationale.top_logprobs, tokens=rationale.tokens,
-            ))
+        records = [
+            _record(example, sample, rationale, answer_texts.get(index), stated.get(index),
+                    backend, shots_id(shots.get(example.dataset, []),
+                                      prompts.of(tasks, example.dataset)), sampling)
+            for index, ((example, sample), rationale) in enumerate(zip(pairs, rationales))
+        ]
         hinted_questions = 0
         if hint_wrong:
             right = {r.id for r in records if r.correct}
             wrong = [ex for ex in examples if ex.id not in right]
             hinted_questions = len(wrong)
-            hint_pairs = [(ex, params.samples + j) for ex in wrong
-                          for j in range(fewshot.hint_samples)]
-            before = stats.totals()
-            hints = cached_complete(
-                backend, cache, [(hint_prompt(ex), s) for ex, s in hint_pairs], stats,
-                max_tokens=max_rationale, temperature=rs.temperature, seed=rs.seed,
-                stop=rs.stop, budget=budget,
-            )
-            stats.mark("hint", before)
-            if stats.failed or stats.not_sent or any(not isinstance(h, Completion) for h in hints):
-                raise TeacherIncomplete(
-                    incomplete_message(stats, budget, len(pairs) + len(hint_pairs)), stats)
-            for (example, sample), hint in zip(hint_pairs, hints):
-                claimed = stated_answer(hint.text, example)
-                records.append(TeacherCompletion(
-                    id=example.id, dataset=example.dataset, sample=sample, backend=backend.name,
-                    model=backend.model, prompt_id=HINT_ID, sampling=sampling,
-                    rationale=hint.text.strip(), answer_text=example.answer,
-                    prediction=example.answer,
-                    correct=claimed is None or answers.is_correct(
-                        claimed, example.answer, example.answer_type),
-                    hinted=True,
-                    usage=Usage(calls=1, prompt_tokens=hint.prompt_tokens,
-                                completion_tokens=hint.completion_tokens, usd=round(hint.usd, 10)),
-                    top_logprobs=hint.top_logprobs, tokens=hint.tokens,
-                ))
+            records += _hinted_records(
+                wrong, backend, cache, stats, budget, params, fewshot, max_rationale, sampling,
+                asked_before=len(pairs))
     finally:
         cache.close()
     run = FewshotRun(
@@ -257,3 +210,77 @@ def run_teacher_fewshot(
         answered_in_rationale=len(stated), hinted_questions=hinted_questions,
     )
     return records, run
+
+
+def _stated_answers(rationales: list, pairs: list[tuple[PreparedExample, int]]
+                    ) -> dict[int, str]:
+    """{index: answer} of the rationales that state their answer: no second call for those."""
+    stated = {}
+    for i, rationale in enumerate(rationales):
+        if isinstance(rationale, Completion):
+            answer = stated_answer(rationale.text, pairs[i][0])
+            if answer is not None:
+                stated[i] = answer
+    return stated
+
+
+def _record(example: PreparedExample, sample: int, rationale: Completion,
+            answer: Completion | None, stated: str | None, backend: Backend, prompt_id: str,
+            sampling: dict) -> TeacherCompletion:
+    """One few-shot completion: one call when the rationale ``stated`` its answer, else two
+    (the rationale and the ``answer`` step)."""
+    if answer is None:
+        assert stated is not None
+        prediction, answer_text, calls = stated, stated, 1
+        prompt_tokens = rationale.prompt_tokens
+        completion_tokens, usd = rationale.completion_tokens, rationale.usd
+    else:
+        prediction = answers.extract(answer.text, example.answer_type, example.choices)
+        answer_text, calls = answer.text.strip(), 2
+        prompt_tokens = rationale.prompt_tokens + answer.prompt_tokens
+        completion_tokens = rationale.completion_tokens + answer.completion_tokens
+        usd = rationale.usd + answer.usd
+    return TeacherCompletion(
+        id=example.id, dataset=example.dataset, sample=sample, backend=backend.name,
+        model=backend.model, prompt_id=prompt_id, sampling=sampling,
+        rationale=rationale.text.strip(), answer_text=answer_text, prediction=prediction,
+        correct=answers.is_correct(prediction, example.answer, example.answer_type),
+        usage=Usage(calls=calls, prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens, usd=round(usd, 10)),
+        top_logprobs=rationale.top_logprobs, tokens=rationale.tokens,
+    )
+
+
+def _hinted_records(wrong: list[PreparedExample], backend: Backend, cache: ResponseCache,
+                    stats: CallStats, budget, params: TeacherParams, fewshot: FewshotParams,
+                    max_rationale: int, sampling: dict, *, asked_before: int
+                    ) -> list[TeacherCompletion]:
+    """Heuristic correction: ``hint_samples`` hinted rationales per question the teacher got
+    wrong; a hinted rationale that states another answer than the gold one is not correct."""
+    rs = rationale_step(params)
+    hint_pairs = [(ex, params.samples + j) for ex in wrong for j in range(fewshot.hint_samples)]
+    before = stats.totals()
+    hints = cached_complete(
+        backend, cache, [(hint_prompt(ex), s) for ex, s in hint_pairs], stats,
+        max_tokens=max_rationale, temperature=rs.temperature, seed=rs.seed, stop=rs.stop,
+        budget=budget,
+    )
+    stats.mark("hint", before)
+    if stats.failed or stats.not_sent or any(not isinstance(h, Completion) for h in hints):
+        raise TeacherIncomplete(
+            incomplete_message(stats, budget, asked_before + len(hint_pairs)), stats)
+    records = []
+    for (example, sample), hint in zip(hint_pairs, hints):
+        claimed = stated_answer(hint.text, example)
+        records.append(TeacherCompletion(
+            id=example.id, dataset=example.dataset, sample=sample, backend=backend.name,
+            model=backend.model, prompt_id=HINT_ID, sampling=sampling,
+            rationale=hint.text.strip(), answer_text=example.answer, prediction=example.answer,
+            correct=claimed is None or answers.is_correct(
+                claimed, example.answer, example.answer_type),
+            hinted=True,
+            usage=Usage(calls=1, prompt_tokens=hint.prompt_tokens,
+                        completion_tokens=hint.completion_tokens, usd=round(hint.usd, 10)),
+            top_logprobs=hint.top_logprobs, tokens=hint.tokens,
+        ))
+    return records

@@ -5,7 +5,8 @@ rationale, into a question generator (QG) and a sub-question solver (QA). This m
 everything about decompositions that is not about training:
 
 - the record (:class:`Decomposition`) every Socratic stage reads and writes;
-- the teacher's few-shot prompt (:func:`decomposition_prompt`), with exemplars written out
+- the exemplars of the teacher's few-shot prompt (the prompt itself is
+  :func:`cotdistill.prompts.socratic.decomposition_prompt`), written out
   below (three GSM8K *train* problems with their published socratic sub-questions, so no test
   question ever reaches a prompt) or read from a file;
 - one parser for both the teacher's ``Q1: ... / A1: ...`` lines and GSM8K's socratic
@@ -23,7 +24,6 @@ way students will be scored.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -265,31 +265,6 @@ EXEMPLARS: tuple[Exemplar, ...] = (
         answer="5",
     ),
 )
-
-INSTRUCTION = (
-    "Solve each problem by breaking it into sub-questions. Answer the sub-questions one at a "
-    "time; the last sub-question asks what the problem asks, and its answer gives the result."
-)
-DECOMPOSITION_STOPS = ["\n\n", "\nProblem:"]
-
-
-def render_pairs(pairs: Sequence[tuple[str, str]]) -> str:
-    """``Q1: ...\\nA1: ...`` lines: the format the teacher writes and the parser reads."""
-    return "\n".join(f"Q{i}: {q}\nA{i}: {a}" for i, (q, a) in enumerate(pairs, start=1))
-
-
-def decomposition_prompt(question: str, exemplars: Sequence[Exemplar]) -> str:
-    """The few-shot prompt; the teacher continues with ``Q1: ...`` and stops at a blank line."""
-    shots = [f"Problem: {e.question}\n{render_pairs(e.pairs)}\nThe answer is {e.answer}."
-             for e in exemplars]
-    return "\n\n".join([INSTRUCTION, *shots, f"Problem: {question}\n"])
-
-
-def prompt_id(exemplars: Sequence[Exemplar]) -> str:
-    """The template's name and a hash of its text, as ``prompts.PROMPT_ID`` names zero-shot-CoT."""
-    text = decomposition_prompt("{question}", exemplars)
-    return "socratic_decompose@" + hashlib.sha256(text.encode()).hexdigest()[:8]
-
 
 def load_exemplars(path: Path | None, count: int) -> list[Exemplar]:
     """The first ``count`` exemplars of ``path`` (JSON Lines of :class:`Exemplar`), or of the

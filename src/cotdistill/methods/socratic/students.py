@@ -35,9 +35,19 @@ from typing import Literal
 
 from cotdistill import answers
 from cotdistill.methods.socratic.decompositions import Decomposition, final_answer
+from cotdistill.prompts.socratic import (
+    END,
+    STUDENT_STOPS,
+    Pair,
+    one_line,
+    qa_prompt,
+    qg_prompt,
+    transcript_lines,
+    unified_prompt,
+    unified_target,
+)
 from cotdistill.records import CuratedExample, Prediction, PreparedExample
 
-END = "[END]"  # QG's (and the unified model's) last target: "no more sub-questions"
 Role = Literal["qg", "qa", "unified"]
 ROLES: tuple[Role, ...] = ("qg", "qa", "unified")
 # models/<student>/<method> and the method name in curated examples, per role
@@ -46,47 +56,6 @@ ROLE_METHOD: dict[Role, str] = {
 # evaluation methods (reports/eval/<student>/<method>)
 PAIR_METHOD = "socratic"
 UNIFIED_METHOD = "socratic_unified"
-
-Pair = tuple[str, str]
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _lines(question: str, pairs: Sequence[Pair], *, with_answers: bool) -> list[str]:
-    lines = [_one_line(question)]
-    for number, (sub_question, sub_answer) in enumerate(pairs, start=1):
-        lines.append(f"Q{number}: {sub_question}")
-        if with_answers:
-            lines.append(f"A{number}: {sub_answer}")
-    return lines
-
-
-def qg_prompt(question: str, sub_questions: Sequence[str]) -> str:
-    """Problem + sub-questions so far, ending ``Q<k>:`` for the next one."""
-    pairs = [(sub_question, "") for sub_question in sub_questions]
-    return "\n".join([*_lines(question, pairs, with_answers=False), f"Q{len(pairs) + 1}:"])
-
-
-def qa_prompt(question: str, earlier: Sequence[Pair], sub_question: str) -> str:
-    """Problem + earlier pairs + the current sub-question, ending ``A<k>:`` for its answer."""
-    k = len(earlier) + 1
-    return "\n".join([*_lines(question, earlier, with_answers=True),
-                      f"Q{k}: {sub_question}", f"A{k}:"])
-
-
-def unified_prompt(question: str, earlier: Sequence[Pair]) -> str:
-    """Problem + earlier pairs, ending ``Q<k>:``: the model writes the pair (or :data:`END`)."""
-    return "\n".join([*_lines(question, earlier, with_answers=True), f"Q{len(earlier) + 1}:"])
-
-
-def unified_target(number: int, pair: Pair | None) -> str:
-    """`` <sub-question>\\nA<k>: <sub-answer>``, or `` [END]`` after the last pair."""
-    if pair is None:
-        return f" {END}"
-    return f" {pair[0]}\nA{number}: {pair[1]}"
-
 
 # --- training examples ---------------------------------------------------------------------------
 
@@ -173,7 +142,7 @@ class Transcript:
 
     def render(self) -> str:
         """The transcript as saved in a prediction's ``output``."""
-        lines = _lines("", self.pairs, with_answers=True)[1:]
+        lines = transcript_lines("", self.pairs, with_answers=True)[1:]
         marker = {"end": END, "limit": "[STEP LIMIT]", "empty": "[EMPTY SUB-QUESTION]",
                   "malformed": "[MALFORMED STEP]", None: "[RUNNING]"}[self.stop]
         if self.rejected is not None:  # kept, escaped to one line, to see what went wrong
@@ -241,7 +210,7 @@ def run_unified_loop(questions: Sequence[str], write: Complete,
             # the answer label is searched, not expected after a line break: T5-style
             # tokenizers write no newlines
             label = _ANSWER_LABEL.search(output)
-            sub_question = _one_line(output[:label.start()] if label else output)
+            sub_question = one_line(output[:label.start()] if label else output)
             sub_answer = _first_line(output[label.end():]) if label else ""
             if not sub_question:
                 transcript.stop, transcript.rejected = "empty", output
@@ -301,5 +270,4 @@ def local_completer(model, tokenizer, *, max_new_tokens: int, batch_size: int,
     return complete
 
 
-# stops per role at inference: QG and QA write one line, the unified model one pair
-STOPS: dict[Role, list[str]] = {"qg": ["\n"], "qa": ["\n"], "unified": ["\nQ"]}
+STOPS: dict[Role, list[str]] = STUDENT_STOPS  # type: ignore[assignment]

@@ -29,18 +29,17 @@ from cotdistill.datasets.sources import FileSource
 from cotdistill.datasets.splits import first_per_dataset
 from cotdistill.errors import CotdistillError
 from cotdistill.methods.socratic.decompositions import (
-    DECOMPOSITION_STOPS,
     Decomposition,
     DecompositionStats,
     Exemplar,
     GoldStats,
     decomposition_from_text,
-    decomposition_prompt,
     gold_decompositions,
     keep_correct,
 )
 from cotdistill.params import TeacherParams
 from cotdistill.params.socratic import SocraticParams
+from cotdistill.prompts.socratic import DECOMPOSITION_STOPS, decomposition_prompt
 from cotdistill.records import PreparedExample
 from cotdistill.teachers import engine
 from cotdistill.teachers.base import Backend

@@ -3,8 +3,9 @@
 Zero-shot-CoT (Kojima et al. 2022) as Fine-tune-CoT uses it: two steps; the few-shot-CoT
 block of worked examples (Wei et al. 2022) that the baselines and the few-shot teacher pass
 share; the zero-shot baseline; the answer hint of heuristic correction; where completions
-stop; and how a student sees a question and writes its answer. (The Socratic question
-generator's and solver's templates still live in ``methods/socratic``.)
+stop; and how a student sees a question and writes its answer. The Socratic teacher's
+decomposition prompt and its students' formats are in :mod:`cotdistill.prompts.socratic`:
+every template a teacher or a student sees is in this package.
 
 Step 1 asks for a rationale; step 2 appends it and an answer trigger worded for the answer
 type, and reads the answer. Every task (dataset) may set its own templates
