@@ -78,7 +78,6 @@ def train_student(
     best one is what is saved. ``extra_callbacks`` are more ``TrainerCallback``s (a
     benchmark's step clock).
     """
-    import torch
     from transformers import Trainer, TrainingArguments, set_seed
 
     if not examples:
@@ -90,25 +89,13 @@ def train_student(
         raise CotdistillError(f"{key}: train.hparams.packing is for decoder-only students")
     if hparams.lora is not None:
         model = _with_lora(model, hparams.lora, encoder_decoder)
-    features = [encode(tokenizer, e.input, e.target, hparams.max_length,
-                       encoder_decoder=encoder_decoder) for e in examples]
-    weighted = any(e.task is not None or e.weight is not None for e in examples)
-    if weighted:  # task weight (multi-task methods) x example weight (down-weighted hints)
-        for feature, example in zip(features, examples):
-            task = METHODS[example.method].task_weight(example.task, methods)
-            feature["weight"] = task * (example.weight if example.weight is not None else 1.0)
+    features, weighted = _features(examples, tokenizer, hparams.max_length, encoder_decoder,
+                                   methods)
     packing = hparams.packing is True or (
         hparams.packing == "auto" and not encoder_decoder and not weighted and hparams.kd is None
         and _varlen_attention(model))
-    kd_teacher, kd_figures = None, {}
-    if hparams.kd is not None or weighted:
-        if encoder_decoder or hparams.packing is True:
-            raise CotdistillError(f"{key}: token-level KD and task or example weights need a "
-                                  "decoder-only student without packing")
-        if hparams.kd is not None and hparams.kd.source == "model":
-            kd_teacher = _kd_teacher(hparams.kd.teacher, tokenizer)
-        elif hparams.kd is not None:
-            kd_figures = _attach_stored_distributions(features, examples, tokenizer)
+    kd_teacher, kd_figures = _kd_sources(hparams, weighted, encoder_decoder, features, examples,
+                                         tokenizer, key)
     precision = _training_precision(hparams, use_deepspeed, key)
     result = TrainResult(examples=len(features), deepspeed=use_deepspeed, kd=kd_figures,
                          precision=precision)
@@ -137,17 +124,54 @@ def train_student(
         result.epochs = round(float(trainer.state.epoch or 0.0), 4)
         result.stopped_early = selection is not None and selection.stopped_at is not None
         result.engine = type(trainer.model_wrapped).__name__
-        trainer.accelerator.wait_for_everyone()
-        trained = trainer.accelerator.unwrap_model(trainer.model_wrapped)
-        if selection is not None and selection.best_state is not None:
-            trained.load_state_dict(selection.best_state)  # the best checkpoint, not the last
-        if hparams.lora is not None:
-            trained = trained.merge_and_unload()  # a plain checkpoint, loadable without peft
-        trained.save_pretrained(output_dir)
-        tokenizer.save_pretrained(output_dir)
+        _save(trainer, selection, hparams, tokenizer, output_dir)
         if use_deepspeed:
             deepspeed_setup.teardown(trainer)
     return result
+
+
+def _features(examples: list[CuratedExample], tokenizer, max_length: int,
+              encoder_decoder: bool, methods: MethodParams) -> tuple[list[dict], bool]:
+    """The examples tokenized, and whether any carries a weight: its task's (multi-task
+    methods) times its own (down-weighted hinted rationales)."""
+    features = [encode(tokenizer, e.input, e.target, max_length,
+                       encoder_decoder=encoder_decoder) for e in examples]
+    weighted = any(e.task is not None or e.weight is not None for e in examples)
+    if weighted:
+        for feature, example in zip(features, examples):
+            task = METHODS[example.method].task_weight(example.task, methods)
+            feature["weight"] = task * (example.weight if example.weight is not None else 1.0)
+    return features, weighted
+
+
+def _kd_sources(hparams: HParams, weighted: bool, encoder_decoder: bool, features: list[dict],
+                examples: list[CuratedExample], tokenizer, key: str):
+    """The KD teacher model (source model), or the stored distributions attached to
+    ``features`` with their coverage figures (source logprobs); (None, {}) without KD."""
+    if hparams.kd is None and not weighted:
+        return None, {}
+    if encoder_decoder or hparams.packing is True:
+        raise CotdistillError(f"{key}: token-level KD and task or example weights need a "
+                              "decoder-only student without packing")
+    if hparams.kd is not None and hparams.kd.source == "model":
+        return _kd_teacher(hparams.kd.teacher, tokenizer), {}
+    if hparams.kd is not None:
+        return None, _attach_stored_distributions(features, examples, tokenizer)
+    return None, {}
+
+
+def _save(trainer, selection: ValidationSelection | None, hparams: HParams, tokenizer,
+          output_dir: Path) -> None:
+    """Save the best checkpoint on validation (else the last), LoRA merged in, with its
+    tokenizer."""
+    trainer.accelerator.wait_for_everyone()
+    trained = trainer.accelerator.unwrap_model(trainer.model_wrapped)
+    if selection is not None and selection.best_state is not None:
+        trained.load_state_dict(selection.best_state)  # the best checkpoint, not the last
+    if hparams.lora is not None:
+        trained = trained.merge_and_unload()  # a plain checkpoint, loadable without peft
+    trained.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
 
 
 def train_stages(

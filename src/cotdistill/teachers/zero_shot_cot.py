@@ -19,7 +19,7 @@ from pathlib import Path
 from cotdistill import answers, prompts
 from cotdistill.params import TeacherParams
 from cotdistill.records import PreparedExample, TeacherCompletion, Usage
-from cotdistill.teachers.base import Backend, Completion
+from cotdistill.teachers.base import Backend, Completion, Outcome
 from cotdistill.teachers.cache import ResponseCache
 from cotdistill.teachers.engine import (
     CallStats,
@@ -92,35 +92,40 @@ def run_teacher(
         cache.close()
     if stats.failed or stats.not_sent or len(answer_texts) < len(pairs):
         raise TeacherIncomplete(incomplete_message(stats, budget, len(pairs)), stats)
-    records = []
-    for index, ((example, sample), rationale) in enumerate(zip(pairs, rationales)):
-        answer = answer_texts[index]
-        assert isinstance(rationale, Completion) and isinstance(answer, Completion)
-        task = prompts.of(tasks, example.dataset)
-        prediction = answers.extract(answer.text, example.answer_type, example.choices)
-        answer_key = request_key(backend, prompts.answer_prompt(
-            example.question, rationale.text, example.answer_type, example.choices, task),
-            sample, ans)
-        records.append(
-            TeacherCompletion(
-                id=example.id, dataset=example.dataset, sample=sample, backend=backend.name,
-                model=backend.model, prompt_id=task.prompt_id,
-                sampling={"temperature": params.temperature, "seed": params.seed,
-                          "max_rationale_tokens": params.max_rationale_tokens,
-                          "max_answer_tokens": params.max_answer_tokens},
-                rationale=rationale.text.strip(), answer_text=answer.text.strip(),
-                prediction=prediction,
-                correct=answers.is_correct(prediction, example.answer, example.answer_type),
-                usage=Usage(
-                    calls=2,
-                    prompt_tokens=rationale.prompt_tokens + answer.prompt_tokens,
-                    completion_tokens=rationale.completion_tokens + answer.completion_tokens,
-                    usd=round(rationale.usd + answer.usd, 10),
-                ),
-                top_logprobs=rationale.top_logprobs, tokens=rationale.tokens,
-                lineage={"rationale_key": request_key(
-                    backend, prompts.reasoning_prompt(example.question, task), sample, rs),
-                         "answer_key": answer_key},
-            )
-        )
+    records = [_record(example, sample, rationale, answer_texts[index], params, backend,
+                       prompts.of(tasks, example.dataset))
+               for index, ((example, sample), rationale) in enumerate(zip(pairs, rationales))]
     return records, stats
+
+
+def _record(example: PreparedExample, sample: int, rationale: Outcome, answer: Outcome,
+            params: TeacherParams, backend: Backend, task: prompts.TaskPrompts
+            ) -> TeacherCompletion:
+    """One two-step completion, with the cache keys of both requests as its lineage (so a
+    lost cache can be restored from the stage's output)."""
+    assert isinstance(rationale, Completion) and isinstance(answer, Completion)
+    rs, ans = rationale_step(params), answer_step(params)
+    prediction = answers.extract(answer.text, example.answer_type, example.choices)
+    return TeacherCompletion(
+        id=example.id, dataset=example.dataset, sample=sample, backend=backend.name,
+        model=backend.model, prompt_id=task.prompt_id,
+        sampling={"temperature": params.temperature, "seed": params.seed,
+                  "max_rationale_tokens": params.max_rationale_tokens,
+                  "max_answer_tokens": params.max_answer_tokens},
+        rationale=rationale.text.strip(), answer_text=answer.text.strip(),
+        prediction=prediction,
+        correct=answers.is_correct(prediction, example.answer, example.answer_type),
+        usage=Usage(
+            calls=2,
+            prompt_tokens=rationale.prompt_tokens + answer.prompt_tokens,
+            completion_tokens=rationale.completion_tokens + answer.completion_tokens,
+            usd=round(rationale.usd + answer.usd, 10),
+        ),
+        top_logprobs=rationale.top_logprobs, tokens=rationale.tokens,
+        lineage={
+            "rationale_key": request_key(
+                backend, prompts.reasoning_prompt(example.question, task), sample, rs),
+            "answer_key": request_key(backend, prompts.answer_prompt(
+                example.question, rationale.text, example.answer_type, example.choices, task),
+                sample, ans)},
+    )
