@@ -88,31 +88,11 @@ def lineage_tags(inputs: dict[str, Path]) -> dict[str, str]:
     return tags
 
 
-def log_student(model_dir: Path, name: str = "model"):
-    """Log a saved student with the ``mlflow.transformers`` flavour; returns the model info.
-
-    Requirements are pinned explicitly: MLflow's inference of them imports packages this
-    project does not use (torchvision)."""
-    import mlflow
-    import torch
-    import transformers
-
-    from cotdistill.lm.store import load_causal_lm
-
-    model, tokenizer = load_causal_lm(str(model_dir), str(model_dir))
-    task = "text2text-generation" if model.config.is_encoder_decoder else "text-generation"
-    for noisy in ("mlflow.transformers",):  # "no model card on the hub" for every local model
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    return mlflow.transformers.log_model(
-        transformers_model={"model": model, "tokenizer": tokenizer}, task=task, name=name,
-        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}",
-                          f"transformers=={transformers.__version__}"],
-    )
-
-
-def register_if_best(params: MlflowParams, run_id: str, model_uri: str, score: float) -> bool:
+def register_if_best(params: MlflowParams, run_id: str, model_uri: str, score: float,
+                     description: str = "") -> bool:
     """Register the model and move the alias to it when ``score`` (validation accuracy) beats
-    the run that holds the alias now. Never decided on test figures."""
+    the run that holds the alias now. Never decided on test figures. ``description`` (the
+    model card) goes on the new version and on the registered model."""
     import mlflow
 
     client = mlflow.MlflowClient()
@@ -125,6 +105,11 @@ def register_if_best(params: MlflowParams, run_id: str, model_uri: str, score: f
     if score <= best:
         return False
     version = mlflow.register_model(model_uri, name)
+    if description:
+        client.update_model_version(name, version.version, description=description)
+        client.update_registered_model(name, description=(
+            f"The best cotdistill student on validation carries @{alias}; each version's "
+            f"description is its model card. @{alias} now:\n\n{description}"))
     client.set_registered_model_alias(name, alias, version.version)
     client.set_tag(run_id, "registered", f"{name}@{alias} (version {version.version})")
     return True

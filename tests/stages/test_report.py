@@ -87,3 +87,24 @@ def test_the_data_section_shows_what_decontamination_dropped_with_an_example():
     assert "50% of its 8-word n-grams" in text
     assert "tickets, normalised: answer: option text read as its letter (14)" in text
     assert data_section(None) == []
+
+
+def test_answers_never_given_are_counted_and_a_large_share_is_called_out():
+    """Truncation must not pass for a low accuracy: evaluation counts the answers that were
+    never given, and the report names the setting to raise past 5%."""
+    from cotdistill.records import Prediction
+    from cotdistill.stages.report import truncation_warnings
+    from cotdistill.student.evaluation import accuracy_metrics
+
+    def prediction(number: int, said: str | None) -> Prediction:
+        return Prediction(id=f"q{number}", dataset="coin_flip", student="s",
+                          method="fine_tune_cot", output="...", prediction=said, answer="no",
+                          correct=said == "no")
+
+    cut = accuracy_metrics([prediction(i, None if i < 22 else "no") for i in range(50)])
+    assert (cut["accuracy"], cut["unanswered"], cut["unanswered_share"]) == (0.56, 22, 0.44)
+    assert cut["datasets"]["coin_flip"]["unanswered"] == 22
+    [warning] = [line for line in truncation_warnings({("s", "fine_tune_cot"): cut}) if line]
+    assert "22 of 50 questions (44%)" in warning and "evaluate.max_new_tokens" in warning
+    fine = accuracy_metrics([prediction(i, None if i < 2 else "no") for i in range(50)])
+    assert truncation_warnings({("s", "fine_tune_cot"): fine}) == []  # 4%: no warning

@@ -167,3 +167,87 @@ def test_bad_input_is_one_error_line(project, arguments, expected):
         {**params, "mlflow": {"tracking_uri": f"sqlite:///{project / 'none.db'}"}}))
     assert one_error_line(cotdistill(project, "predict", *arguments)).startswith(expected)
     assert not (project / "none.db").exists()
+
+
+PYFUNC_CALLS = """
+import json, sys
+import mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.pyfunc.load_model("models:/cotdistill-student@champion")
+questions = json.loads(sys.argv[2])
+calls = [model.predict(questions).to_dict("records") for _ in range(3)]
+short = model.predict(questions[:1], params={"max_new_tokens": 2}).to_dict("records")
+version = mlflow.MlflowClient().get_model_version_by_alias("cotdistill-student", "champion")
+print(json.dumps({"calls": calls, "short": short, "card": version.description,
+                  "inputs": [t.name for t in model.metadata.get_input_schema().input_types()],
+                  "params": [p.name for p in model.metadata.get_params_schema().params]}))
+"""
+
+
+def test_the_champion_loaded_with_mlflow_pyfunc_answers_like_evaluation(project):
+    """Someone who never saw this repository: a fresh process, the registry URI, plain
+    mlflow.pyfunc. Three calls give the same correct answer, the prompt format applied by the
+    model itself, no echo of the question; max_new_tokens is a param."""
+    import subprocess
+    import sys
+
+    questions = [q.question for q in coin_questions(6)[4:]]
+    result = subprocess.run(
+        [sys.executable, "-c", PYFUNC_CALLS, f"sqlite:///{project / 'mlflow.db'}",
+         json.dumps(questions)], cwd=project.parent, capture_output=True, text=True,
+        timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.splitlines()[-1])
+    evaluated = _evaluated(project)
+    first, *others = found["calls"]
+    assert all(call == first for call in others)
+    assert [row["output"] for row in first] == [e["output"] for e in evaluated]
+    assert [row["answer"] for row in first] == ["no", "no"]
+    assert all(row["rationale"] and questions[0] not in row["output"] for row in first)
+    assert found["inputs"] == ["string"] and found["params"] == ["max_new_tokens"]
+    assert found["short"][0]["answer"] is None  # cut after two tokens: no answer yet
+    card = found["card"]  # the model card on the registered version
+    assert card.startswith("# tiny / fine_tune_cot") and "Validation accuracy: 100.0% on 1" in card
+
+
+def test_the_champion_served_by_mlflow_models_serve_answers_the_same(project):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mlflow_cli = Path(sys.executable).parent / "mlflow"
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{project / 'mlflow.db'}",
+               HF_HUB_OFFLINE="1",  # the environment's own uvicorn, as in an activated venv
+               PATH=f"{mlflow_cli.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    server = subprocess.Popen(
+        [str(mlflow_cli), "models", "serve", "-m", CHAMPION, "--env-manager", "local",
+         "--host", "127.0.0.1", "--port", str(port)], cwd=project, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        question = coin_questions(6)[4].question
+        body = json.dumps({"inputs": [question]}).encode()
+        answers = []
+        deadline = time.monotonic() + 180
+        while len(answers) < 3:
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
+                                                 data=body,
+                                                 headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    answers.append(json.loads(response.read())["predictions"][0])
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, \
+                    server.stderr.read() if server.poll() is not None else "no answer in time"
+                time.sleep(1)
+        assert all(answer == answers[0] for answer in answers)
+        assert answers[0]["answer"] == "no"
+        assert answers[0]["output"] == _evaluated(project)[0]["output"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -168,6 +168,25 @@ def verdicts(results: dict[tuple[str, str], dict], baselines: list[str]) -> list
     return ["", "## Does distillation work?", "", *lines] if lines else []
 
 
+UNANSWERED_WARNING = 0.05  # a larger share of answers never given is called out in the report
+
+
+def truncation_warnings(results: dict[tuple[str, str], dict]) -> list[str]:
+    """A warning per student and method whose answers were often never given: cut off by
+    the token limit (or unreadable), which a low accuracy would otherwise hide."""
+    lines = []
+    for (student, method), metrics in results.items():
+        share = metrics.get("unanswered_share")
+        if share is not None and share > UNANSWERED_WARNING:
+            setting = "socratic.max_subanswer_tokens" if method.startswith("socratic") \
+                else "evaluate.max_new_tokens"
+            lines.append(f"- **Warning:** {student}/{method} gave no answer to "
+                         f"{metrics['unanswered']} of {metrics['n']} questions "
+                         f"({100 * share:.0f}%): its outputs were cut off or unreadable. "
+                         f"Raise {setting} if they were cut off.")
+    return ["", *lines] if lines else []
+
+
 def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], dict],
                      sources: list[str] = (), baselines: list[str] = (),
                      prepared: dict | None = None) -> str:
@@ -219,6 +238,7 @@ def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], 
                      + f" | {100 * metrics['accuracy']:.1f}% (n={metrics['n']}) |")
     for (student, method), metrics in skipped.items():
         lines.append(f"\n{student}/{method}: not evaluated: {metrics['skipped']}.")
+    lines += truncation_warnings(results)
     lines += verdicts(results, list(baselines))
     for (student, method), metrics in results.items():
         if "mean_steps" in metrics:

@@ -26,7 +26,7 @@ from cotdistill.lm import store as model_store
 from cotdistill.methods.registry import METHODS
 from cotdistill.params import HParams, Params
 from cotdistill.records import CuratedExample, PreparedExample
-from cotdistill.student import deepspeed_setup
+from cotdistill.student import deepspeed_setup, packaged
 from cotdistill.stages.training_run import training_run
 from cotdistill.student.selection import ValidationSelection
 from cotdistill.student.training import (
@@ -141,7 +141,14 @@ def run(params: Params, student: str, method: str) -> TrainResult:
             metrics.update(best_step=selection.best_step,
                            best_val_accuracy=selection.best_accuracy,
                            val_examples=len(selection.examples))
-        logged = tracking.log_student(run.staging)
+        card = packaged.card_for(
+            params, student, method, sorted({e.dataset for e in examples}),
+            example=selection.examples[0].question if selection is not None
+            else examples[0].input.removesuffix(prompts.PROMPT_SUFFIX),
+            validation=None if selection is None else {
+                "accuracy": selection.best_accuracy, "n": len(selection.examples),
+                "step": selection.best_step})
+        logged = packaged.log_student(run.staging, card)
         timing = {"train_seconds": round(result.seconds, 2), "precision": result.precision,
                   "stopped_early": result.stopped_early}
         mlflow.log_metric("train_seconds", timing["train_seconds"])
@@ -150,7 +157,8 @@ def run(params: Params, student: str, method: str) -> TrainResult:
                    history=selection.history if selection is not None else [])
         if selection is not None:  # last: a run that failed to record never takes the alias
             tracking.register_if_best(params.mlflow, run.run_id, logged.model_uri,
-                                      selection.best_accuracy)
+                                      selection.best_accuracy,
+                                      description=packaged.describe(card))
     log.info("trained %s/%s: %d steps, loss %.3f -> %.3f", student, method, result.steps,
              result.first_loss, result.final_loss)
     return result

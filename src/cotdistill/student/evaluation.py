@@ -41,18 +41,20 @@ def score(
 
 
 def accuracy_metrics(predictions: list[Prediction]) -> dict:
-    by_dataset: dict[str, list[bool]] = defaultdict(list)
+    """Accuracy and n, overall and per dataset, with the answers never given (cut off by
+    the token limit, or unreadable): a low accuracy must not hide a truncation."""
+    by_dataset: dict[str, list[Prediction]] = defaultdict(list)
     for prediction in predictions:
-        by_dataset[prediction.dataset].append(prediction.correct)
-    total = [p.correct for p in predictions]
-    return {
-        "accuracy": sum(total) / len(total) if total else 0.0,
-        "n": len(total),
-        "datasets": {
-            name: {"accuracy": sum(flags) / len(flags), "n": len(flags)}
-            for name, flags in sorted(by_dataset.items())
-        },
-    }
+        by_dataset[prediction.dataset].append(prediction)
+
+    def figures(rows: list[Prediction]) -> dict:
+        unanswered = sum(p.prediction is None for p in rows)
+        return {"accuracy": sum(p.correct for p in rows) / len(rows) if rows else 0.0,
+                "n": len(rows), "unanswered": unanswered,
+                "unanswered_share": unanswered / len(rows) if rows else 0.0}
+
+    return {**figures(predictions),
+            "datasets": {name: figures(rows) for name, rows in sorted(by_dataset.items())}}
 
 
 def test_examples(settings: EvaluateParams) -> list[PreparedExample]:
@@ -86,8 +88,8 @@ def record_results(
         _log_results(params, student, method, metrics, staged, training_run_id=training_run_id,
                      lineage=lineage, run_params=run_params, tags=tags or {},
                      extra_metrics=extra_metrics or {})
-    log.info("%s/%s: test accuracy %.3f on %d questions", student, method,
-             metrics["accuracy"], metrics["n"])
+    log.info("%s/%s: test accuracy %.3f on %d questions (%d without an answer)", student,
+             method, metrics["accuracy"], metrics["n"], metrics["unanswered"])
     return metrics
 
 
@@ -113,10 +115,11 @@ def _log_results(params, student: str, method: str, metrics: dict, predictions: 
     with mlflow.start_run(experiment_id=experiment, run_name=name, tags=run_tags):
         mlflow.log_params(run_params)
         figures = {"test_accuracy": metrics["accuracy"], "test_n": metrics["n"],
+                   "test_unanswered_share": metrics["unanswered_share"],
                    **{f"test_accuracy/{dataset}": values["accuracy"]
                       for dataset, values in metrics["datasets"].items()},
                    **extra_metrics}
         mlflow.log_metrics({key: float(value) for key, value in figures.items()})
         mlflow.log_text(predictions.read_text(encoding="utf-8"), "predictions.jsonl")
-    if parent is not None:  # compare training runs by their latest test figure
-        client.log_metric(parent, "test_accuracy", float(metrics["accuracy"]))
+    # the training run keeps its own figures: an evaluation (with other settings, perhaps) is
+    # its child run and never overwrites them

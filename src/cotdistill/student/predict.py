@@ -14,12 +14,12 @@ Usage: ``cotdistill predict models/smollm2-135m/fine_tune_cot "A coin is heads u
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import shutil
 import tempfile
-import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,22 +168,28 @@ def _load_registered(ref: str, params: Params):
     with tempfile.TemporaryDirectory(prefix="cotdistill-predict-") as scratch:
         try:
             root = Path(mlflow.artifacts.download_artifacts(artifact_uri=ref, dst_path=scratch))
-            run_id = Model.load(root / "MLmodel").run_id
-            run = mlflow.MlflowClient().get_run(run_id) if run_id else None
+            logged = Model.load(root / "MLmodel")
+            pyfunc = logged.flavors.get("python_function", {})
+            card = pyfunc.get("config") or {}
+            run = None
+            if not card.get("method") and logged.run_id:  # logged before the model had a card
+                run = mlflow.MlflowClient().get_run(logged.run_id)
         except Exception as exc:  # noqa: BLE001 - MLflow, SQLAlchemy and HTTP errors alike
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CotdistillError(f"{ref}: MLflow cannot resolve it in {uri} ({reason})") from None
-        method = run and (run.data.params.get("method") or run.data.tags.get("method"))
+        run_id = logged.run_id
+        method = card.get("method") or (
+            run and (run.data.params.get("method") or run.data.tags.get("method")))
         if not method:
             raise CotdistillError(f"{ref}: the run that logged it (run {run_id}) does not say "
                                   f"which method trained it (not logged by `cotdistill train`)")
         method = _known_method(method, ref)
-        model_dir = root / "model"
+        model_dir = root / pyfunc["artifacts"]["student"]["path"] if card else root / "model"
         if not (model_dir / "config.json").is_file():
             raise CotdistillError(f"{ref}: not a transformers model logged by `cotdistill "
-                                  f"train` (no model/config.json)")
-        # mlflow.transformers keeps the tokenizer apart; beside the weights it loads as evaluate
-        # loads a models/ directory
+                                  f"train` (no config.json beside its weights)")
+        # (logged before the model had a card) mlflow.transformers keeps the tokenizer apart;
+        # beside the weights it loads as evaluate loads a models/ directory
         tokenizer_dir = root / "components" / "tokenizer"
         if tokenizer_dir.is_dir():
             for item in tokenizer_dir.iterdir():
