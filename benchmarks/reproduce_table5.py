@@ -58,6 +58,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/hardware.py
 import hardware  # noqa: E402
 
+from cotdistill.intervals import wilson_interval  # noqa: E402  (rows carry its interval)
+
 RESULTS = REPO / "reproduction" / "results.json"
 WORK_ROOT = REPO / "reproduction"
 FORMAT = 2
@@ -125,33 +127,6 @@ SMOKE_SETTINGS: dict[str, object] = {
     "evaluate.max_examples": 4,
     "evaluate.max_new_tokens": 24,
 }
-Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
-
-
-def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """The Wilson score interval of the proportion correct / n (statsmodels' when installed,
-    else the closed form; the two agree). n = 0: the whole of [0, 1]."""
-    if n < 0 or not 0 <= correct <= n:
-        raise ValueError(f"wilson_interval: need 0 <= correct <= n, got {correct} of {n}")
-    if n == 0:
-        return (0.0, 1.0)
-    try:
-        from statsmodels.stats.proportion import proportion_confint
-    except ImportError:
-        pass
-    else:
-        low, high = proportion_confint(correct, n, alpha=1 - confidence, method="wilson")
-        return (max(0.0, float(low)), min(1.0, float(high)))
-    from statistics import NormalDist
-
-    z = Z95 if confidence == 0.95 else NormalDist().inv_cdf((1 + confidence) / 2)
-    p = correct / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
 # ---------------------------------------------------------------------------------------------
 # rows and the results file
 

@@ -511,6 +511,24 @@ def _validation(path: Path) -> list[tuple[int, float]]:
         return [(int(row["step"]), float(row["val_accuracy"])) for row in csv.DictReader(handle)]
 
 
+def _evaluated_pairs(root: Path, summary: dict) -> list[tuple[str, str]]:
+    """(student, method) in the report stage's order. Its metrics name the method alone when
+    one student was evaluated: that student is then the one folder under eval/."""
+    labels = list(dict.fromkeys(label for per in summary.get("accuracy", {}).values()
+                                for label in per))
+    students = sorted(path.name for path in (root / "eval").glob("*") if path.is_dir())
+    pairs = []
+    for label in labels:
+        if "/" in label:
+            pairs.append(tuple(label.split("/", 1)))
+        elif len(students) == 1:
+            pairs.append((students[0], label))
+        else:
+            raise ValueError(f"{root}/metrics.json names {label!r} without its student, but "
+                             f"{root}/eval/ holds several: {', '.join(students)}")
+    return pairs
+
+
 def load_reports(root: Path = REPORTS) -> dict:
     """What the default pipeline's last ``dvc repro`` wrote under ``root``: the report stage's
     metrics (which student x method pairs it evaluated, in its order), each pair's evaluation
@@ -520,15 +538,18 @@ def load_reports(root: Path = REPORTS) -> dict:
     if summary is None or curation is None:
         raise ValueError(f"{root}: no metrics.json or curate.json (run `dvc repro`)")
     pairs, skipped = [], []
-    for key, accuracy in summary.get("students", {}).items():
-        student, method = key.split("/", 1)
+    for student, method in _evaluated_pairs(root, summary):
+        key = f"{student}/{method}"
         evaluated = _json(root / "eval" / student / method / "metrics.json")
         if evaluated is None or "accuracy" not in evaluated:
             raise ValueError(f"{root}/metrics.json names {key}, but {root}/eval/{key}/"
                              "metrics.json has no accuracy (run `dvc repro`)")
-        if not math.isclose(evaluated["accuracy"], accuracy, abs_tol=1e-9):
-            raise ValueError(f"{root}/metrics.json and {root}/eval/{key}/metrics.json disagree "
-                             "(run `dvc repro`)")
+        for dataset, labels in summary["accuracy"].items():
+            accuracy = labels.get(method, labels.get(key))
+            if accuracy is not None and not math.isclose(
+                    evaluated["datasets"][dataset]["accuracy"], accuracy, abs_tol=1e-9):
+                raise ValueError(f"{root}/metrics.json and {root}/eval/{key}/metrics.json "
+                                 "disagree (run `dvc repro`)")
         folder = root / "train" / student / ("socratic_qa" if method == "socratic" else method)
         pairs.append({"student": student, "method": method, "eval": evaluated,
                       "train": _json(folder / "metrics.json"),

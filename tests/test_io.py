@@ -12,7 +12,7 @@ from cotdistill.atomic import atomic_dir, atomic_file, write_text
 from cotdistill.errors import CotdistillError
 from cotdistill.jsonl import read_records, write_records
 from cotdistill.methods.socratic.decompositions import Decomposition
-from cotdistill.paths import repo_root
+from cotdistill.layout import repo_root
 from cotdistill.records import (
     ClusteredExemplar,
     CuratedExample,
@@ -372,7 +372,7 @@ def test_repo_root_defaults_to_the_working_directory(tmp_path, monkeypatch):
 
 
 def test_relative_params_paths_are_taken_from_the_repository_root(tmp_path, monkeypatch):
-    from cotdistill.paths import from_root
+    from cotdistill.layout import from_root
 
     experiment = tmp_path / ".dvc" / "tmp" / "exps" / "tmpxyz"
     experiment.mkdir(parents=True)

@@ -1,8 +1,16 @@
-"""Where each stage reads and writes, relative to the repository root (mirrors dvc.yaml)."""
+"""Where things live: the repository root (even when DVC runs a stage from a temporary copy),
+this checkout's local state, and where each stage reads and writes, relative to the root
+(mirrors dvc.yaml).
+
+``dvc exp run --temp`` and queued experiments run in ``<repo>/.dvc/tmp/exps/<name>/``; the MLflow
+store and the teacher cache must still be the repository's own, so they hang off
+:func:`repo_root`.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from cotdistill.errors import CotdistillError
@@ -18,6 +26,9 @@ CURATE_STATS = Path("reports/curate.json")
 EXEMPLARS = Path("data/exemplars.jsonl")
 SUMMARY = Path("reports/summary.md")
 ACCURACY_PLOT = Path("reports/accuracy.png")
+CURVES_PLOT = Path("reports/curves.png")
+LOSS_CURVES = Path("reports/curves/loss.csv")  # run,step,loss: every training run
+VAL_CURVES = Path("reports/curves/val.csv")  # run,step,val_accuracy
 METRICS = Path("reports/metrics.json")
 DECOMPOSITIONS = Path("data/socratic/decompositions.jsonl")
 DECOMPOSE_STATS = Path("reports/socratic/decompose.json")
@@ -57,3 +68,29 @@ def read_train_info(model_dir: Path, *, missing: str) -> dict:
     if not isinstance(info, dict):
         raise CotdistillError(f"{path}: not a JSON object")
     return info
+
+
+def repo_root(start: Path | str | None = None) -> Path:
+    here = Path(start or os.getcwd()).resolve()
+    parts = here.parts
+    for index in range(len(parts) - 2):
+        if parts[index : index + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:index])
+    return here
+
+
+def state_dir() -> Path:
+    """Local, unversioned state of this checkout (the teacher response cache)."""
+    return repo_root() / ".cotdistill"
+
+
+def teacher_cache() -> Path:
+    """The teacher response cache that every teacher pass of this checkout shares."""
+    return state_dir() / "teacher-cache.sqlite"
+
+
+def from_root(path: str | Path) -> Path:
+    """A path from params: relative ones are relative to the repository root, not the cwd,
+    so ``../shared/data/mirror`` means the same in a ``dvc exp run --temp`` copy."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else repo_root() / path

@@ -6,17 +6,27 @@ The store defaults to ``sqlite:///<repository root>/mlflow.db`` (absolute, so th
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
 import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from cotdistill.errors import CotdistillError
 from cotdistill.params import MlflowParams
-from cotdistill.paths import repo_root
+from cotdistill.layout import repo_root, state_dir
 
 log = logging.getLogger(__name__)
+
+
+# Without this tag MLflow 3's UI opens an experiment on its GenAI overview; runs of models trained
+# and evaluated are "custom model development", whose page is the runs table.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def tracking_uri(params: MlflowParams) -> str:
@@ -36,17 +46,44 @@ def use_experiment(params: MlflowParams) -> str:
     uri = tracking_uri(params)
     mlflow.set_tracking_uri(uri)
     try:
-        experiment = mlflow.get_experiment_by_name(params.experiment)
-        if experiment is not None:
-            return experiment.experiment_id
-        return mlflow.create_experiment(
-            params.experiment, artifact_location=(repo_root() / "mlartifacts").as_uri()
-        )
+        with _quick_http():
+            experiment = mlflow.get_experiment_by_name(params.experiment)
+            if experiment is None:
+                experiment = mlflow.get_experiment(mlflow.create_experiment(
+                    params.experiment, artifact_location=(repo_root() / "mlartifacts").as_uri()))
+            client = mlflow.MlflowClient()
+            if EXPERIMENT_KIND_TAG not in experiment.tags:  # a kind the user chose stays
+                client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG,
+                                          EXPERIMENT_KIND)
+            # a real write, before the stage's work: a store that can only be read fails here
+            client.set_experiment_tag(experiment.experiment_id, "cotdistill.last_used",
+                                      _now())
+        return experiment.experiment_id
     except Exception as exc:  # MLflow, SQLAlchemy and HTTP errors alike
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CotdistillError(
             f"mlflow: the tracking store {uri} cannot be used ({reason}); fix "
             "mlflow.tracking_uri, or move the store aside to start a new one") from None
+
+
+@contextmanager
+def _quick_http() -> Iterator[None]:
+    """The store check's HTTP calls: 10 s and no retries, so an unreachable server is one line
+    in seconds, not after MLflow's minutes of backoff (a user's own settings win)."""
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    added = {name: value for name, value in quick.items() if name not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def git_commit() -> str:
@@ -65,51 +102,179 @@ def git_commit() -> str:
 
 
 def md5(path: Path | str) -> str:
-    """MD5 of a file (as DVC computes it), or of a directory's sorted (name, md5) listing."""
+    """The hash DVC records for ``path`` in ``dvc.lock``: a file's MD5, or for a directory the
+    ``.dir`` digest of its (relative path, MD5) tree, built with DVC's own ``Tree``."""
     path = Path(path)
     if path.is_file():
-        digest = hashlib.md5()
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
-    listing = sorted(
-        (str(child.relative_to(path)), md5(child)) for child in path.rglob("*") if child.is_file()
-    )
-    return hashlib.md5(repr(listing).encode()).hexdigest() + ".dir"
+        return _file_md5(path)
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.meta import Meta
+    from dvc_data.hashfile.tree import Tree
+
+    tree = Tree()
+    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+        tree.add(child.relative_to(path).parts, Meta(size=child.stat().st_size),
+                 HashInfo("md5", _file_md5(child)))
+    tree.digest()
+    return tree.hash_info.value
+
+
+def _file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# Set by `dvc exp run` for the commands it runs: the experiment's name and the commit it is on.
+DVC_EXPERIMENT_ENV = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baseline_rev"}
 
 
 def lineage_tags(inputs: dict[str, Path]) -> dict[str, str]:
-    """Tags tying a run to the code and the exact data it used."""
+    """Tags tying a run to the code, the exact data it used and, under ``dvc exp run``, the DVC
+    experiment (so that MLflow's runs table and ``dvc exp show`` can be read side by side)."""
     tags = {"git_commit": git_commit()}
+    tags.update({tag: os.environ[name] for name, tag in DVC_EXPERIMENT_ENV.items()
+                 if os.environ.get(name)})
     for name, path in inputs.items():
         tags[f"input.{name}"] = str(path)
         tags[f"input.{name}.md5"] = md5(path)
     return tags
 
 
-def register_if_best(params: MlflowParams, run_id: str, model_uri: str, score: float,
-                     description: str = "") -> bool:
-    """Register the model and move the alias to it when ``score`` (validation accuracy) beats
-    the run that holds the alias now. Never decided on test figures. ``description`` (the
-    model card) goes on the new version and on the registered model."""
+VALIDATION_TAG = "input.val.md5"  # the lineage tag of the validation set a run selected on
+
+
+@dataclass(frozen=True)
+class ChampionDecision:
+    """What :func:`register_if_best` did, and why (also the run's ``champion`` tag)."""
+
+    moved: bool
+    reason: str
+    version: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.moved
+
+
+def _not_found(exc: Exception) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(exc, MlflowException) and exc.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextmanager
+def _champion_lock() -> Iterator[None]:
+    """Serialise read-compare-set: two runs finishing at once must not both take the alias."""
+    path = state_dir() / "champion.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _holder(client, name: str, alias: str) -> tuple[str, float, str | None] | None:
+    """The alias holder's (run id, best_val_accuracy, validation md5); None when nothing holds
+    it yet. Any other failure raises: it must never read as "no champion"."""
+    try:
+        holder = client.get_model_version_by_alias(name, alias)
+    except Exception as exc:
+        if _not_found(exc):  # no registered model, or no version carries the alias
+            return None
+        raise
+    run = client.get_run(holder.run_id)  # a deleted or unreadable run raises: do not move
+    if run.info.lifecycle_stage != "active":
+        raise CotdistillError(f"its run {holder.run_id} is {run.info.lifecycle_stage}")
+    score = run.data.metrics.get("best_val_accuracy")
+    if score is None:
+        raise CotdistillError(f"its run {holder.run_id} has no best_val_accuracy")
+    return holder.run_id, score, run.data.tags.get(VALIDATION_TAG)
+
+
+# Inputs that are datasets, by the MLflow context they are logged under.
+DATASET_CONTEXT = {"curated": "training", "val": "validation", "test": "test"}
+
+
+def log_datasets(tags: dict[str, str]) -> None:
+    """Log the run's dataset inputs (from :func:`lineage_tags`) with MLflow's dataset tracking,
+    each with DVC's hash as its digest, so the UI's "Datasets" column says which data a run
+    used, in the same words as ``dvc.lock``."""
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    for name, context in DATASET_CONTEXT.items():
+        if f"input.{name}" not in tags:
+            continue
+        path = Path(tags[f"input.{name}"])
+        source = resolve_dataset_source(path.resolve().as_uri())
+        mlflow.log_input(MetaDataset(source, name=path.as_posix(),
+                                     digest=tags[f"input.{name}.md5"]), context=context)
+
+
+def register_if_best(params: MlflowParams, run_id: str, log_model: Callable[[], str],
+                     score: float, validation: str | None,
+                     description: str = "") -> ChampionDecision:
+    """Move the alias to this run's model when ``score`` (validation accuracy) beats the
+    holder's, measured on the same validation set (``validation``: its md5). Never decided on
+    test figures. Scores on different validation sets are not compared, and a holder that cannot
+    be read (an MLflow error, a deleted run) keeps the alias: both are said, in the log and in
+    the run's ``champion`` tag. ``log_model()`` logs the model to the run and returns its URI:
+    called only for a model that takes the alias (with ``mlflow.log_models: all``, always).
+    ``description`` (the model card) goes on the new version and on the registered model."""
     import mlflow
 
     client = mlflow.MlflowClient()
     name, alias = params.registered_model, params.alias
-    try:
-        holder = client.get_model_version_by_alias(name, alias)
-        best = client.get_run(holder.run_id).data.metrics.get("best_val_accuracy", float("-inf"))
-    except Exception:  # no registered model or alias yet
-        best = float("-inf")
+    with _champion_lock():
+        try:
+            holder = _holder(client, name, alias)
+        except Exception as exc:
+            decision = ChampionDecision(False, f"@{alias} stays where it is: its holder cannot "
+                                               f"be read ({_first_line(exc)})")
+        else:
+            decision = _compare(holder, score, validation, alias)
+        if decision.moved or params.log_models == "all":
+            model_uri = log_model()
+        if decision.moved:
+            version = mlflow.register_model(model_uri, name)
+            if description:
+                client.update_model_version(name, version.version, description=description)
+                client.update_registered_model(name, description=(
+                    f"The best cotdistill student on validation carries @{alias}; each "
+                    f"version's description is its model card. @{alias} now:\n\n{description}"))
+            client.set_registered_model_alias(name, alias, version.version)
+            decision = ChampionDecision(True, f"{decision.reason}: {name}@{alias} is version "
+                                              f"{version.version}", version.version)
+            client.set_tag(run_id, "registered", f"{name}@{alias} (version {version.version})")
+    (log.info if decision.moved or "not better" in decision.reason else log.warning)(
+        "champion: %s", decision.reason)
+    client.set_tag(run_id, "champion", decision.reason)
+    return decision
+
+
+def _compare(holder: tuple[str, float, str | None] | None, score: float,
+             validation: str | None, alias: str) -> ChampionDecision:
+    if holder is None:
+        return ChampionDecision(True, f"first holder of @{alias} (validation {score:.4f})")
+    holder_run, best, holder_validation = holder
+    if validation is None or holder_validation != validation:
+        return ChampionDecision(False, (
+            f"@{alias} stays with run {holder_run}: it was selected on another validation set "
+            f"({holder_validation or 'none recorded'} vs {validation or 'none'}), so "
+            f"{score:.4f} and {best:.4f} cannot be compared; move it by hand with "
+            "`mlflow.MlflowClient().set_registered_model_alias` if this one should win"))
     if score <= best:
-        return False
-    version = mlflow.register_model(model_uri, name)
-    if description:
-        client.update_model_version(name, version.version, description=description)
-        client.update_registered_model(name, description=(
-            f"The best cotdistill student on validation carries @{alias}; each version's "
-            f"description is its model card. @{alias} now:\n\n{description}"))
-    client.set_registered_model_alias(name, alias, version.version)
-    client.set_tag(run_id, "registered", f"{name}@{alias} (version {version.version})")
-    return True
+        return ChampionDecision(False, f"not better than run {holder_run} on the same "
+                                       f"validation set ({score:.4f} <= {best:.4f})")
+    return ChampionDecision(True, f"beats run {holder_run} on the same validation set "
+                                  f"({score:.4f} > {best:.4f})")

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from support.teacher_runs import ENV, coin_questions
 
-from cotdistill import atomic
+from cotdistill import atomic, tracking
 from cotdistill.params import load_params
 from cotdistill.records import PreparedExample
 
@@ -47,7 +47,8 @@ def workspace(tmp_path, tiny_model, monkeypatch) -> Path:
                     "max_questions": 4, "max_rationale_tokens": 8, "max_answer_tokens": 4},
         "students": {"tiny": {"model": str(tiny_model)}},
         "train": {"students": ["tiny"], "methods": ["answer_only"],
-                  "hparams": {"max_steps": 1, "batch_size": 2}},
+                  "hparams": {"max_steps": 1, "batch_size": 2, "select_every": 1,
+                              "select_max_new_tokens": 4}},  # selection: a champion to weigh
         "evaluate": {"max_examples": 1, "max_new_tokens": 4, "baselines": ["zero_shot"]},
         "mlflow": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
     }
@@ -80,7 +81,8 @@ STAGES = {  # stage -> what must exist before it, and a change that alters its o
     "teacher": ((), ("teacher", {"samples": 2})),
     "curate": (("teacher",), ("curate", {"max_per_question": 2})),
     "baseline": ((), ("evaluate", {"max_examples": 2})),
-    "train": (("teacher", "curate"), ("train", {"hparams": {"max_steps": 2, "batch_size": 2}})),
+    "train": (("teacher", "curate"), ("train", {"hparams": {
+        "max_steps": 2, "batch_size": 2, "select_every": 1, "select_max_new_tokens": 4}})),
 }
 
 
@@ -104,10 +106,13 @@ def test_a_failure_at_the_end_of_a_stage_leaves_its_previous_outputs(stage, work
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(atomic.Staging, "commit", fail)
+    asked: list[tuple] = []  # the champion is only ever weighed for a published model
+    monkeypatch.setattr(tracking, "register_if_best", lambda *args, **kw: asked.append(args))
     with pytest.raises(OSError, match="No space"):
         run_stage(stage)
     assert snapshot(workspace) == before
     assert not [p for p in workspace.rglob("*.tmp")], "temporaries were left behind"
+    assert asked == [], "a run whose outputs never landed was offered the champion alias"
 
 
 @pytest.mark.parametrize("stage", ["curate", "baseline", "train"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cotdistill.stages.report import provenance, verdicts
+from cotdistill.stages.report import headline_metrics, provenance, verdicts
 
 
 def _metrics(**by_dataset: float) -> dict:
@@ -108,3 +108,37 @@ def test_answers_never_given_are_counted_and_a_large_share_is_called_out():
     assert "22 of 50 questions (44%)" in warning and "evaluate.max_new_tokens" in warning
     fine = accuracy_metrics([prediction(i, None if i < 2 else "no") for i in range(50)])
     assert truncation_warnings({("s", "fine_tune_cot"): fine}) == []  # 4%: no warning
+
+
+CURATION = {"teacher_accuracy": 0.9, "kept_rationales": 280, "cost": {"usd": 1.5}}
+
+
+def test_the_headline_metrics_are_accuracy_per_dataset_and_method_with_n_and_the_teacher():
+    """reports/metrics.json is what `dvc exp show` leads with: one student names the method
+    alone; the teacher's accuracy and accepted rationales; nothing else (no cost, no timing)."""
+    headline = headline_metrics(CURATION, {("s", "fine_tune_cot"): _metrics(coin_flip=0.9,
+                                                                            dates=0.3),
+                                           ("s", "answer_only"): _metrics(coin_flip=0.6,
+                                                                          dates=0.4)})
+    assert headline == {"teacher": {"accuracy": 0.9, "accepted": 280},
+                        "accuracy": {"coin_flip": {"fine_tune_cot": 0.9, "answer_only": 0.6},
+                                     "dates": {"fine_tune_cot": 0.3, "answer_only": 0.4}},
+                        "n": {"coin_flip": 10, "dates": 10}}
+
+
+def test_several_students_are_named_and_differing_sizes_are_given_per_pair():
+    few = {"accuracy": 0.5, "n": 4, "datasets": {"coin_flip": {"accuracy": 0.5, "n": 4}}}
+    headline = headline_metrics(CURATION, {("a", "fine_tune_cot"): _metrics(coin_flip=0.9),
+                                           ("b", "socratic"): few})
+    assert headline["accuracy"] == {"coin_flip": {"a/fine_tune_cot": 0.9, "b/socratic": 0.5}}
+    assert headline["n"] == {"coin_flip": {"a/fine_tune_cot": 10, "b/socratic": 4}}
+
+
+def test_the_accuracy_plot_draws_perfect_and_empty_scores(tmp_path):
+    """Wilson bounds at 0% and 100% sit a rounding error from the score: still drawn."""
+    from cotdistill import plots
+
+    drawn = [plots.Bar("a", 1.0, 7, 0.5, True), plots.Bar("b", 0.0, 7, 0.5, False),
+             plots.Bar("c", 0.0, 0, 0.0, False)]
+    plots.accuracy_plot(tmp_path / "accuracy.png", drawn)
+    assert (tmp_path / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

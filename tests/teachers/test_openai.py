@@ -386,3 +386,41 @@ def test_a_backend_collected_while_another_event_loop_runs_closes_its_own_quietl
     asyncio.run(collect_it())
     assert loop.is_closed()
     assert unraisable == []
+
+
+def test_an_openai_estimate_without_tiktokens_encoding_is_labelled_approximate(tmp_path,
+                                                                                monkeypatch):
+    """Offline, tiktoken cannot fetch its encoding: `estimate` still answers, with the prompt
+    tokens counted at about four characters a token and said to be approximate; the calls and
+    the completion tokens stay exact."""
+    from cotdistill.teachers import budget
+
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # the download fails at once
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    budget.prompt_token_counter.cache_clear()
+    params = TeacherParams(backend="openai", model="gpt-4o-mini", samples=1, api="chat",
+                           max_rationale_tokens=10, max_answer_tokens=4,
+                           prices={"gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}})
+    result = estimate(EXAMPLES[:2], params, make_backend(params), tmp_path / "cache.sqlite")
+    budget.prompt_token_counter.cache_clear()
+    assert result.note and result.note.startswith("APPROXIMATE prompt tokens")
+    assert "APPROXIMATE" in "\n".join(result.lines())
+    rationale = result.steps[0]
+    assert rationale.calls == 2 and rationale.completion_tokens == 2 * 10
+    prompts_chars = rationale.prompt_tokens - 2 * 7  # the chat overhead per message
+    assert 0 < prompts_chars < sum(len(e.question) for e in EXAMPLES[:2])
+
+
+def test_estimate_on_a_replay_setup_costs_nothing_and_succeeds(tmp_path, monkeypatch):
+    """The default set-up replays a published log: no model is called, so zero, exit 0, even
+    before `prepare` has run."""
+    from cotdistill.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("teacher:\n  backend: replay\n")
+    result = CliRunner().invoke(app, ["estimate", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["total"]["calls"] == 0 and figures["total"]["usd"] == 0.0
+    assert "calls no model" in figures["note"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from cotdistill.params.base import Section
@@ -20,3 +22,8 @@ class MlflowParams(Section):
                     "accuracy is registered.")
     alias: str = Field(
         "champion", description="Alias given to that registered model version.")
+    log_models: Literal["champion", "all"] = Field(
+        "champion",
+        description="Which trained students are logged to MLflow as models: the one that takes "
+                    "the alias (a student is 0.5 GB; the others stay in models/ and DVC's "
+                    "cache), or every run's.")

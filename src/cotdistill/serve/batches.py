@@ -159,29 +159,60 @@ class BatchStore:
             self.batches[batch_id].update(changes)
 
     def _run_batch(self, batch_id: str) -> None:
+        """A batch's life: check its input file, answer each line, file the outputs."""
         batch = self.batches[batch_id]
-        endpoint = batch["endpoint"]
-        lines = self.file_data[batch["input_file_id"]].decode("utf-8", "replace").splitlines()
-        problems, entries = _check_lines(lines, endpoint)
+        entries = self._start(batch_id)
+        if entries is None:
+            return
+        outputs, errors = self._answer_all(batch_id, batch["endpoint"], entries)
+        if batch["status"] != "cancelling":
+            self._update(batch_id, status="finalizing", finalizing_at=int(time.time()))
+        output_id = error_id = None
+        if outputs:
+            output_id = self.add_file(_jsonl(outputs), f"{batch_id}_output.jsonl",
+                                      "batch_output")["id"]
+        if errors:
+            error_id = self.add_file(_jsonl(errors), f"{batch_id}_error.jsonl",
+                                     "batch_output")["id"]
         now = int(time.time())
+        with self.lock:
+            self.batch_jobs.pop(batch_id, None)
+            batch.update(output_file_id=output_id, error_file_id=error_id)
+            if batch["status"] == "cancelling":
+                batch.update(status="cancelled", cancelled_at=now)
+            else:
+                batch.update(status="completed", completed_at=now)
+
+    def _start(self, batch_id: str) -> list[dict] | None:
+        """The input file's requests, with the batch now in progress; None when the batch
+        failed validation or was cancelled before it started."""
+        batch = self.batches[batch_id]
+        lines = self.file_data[batch["input_file_id"]].decode("utf-8", "replace").splitlines()
+        problems, entries = _check_lines(lines, batch["endpoint"])
         if problems or not entries:
             problems = problems or [{"code": "empty_file", "line": None, "param": None,
                                      "message": "the input file holds no requests"}]
-            self._update(batch_id, status="failed", failed_at=now,
+            self._update(batch_id, status="failed", failed_at=int(time.time()),
                          errors={"object": "list", "data": problems})
-            return
+            return None
         with self.lock:
             if batch["status"] == "cancelling":
                 batch.update(status="cancelled", cancelled_at=int(time.time()))
-                return
+                return None
             batch.update(status="in_progress", in_progress_at=int(time.time()),
                          request_counts={"total": len(entries), "completed": 0, "failed": 0})
-            in_flight: list[Job] = []
-            self.batch_jobs[batch_id] = in_flight  # what a cancel marks
+            self.batch_jobs[batch_id] = []  # what a cancel marks
+        return entries
+
+    def _answer_all(self, batch_id: str, endpoint: str, entries: list[dict]
+                    ) -> tuple[list[dict], list[dict]]:
+        """Submit the lines to the engine, at most WINDOW_BATCHES generate calls ahead, and
+        collect the output and error lines; stops submitting on a cancel or shutdown."""
+        batch, in_flight = self.batches[batch_id], self.batch_jobs[batch_id]
         outputs: list[dict] = []
         errors: list[dict] = []
         window: deque[tuple[dict, Prepared, Job]] = deque()
-        queued = 0  # rows of this batch in the engine: at most WINDOW_BATCHES generate calls
+        queued = 0  # rows of this batch in the engine
         for entry in entries:
             try:
                 item = self.protocol.prepare(endpoint, entry.get("body"))
@@ -203,23 +234,7 @@ class BatchStore:
             queued += len(item.rows)
         while window:
             self._answer(batch_id, *window.popleft(), outputs, errors)
-        if batch["status"] != "cancelling":
-            self._update(batch_id, status="finalizing", finalizing_at=int(time.time()))
-        output_id = error_id = None
-        if outputs:
-            output_id = self.add_file(_jsonl(outputs), f"{batch_id}_output.jsonl",
-                                      "batch_output")["id"]
-        if errors:
-            error_id = self.add_file(_jsonl(errors), f"{batch_id}_error.jsonl",
-                                     "batch_output")["id"]
-        now = int(time.time())
-        with self.lock:
-            self.batch_jobs.pop(batch_id, None)
-            batch.update(output_file_id=output_id, error_file_id=error_id)
-            if batch["status"] == "cancelling":
-                batch.update(status="cancelled", cancelled_at=now)
-            else:
-                batch.update(status="completed", completed_at=now)
+        return outputs, errors
 
     def _answer(self, batch_id: str, entry: dict, item: Prepared, job: Job,
                 outputs: list[dict], errors: list[dict]) -> int:

@@ -190,47 +190,17 @@ class Engine:
             job.future.set_result(result)
 
     def _work(self) -> None:
+        """The worker thread: gather requests, run one batch, hand out its rows; repeat."""
         pending: list[Job] = []
         while True:
-            if not pending:
-                first = self._queue.get()
-                if first is None:
-                    return
-                pending.append(first)
-                deadline = time.monotonic() + self.batch_window_s
-                while self._free_rows(pending, first.max_tokens) < self.max_batch:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    try:
-                        job = self._queue.get(timeout=left)
-                    except queue.Empty:
-                        break
-                    if job is None:
-                        return self._fail_all(pending)
-                    pending.append(job)
-            while True:  # whatever else has arrived meanwhile
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    return self._fail_all(pending)
-                pending.append(job)
+            if not self._gather(pending):
+                return self._fail_all(pending)
             for job in [j for j in pending if j.cancelled]:
                 pending.remove(job)
                 self._settle(job, error=Cancelled())
             if not pending:
                 continue
-            pending.sort(key=lambda j: (j.priority, j.seq))
-            max_tokens = pending[0].max_tokens
-            batch: list[tuple[Job, int]] = []
-            for job in pending:
-                if job.max_tokens != max_tokens:
-                    continue
-                while job.taken < len(job.rows) and len(batch) < self.max_batch:
-                    batch.append((job, job.taken))
-                    job.taken += 1
+            batch, max_tokens = self._next_batch(pending)
 
             def unwanted(r: int, batch: list[tuple[Job, int]] = batch) -> bool:
                 return self._closing or batch[r][0].cancelled
@@ -246,15 +216,62 @@ class Engine:
                 continue
             if self._closing:
                 return self._fail_all(pending)
-            for (job, i), output in zip(batch, outputs):
-                job.results[i] = output
-                job.done += 1
-                if job.done == len(job.rows) and job in pending:
-                    pending.remove(job)
-                    if job.cancelled:
-                        self._settle(job, error=Cancelled())
-                    else:
-                        self._settle(job, result=job.results)
+            self._deliver(batch, outputs, pending)
+
+    def _gather(self, pending: list[Job]) -> bool:
+        """Add queued jobs to ``pending``: when idle, wait for one, then up to
+        ``batch_window_s`` for a full batch; then whatever else has arrived. False on
+        shutdown."""
+        if not pending:
+            first = self._queue.get()
+            if first is None:
+                return False
+            pending.append(first)
+            deadline = time.monotonic() + self.batch_window_s
+            while self._free_rows(pending, first.max_tokens) < self.max_batch:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    job = self._queue.get(timeout=left)
+                except queue.Empty:
+                    break
+                if job is None:
+                    return False
+                pending.append(job)
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return True
+            if job is None:
+                return False
+            pending.append(job)
+
+    def _next_batch(self, pending: list[Job]) -> tuple[list[tuple[Job, int]], int]:
+        """Up to ``max_batch`` rows, highest priority first, all with one ``max_tokens``."""
+        pending.sort(key=lambda j: (j.priority, j.seq))
+        max_tokens = pending[0].max_tokens
+        batch: list[tuple[Job, int]] = []
+        for job in pending:
+            if job.max_tokens != max_tokens:
+                continue
+            while job.taken < len(job.rows) and len(batch) < self.max_batch:
+                batch.append((job, job.taken))
+                job.taken += 1
+        return batch, max_tokens
+
+    def _deliver(self, batch: list[tuple[Job, int]], outputs: list, pending: list[Job]) -> None:
+        """Store each row's output; a job whose rows are all done is settled."""
+        for (job, i), output in zip(batch, outputs):
+            job.results[i] = output
+            job.done += 1
+            if job.done == len(job.rows) and job in pending:
+                pending.remove(job)
+                if job.cancelled:
+                    self._settle(job, error=Cancelled())
+                else:
+                    self._settle(job, result=job.results)
 
     @staticmethod
     def _free_rows(pending: list[Job], max_tokens: int) -> int:

@@ -15,6 +15,7 @@ Usage: ``cotdistill baseline --student smollm2-135m --method zero_shot_cot``.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -94,6 +95,7 @@ def run(params: Params, student: str, method: str) -> dict:
     from cotdistill.lm.precision import resolve as resolve_precision
     from cotdistill.student.evaluation import record_results, score, test_examples
 
+    started = time.time()
     if method not in BASELINES:
         raise CotdistillError(f"unknown baseline {method!r} (known: {', '.join(BASELINES)})")
     settings = params.evaluate
@@ -111,7 +113,7 @@ def run(params: Params, student: str, method: str) -> dict:
     outputs, extra = PROMPTING[method](examples, complete, params)
     predictions = score(examples, outputs, student, method, read_answer)
     return record_results(
-        params, student, method, predictions, training_run_id=None,
+        params, student, method, predictions, started=started, training_run_id=None,
         lineage={"test": layout.prepared("test")},
         tags={"stage": "baseline", "precision": resolve_precision(settings.precision)},
         run_params={"student": student, "student_model": spec, "method": method,

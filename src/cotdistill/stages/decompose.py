@@ -25,7 +25,7 @@ from cotdistill.methods.socratic.decomposition_teacher import (
 )
 from cotdistill.methods.socratic.decompositions import load_exemplars
 from cotdistill.params import Params
-from cotdistill.paths import from_root, teacher_cache
+from cotdistill.layout import from_root, teacher_cache
 from cotdistill.records import PreparedExample
 from cotdistill.teachers.registry import make_backend
 

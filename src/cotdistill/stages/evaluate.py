@@ -8,6 +8,8 @@ Usage: ``cotdistill evaluate --student smollm2-135m --method fine_tune_cot``.
 
 from __future__ import annotations
 
+import time
+
 from cotdistill import layout, prompts, tracking
 from cotdistill.lm.generation import generate
 from cotdistill.lm.precision import resolve as resolve_precision
@@ -20,6 +22,7 @@ from cotdistill.student.evaluation import record_results, score, test_examples
 
 def run(params: Params, student: str, method: str) -> dict:
     """The stage: generate on test with a trained student, score, record."""
+    started = time.time()
     settings: EvaluateParams = params.evaluate
     model_dir = layout.model_dir(student, method)
     info = layout.read_train_info(
@@ -39,7 +42,8 @@ def run(params: Params, student: str, method: str) -> dict:
     predictions = score(examples, [g.text for g in generated], student, method,
                         METHODS[method].read)
     return record_results(
-        params, student, method, predictions, training_run_id=info.get("run_id"),
+        params, student, method, predictions, started=started,
+        training_run_id=info.get("run_id"),
         lineage={"test": layout.prepared("test"), "model": model_dir},
         tags={"stage": "evaluate", "precision": resolve_precision(settings.precision)},
         run_params={"eval_max_new_tokens": settings.max_new_tokens,

@@ -24,7 +24,8 @@ from cotdistill.datasets.sources import FileSource
 from cotdistill.jsonl import write_records
 from cotdistill.lm.store import cache_home
 from cotdistill.params import Params
-from cotdistill.paths import from_root
+from cotdistill.records import PreparedExample
+from cotdistill.layout import from_root
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ def run(params: Params, params_file: Path | str = "params.yaml") -> dict[str, in
     mirror = from_root(settings.mirror) if settings.mirror else None
     prepared = build(settings, FileSource(mirror, cache_home() / "data"), params_file=params_file)
     counts = {split: len(examples) for split, examples in prepared.splits.items()}
+    for dataset, figures in prepared.report.items():
+        figures["chance"] = chance_accuracy(
+            [e for e in prepared.splits["test"] if e.dataset == dataset])
     report = {"examples": counts,
               "decontamination": {"ngram": settings.decontamination.ngram,
                                   "threshold": settings.decontamination.threshold},
@@ -47,3 +51,14 @@ def run(params: Params, params_file: Path | str = "params.yaml") -> dict[str, in
         write_text(out.file(layout.PREPARE_REPORT), json.dumps(report, indent=2) + "\n")
     log.info("prepared %s", ", ".join(f"{s}: {n}" for s, n in counts.items()))
     return counts
+
+
+def chance_accuracy(test: list[PreparedExample]) -> float:
+    """The test accuracy of answering at random: 1/2 for yes/no, 1/(options) for a choice
+    (averaged over the questions), 0 for free answers (numbers, words). The report's plot draws
+    it, so a student is never read as good for matching a coin toss."""
+    if not test:
+        return 0.0
+    odds = [0.5 if e.answer_type == "yes_no" else 1 / len(e.choices) if e.choices else 0.0
+            for e in test]
+    return round(sum(odds) / len(odds), 6)

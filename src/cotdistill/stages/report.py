@@ -1,8 +1,10 @@
 """The ``report`` stage: one page and one plot that sum up a pipeline run.
 
-Reads ``reports/prepare.json``, ``reports/curate.json`` and every student x method's
-evaluation metrics; writes ``reports/summary.md``, ``reports/accuracy.png`` and
-``reports/metrics.json``.
+Reads ``reports/prepare.json``, ``reports/curate.json``, every student x method's evaluation
+metrics and every training run's curves; writes ``reports/summary.md``, ``reports/metrics.json``
+(the headline metrics), ``reports/accuracy.png`` and ``reports/curves.png`` (embedded in the
+summary, so it is complete offline) and ``reports/curves/{loss,val}.csv`` (DVC's top-level
+plots).
 
 Usage: ``cotdistill report``.
 """
@@ -12,8 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cotdistill import layout
-from cotdistill.atomic import atomic_file, publish, write_text
+from cotdistill import layout, plots
+from cotdistill.atomic import publish, write_text
 from cotdistill.errors import CotdistillError
 from cotdistill.methods.registry import METHODS
 from cotdistill.params import Params
@@ -245,28 +247,47 @@ def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], 
             lines.append(f"\n{student}/{method}: {metrics['mean_steps']:.2f} loop steps per "
                          f"question on average; {100 * metrics['step_limit_share']:.0f}% hit the "
                          "step limit.")
-    lines += ["", "![accuracy](accuracy.png)", ""]
+    lines += ["", "![test accuracy](accuracy.png)", "",
+              "![training loss and validation accuracy](curves.png)", ""]
     return "\n".join(lines)
 
 
-def accuracy_plot(path: Path, results: dict[tuple[str, str], dict]) -> None:
-    import matplotlib
+def training_curves(params: Params) -> tuple[dict[str, list], dict[str, list]]:
+    """Loss and validation curves of every training run the params name, by ``student/method``
+    (Socratic roles included): the report's curves figure and DVC's top-level plots."""
+    runs = [(s, m) for s in params.train.students for m in params.train.methods]
+    for student in (params.socratic.qg_student, params.socratic.qa_student):
+        runs += [(student, folder.name) for folder in
+                 sorted(layout.train_reports(student, "socratic").parent.glob("socratic_*"))]
+    losses, validation = {}, {}
+    for student, method in dict.fromkeys(runs):
+        folder = layout.train_reports(student, method)
+        if (folder / "loss.csv").is_file():
+            losses[f"{student}/{method}"] = plots.read_curve(folder / "loss.csv", "loss")
+            validation[f"{student}/{method}"] = plots.read_curve(folder / "val.csv",
+                                                                 "val_accuracy")
+    return losses, validation
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    labels = [f"{student}\n{method}" for student, method in results]
-    values = [100 * metrics["accuracy"] for metrics in results.values()]
-    figure, axes = plt.subplots(figsize=(max(4, 1.6 * len(labels)), 3.5))
-    bars = axes.bar(labels, values, color="#4C72B0")
-    axes.bar_label(bars, fmt="%.1f")
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_ylim(0, 100)
-    axes.set_title("Student test accuracy by method")
-    figure.tight_layout()
-    with atomic_file(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)
+def headline_metrics(curation: dict, evaluated: dict[tuple[str, str], dict]) -> dict:
+    """``reports/metrics.json``, the pipeline's only top-level DVC metrics file, so that
+    ``dvc exp show`` leads with results: the teacher's accuracy and its accepted rationales,
+    then test accuracy per dataset and student x method (the method alone when one student
+    was evaluated), and each dataset's n (per pair where pairs differ). Everything else stays
+    in the per-stage reports, which are plain outputs."""
+    students = {student for student, _ in evaluated}
+    accuracy: dict[str, dict[str, float]] = {}
+    sizes: dict[str, dict[str, int]] = {}
+    for (student, method), figures in evaluated.items():
+        label = method if len(students) == 1 else f"{student}/{method}"
+        for dataset, per in figures["datasets"].items():
+            accuracy.setdefault(dataset, {})[label] = per["accuracy"]
+            sizes.setdefault(dataset, {})[label] = per["n"]
+    n = {dataset: (next(iter(per.values())) if len(set(per.values())) == 1 else per)
+         for dataset, per in sizes.items()}
+    return {"teacher": {"accuracy": curation["teacher_accuracy"],
+                        "accepted": curation["kept_rationales"]},
+            "accuracy": accuracy, "n": n}
 
 
 def run(params: Params) -> None:
@@ -277,15 +298,17 @@ def run(params: Params) -> None:
     sources = provenance(_optional(layout.TEACHER_REPORT), _optional(layout.FEWSHOT_REPORT),
                          _optional(layout.DECOMPOSE_STATS))
     evaluated = {pair: m for pair, m in results.items() if "skipped" not in m}
-    metrics = {
-        "teacher_accuracy": curation["teacher_accuracy"],
-        "kept_rationales": curation["kept_rationales"],
-        "teacher_cost": curation.get("cost", {}),
-        "students": {f"{s}/{m}": metrics["accuracy"] for (s, m), metrics in evaluated.items()},
-    }
+    metrics = headline_metrics(curation, evaluated)
     with publish() as out:  # the summary, its plot and the metrics agree, or none moves
         write_text(out.file(layout.SUMMARY), summary_markdown(
             params.report.title, curation, results, sources, params.evaluate.baselines,
             _optional(layout.PREPARE_REPORT)))
-        accuracy_plot(out.file(layout.ACCURACY_PLOT), evaluated)
+        chance = {name: figures.get("chance", 0.0) for name, figures in
+                  (_optional(layout.PREPARE_REPORT) or {}).get("datasets", {}).items()}
+        plots.accuracy_plot(out.file(layout.ACCURACY_PLOT), plots.bars(
+            evaluated, chance, prompted=set(params.evaluate.baselines)))
+        losses, validation = training_curves(params)
+        plots.curves_plot(out.file(layout.CURVES_PLOT), losses, validation)
+        plots.write_long_csv(out.file(layout.LOSS_CURVES), losses, "loss")
+        plots.write_long_csv(out.file(layout.VAL_CURVES), validation, "val_accuracy")
         write_text(out.file(layout.METRICS), json.dumps(metrics, indent=2) + "\n")

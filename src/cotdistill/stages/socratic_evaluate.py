@@ -14,6 +14,7 @@ Usage: ``cotdistill socratic-evaluate --student smollm2-135m [--unified]``.
 
 from __future__ import annotations
 
+import time
 import json
 import logging
 from pathlib import Path
@@ -80,6 +81,7 @@ def run(params: Params, student: str, *, unified: bool = False) -> dict:
     from cotdistill.jsonl import read_records
     from cotdistill.student.evaluation import record_results
 
+    started = time.time()
     settings = params.socratic
     if unified:
         settings.require_unified()
@@ -123,7 +125,8 @@ def run(params: Params, student: str, *, unified: bool = False) -> dict:
     scored = predictions(examples, transcripts, student, method)
     extra = loop_metrics(transcripts, settings.max_steps)
     metrics = record_results(
-        params, student, method, scored, training_run_id=run_id, lineage=lineage,
+        params, student, method, scored, started=started, training_run_id=run_id,
+        lineage=lineage,
         run_params=run_params, extra=extra, tags=tags,
         extra_metrics={f"socratic_{name}": float(extra[name])
                        for name in ("mean_steps", "step_limit_share", "end_share")})

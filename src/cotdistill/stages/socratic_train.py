@@ -103,13 +103,15 @@ def run(params: Params, student: str, role: Role) -> TrainResult:
                       run_params={"role": role, "decomposition_source": settings.source,
                                   "deepspeed": use_ds, **hparams.model_dump()}) as run:
         result = train_student(examples, spec, key, hparams, run.staging, use_deepspeed=use_ds,
-                               on_log=run.log_loss)
+                               on_log=run.log_trainer)
         metrics = {"first_loss": result.first_loss, "final_loss": result.final_loss,
                    "steps": result.steps, "train_examples": result.examples,
-                   "train_decompositions": len({e.source for e in examples}),
-                   "train_seconds": round(result.seconds, 2)}
-        mlflow.log_artifacts(str(run.staging), artifact_path="model")
-        run.record(result, metrics, identity={"role": role}, deepspeed=use_ds)
+                   "train_decompositions": len({e.source for e in examples})}
+        run.record(result, metrics, identity={"role": role}, deepspeed=use_ds,
+                   extra={"train_seconds": round(result.seconds, 2)})
+    if params.mlflow.log_models == "all":  # published: a failed run is never logged
+        with mlflow.start_run(run_id=run.run_id):
+            mlflow.log_artifacts(str(layout.model_dir(student, method)), artifact_path="model")
     log.info("trained %s/%s on %d examples: %d steps, loss %.3f -> %.3f", student, method,
              result.examples, result.steps, result.first_loss, result.final_loss)
     return result

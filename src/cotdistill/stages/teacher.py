@@ -26,11 +26,12 @@ from cotdistill.errors import CotdistillError
 from cotdistill.jsonl import read_records, write_records
 from cotdistill.lm.store import cache_home
 from cotdistill.params import Params, TeacherParams
-from cotdistill.paths import from_root, teacher_cache
+from cotdistill.layout import from_root, teacher_cache
 from cotdistill.records import PreparedExample, Split, TeacherCompletion
 from cotdistill.teachers.engine import quiet_http_logs
 from cotdistill.teachers.estimate import Estimate
 from cotdistill.teachers.estimate import estimate as price_run
+from cotdistill.teachers.estimate import nothing_to_pay
 from cotdistill.teachers.registry import make_backend
 from cotdistill.teachers.zero_shot_cot import run_teacher
 
@@ -111,5 +112,7 @@ def estimate(params: Params) -> Estimate:
     """The calls, tokens and dollars the stage would spend now; nothing is sent."""
     settings = params.teacher
     backend = make_backend(settings, teacher_cache())
+    if not backend.asks_model:  # before the data is read: a replay needs no prepared split
+        return nothing_to_pay(backend)
     return price_run(teacher_examples(settings), settings, backend, teacher_cache(),
                      tasks=params.prepare.tasks())

@@ -22,7 +22,7 @@ from cotdistill.errors import CotdistillError
 from cotdistill.jsonl import read_records, write_records
 from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import run_teacher_fewshot
 from cotdistill.params import Params
-from cotdistill.paths import teacher_cache
+from cotdistill.layout import teacher_cache
 from cotdistill.records import ClusteredExemplar, PreparedExample
 from cotdistill.teachers.engine import quiet_http_logs
 from cotdistill.teachers.registry import make_backend

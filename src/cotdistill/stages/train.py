@@ -98,9 +98,64 @@ def run(params: Params, student: str, method: str) -> TrainResult:
     """The stage: read curated data, train, save, log to MLflow."""
     import mlflow
 
-    spec = params.student(student).model
-    key = f"students.{student}.model"
-    # a model that cannot be loaded fails before anything else happens (no MLflow run is left)
+    spec, key = params.student(student).model, f"students.{student}.model"
+    examples = _checked_inputs(params, method, spec, key)
+    hparams = params.train.hparams
+    use_ds = deepspeed_setup.wanted(hparams.deepspeed)
+    two_stage = METHODS[method].two_stage
+    target = two_stage_target(examples, params.train.method_params) if two_stage else None
+    selection = _validation_selection(hparams, method, params.prepare.tasks(), target)
+    if int(os.environ.get("RANK", "0")) != 0:
+        # under a multi-process launcher every rank trains; only rank 0 writes and logs
+        with tempfile.TemporaryDirectory() as scratch:
+            return train_stages(examples, spec, key, hparams, Path(scratch) / "model",
+                                use_deepspeed=use_ds, two_stage=two_stage,
+                                selection=selection, methods=params.train.method_params)
+    inputs = {"curated": layout.curated(method)}
+    if selection is not None:
+        inputs["val"] = layout.prepared("val")
+    with training_run(params, student, method, stage="train", inputs=inputs,
+                      run_params={"deepspeed": use_ds, **hparams.model_dump()}) as run:
+        result = train_stages(
+            examples, spec, key, hparams, run.staging, use_deepspeed=use_ds,
+            two_stage=two_stage, on_log=run.log_trainer,
+            selection=selection, on_val=run.log_val, methods=params.train.method_params,
+        )
+        card = _card(params, student, method, examples, selection)
+        timing = {"train_seconds": round(result.seconds, 2), "precision": result.precision,
+                  "stopped_early": result.stopped_early}
+        mlflow.log_metric("train_seconds", timing["train_seconds"])
+        mlflow.set_tag("precision", result.precision)
+        run.record(result, _metrics(result, selection), identity={}, deepspeed=use_ds,
+                   extra=timing, history=selection.history if selection is not None else [])
+    # after the files are in place: a failed run is never logged as a model nor takes the alias
+    log_model = _model_logger(run.run_id, layout.model_dir(student, method), card)
+    if selection is not None:
+        tracking.register_if_best(params.mlflow, run.run_id, log_model,
+                                  selection.best_accuracy, tracking.md5(inputs["val"]),
+                                  description=packaged.describe(card))
+    elif params.mlflow.log_models == "all":
+        log_model()
+    log.info("trained %s/%s: %d steps, loss %.3f -> %.3f", student, method, result.steps,
+             result.first_loss, result.final_loss)
+    return result
+
+
+def _model_logger(run_id: str, model_dir: Path, card: packaged.Card):
+    """Log the published student to its (finished) training run; return the model's URI."""
+
+    def log() -> str:
+        import mlflow
+
+        with mlflow.start_run(run_id=run_id):
+            return packaged.log_student(model_dir, card).model_uri
+
+    return log
+
+
+def _checked_inputs(params: Params, method: str, spec: str, key: str) -> list[CuratedExample]:
+    """The curated examples, after every check that can fail before an MLflow run is opened:
+    the student and KD teacher load, the Trainer settings are valid, there is data."""
     model_store.check_model(spec, key)
     check_trainer_settings(params.train.hparams, "train.hparams")
     if params.train.hparams.kd is not None and params.train.hparams.kd.teacher:
@@ -112,53 +167,29 @@ def run(params: Params, student: str, method: str) -> TrainResult:
             f"{data_path}: no training examples for method {method} "
             "(for fine_tune_cot: the teacher answered no training question correctly)"
         )
-    hparams = params.train.hparams
-    use_ds = deepspeed_setup.wanted(hparams.deepspeed)
-    target = two_stage_target(examples, params.train.method_params) if METHODS[method].two_stage else None
-    selection = _validation_selection(hparams, method, params.prepare.tasks(), target)
-    if int(os.environ.get("RANK", "0")) != 0:
-        # under a multi-process launcher every rank trains; only rank 0 writes and logs
-        with tempfile.TemporaryDirectory() as scratch:
-            return train_stages(examples, spec, key, hparams, Path(scratch) / "model",
-                                use_deepspeed=use_ds, two_stage=METHODS[method].two_stage,
-                                selection=selection, methods=params.train.method_params)
-    inputs = {"curated": data_path}
+    return examples
+
+
+def _metrics(result: TrainResult, selection: ValidationSelection | None) -> dict:
+    """The run's figures: MLflow metrics, train_info.json and reports/train/.../metrics.json."""
+    metrics = {"first_loss": result.first_loss, "final_loss": result.final_loss,
+               "steps": result.steps, "train_examples": result.examples,
+               "epochs_trained": result.epochs, **result.kd}
+    if result.pooled_examples is not None:  # two-stage CoT's first stage
+        metrics["pooled_examples"] = result.pooled_examples
     if selection is not None:
-        inputs["val"] = layout.prepared("val")
-    with training_run(params, student, method, stage="train", inputs=inputs,
-                      run_params={"deepspeed": use_ds, **hparams.model_dump()}) as run:
-        result = train_stages(
-            examples, spec, key, hparams, run.staging, use_deepspeed=use_ds,
-            two_stage=METHODS[method].two_stage, on_log=run.log_loss,
-            selection=selection, on_val=run.log_val, methods=params.train.method_params,
-        )
-        metrics = {"first_loss": result.first_loss, "final_loss": result.final_loss,
-                   "steps": result.steps, "train_examples": result.examples,
-                   "epochs_trained": result.epochs, **result.kd}
-        if result.pooled_examples is not None:  # two-stage CoT's first stage
-            metrics["pooled_examples"] = result.pooled_examples
-        if selection is not None:
-            metrics.update(best_step=selection.best_step,
-                           best_val_accuracy=selection.best_accuracy,
-                           val_examples=len(selection.examples))
-        card = packaged.card_for(
-            params, student, method, sorted({e.dataset for e in examples}),
-            example=selection.examples[0].question if selection is not None
-            else examples[0].input.removesuffix(prompts.PROMPT_SUFFIX),
-            validation=None if selection is None else {
-                "accuracy": selection.best_accuracy, "n": len(selection.examples),
-                "step": selection.best_step})
-        logged = packaged.log_student(run.staging, card)
-        timing = {"train_seconds": round(result.seconds, 2), "precision": result.precision,
-                  "stopped_early": result.stopped_early}
-        mlflow.log_metric("train_seconds", timing["train_seconds"])
-        mlflow.set_tag("precision", result.precision)
-        run.record(result, metrics, identity={}, deepspeed=use_ds, extra=timing,
-                   history=selection.history if selection is not None else [])
-        if selection is not None:  # last: a run that failed to record never takes the alias
-            tracking.register_if_best(params.mlflow, run.run_id, logged.model_uri,
-                                      selection.best_accuracy,
-                                      description=packaged.describe(card))
-    log.info("trained %s/%s: %d steps, loss %.3f -> %.3f", student, method, result.steps,
-             result.first_loss, result.final_loss)
-    return result
+        metrics.update(best_step=selection.best_step, best_val_accuracy=selection.best_accuracy,
+                       val_examples=len(selection.examples))
+    return metrics
+
+
+def _card(params: Params, student: str, method: str, examples: list[CuratedExample],
+          selection: ValidationSelection | None) -> packaged.Card:
+    """The model card: what the student is, what it was trained on, how to prompt it."""
+    return packaged.card_for(
+        params, student, method, sorted({e.dataset for e in examples}),
+        example=selection.examples[0].question if selection is not None
+        else examples[0].input.removesuffix(prompts.PROMPT_SUFFIX),
+        validation=None if selection is None else {
+            "accuracy": selection.best_accuracy, "n": len(selection.examples),
+            "step": selection.best_step})

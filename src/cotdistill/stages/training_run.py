@@ -33,10 +33,12 @@ class TrainingRun:
     out: Staging
 
     @staticmethod
-    def log_loss(step: int, loss: float) -> None:
+    def log_trainer(step: int, logs: Mapping[str, float]) -> None:
+        """The Trainer's logged figures at ``step``; its ``loss`` is MLflow's ``train_loss``."""
         import mlflow
 
-        mlflow.log_metric("train_loss", loss, step=step)
+        mlflow.log_metrics({("train_loss" if key == "loss" else key): value
+                            for key, value in logs.items()}, step=step)
 
     @staticmethod
     def log_val(step: int, accuracy: float) -> None:
@@ -87,5 +89,6 @@ def training_run(params: Params, student: str, method: str, *, stage: str,
     ):
         mlflow.log_params({"student": student, "student_model": spec, "method": method,
                            **run_params})
+        tracking.log_datasets(tags)
         yield TrainingRun(student=student, spec=spec, method=method, run_id=run.info.run_id,
                           staging=out.dir(layout.model_dir(student, method)), out=out)

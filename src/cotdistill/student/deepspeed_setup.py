@@ -39,7 +39,7 @@ def config(path: str | None = None) -> dict:
     """
     import torch
 
-    from cotdistill.paths import from_root
+    from cotdistill.layout import from_root
 
     cuda = torch.cuda.is_available()
     chosen = from_root(path) if path else from_root(CONFIGS / ("zero2.json" if cuda else "cpu.json"))

@@ -65,7 +65,7 @@ def test_examples(settings: EvaluateParams) -> list[PreparedExample]:
 
 
 def record_results(
-    params, student: str, method: str, predictions: list[Prediction], *,
+    params, student: str, method: str, predictions: list[Prediction], *, started: float,
     training_run_id: str | None, lineage: dict[str, Path], run_params: dict,
     extra: dict | None = None, tags: dict[str, str] | None = None,
     extra_metrics: dict[str, float] | None = None,
@@ -76,6 +76,8 @@ def record_results(
     ``dvc exp run -S evaluate.max_examples=5`` must be able to evaluate again). When the
     training run ``training_run_id`` still exists, the evaluation is its child run, and its
     test accuracy is also logged as a metric of the training run, whose tags stay as they were.
+    ``started`` (``time.time()`` when the stage began) is the run's start, so that the UI shows
+    how long the evaluation took, not how long logging took.
     """
     from cotdistill.jsonl import write_records
 
@@ -85,7 +87,8 @@ def record_results(
         staged = out.file(folder / "predictions.jsonl")
         write_records(staged, predictions)
         write_text(out.file(folder / "metrics.json"), json.dumps(metrics, indent=2) + "\n")
-        _log_results(params, student, method, metrics, staged, training_run_id=training_run_id,
+        _log_results(params, student, method, metrics, staged, started=started,
+                     training_run_id=training_run_id,
                      lineage=lineage, run_params=run_params, tags=tags or {},
                      extra_metrics=extra_metrics or {})
     log.info("%s/%s: test accuracy %.3f on %d questions (%d without an answer)", student,
@@ -94,7 +97,7 @@ def record_results(
 
 
 def _log_results(params, student: str, method: str, metrics: dict, predictions: Path, *,
-                 training_run_id: str | None, lineage: dict[str, Path], run_params: dict,
+                 started: float, training_run_id: str | None, lineage: dict[str, Path], run_params: dict,
                  tags: dict[str, str], extra_metrics: dict[str, float]) -> None:
     import mlflow
 
@@ -112,8 +115,11 @@ def _log_results(params, student: str, method: str, metrics: dict, predictions: 
     if parent is not None:
         run_tags.update({"mlflow.parentRunId": parent, "training_run_id": parent})
     name = f"{student}/{method}" if parent is None else f"{student}/{method} (evaluate)"
-    with mlflow.start_run(experiment_id=experiment, run_name=name, tags=run_tags):
+    created = client.create_run(experiment, start_time=int(started * 1000), tags=run_tags,
+                                run_name=name)
+    with mlflow.start_run(run_id=created.info.run_id):
         mlflow.log_params(run_params)
+        tracking.log_datasets(run_tags)
         figures = {"test_accuracy": metrics["accuracy"], "test_n": metrics["n"],
                    "test_unanswered_share": metrics["unanswered_share"],
                    **{f"test_accuracy/{dataset}": values["accuracy"]

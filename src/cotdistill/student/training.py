@@ -59,8 +59,9 @@ def _loss_recorder(result: TrainResult, on_log=None):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
                 result.losses.append((state.global_step, float(logs["loss"])))
-                if on_log is not None:
-                    on_log(state.global_step, float(logs["loss"]))
+                if on_log is not None:  # the Trainer's own figures: loss, learning rate, ...
+                    on_log(state.global_step, {key: float(value) for key, value in logs.items()
+                                               if isinstance(value, (int, float))})
 
     return Recorder()
 
@@ -73,10 +74,10 @@ def train_student(
 ) -> TrainResult:
     """Train ``model_spec`` on ``examples`` and save model + tokenizer into ``output_dir``.
 
-    ``on_log(step, loss)`` is called at every logging step (MLflow hooks in here). With a
-    ``selection``, checkpoints are scored on validation (``on_val(step, accuracy)``) and the
-    best one is what is saved. ``extra_callbacks`` are more ``TrainerCallback``s (a
-    benchmark's step clock).
+    ``on_log(step, logs)`` gets the Trainer's figures (loss, learning_rate, grad_norm, epoch)
+    at every logging step (MLflow hooks in here). With a ``selection``, checkpoints are scored
+    on validation (``on_val(step, accuracy)``) and the best one is what is saved.
+    ``extra_callbacks`` are more ``TrainerCallback``s (a benchmark's step clock).
     """
     from transformers import Trainer, TrainingArguments, set_seed
 
@@ -205,7 +206,7 @@ def train_stages(
         second = train_student(
             focused, str(Path(scratch) / "pooled"), key, hparams, output_dir,
             use_deepspeed=use_deepspeed, selection=selection, on_val=on_val,
-            on_log=(lambda step, loss: on_log(offset + step, loss)) if on_log else None,
+            on_log=(lambda step, logs: on_log(offset + step, logs)) if on_log else None,
         )
     second.losses = first.losses + [(offset + step, loss) for step, loss in second.losses]
     second.steps += offset

@@ -35,7 +35,7 @@ def call_usd(price: Price | None, prompt_tokens: int, completion_tokens: int, *,
     return usd * (1 - price.batch_discount) if batch else usd
 
 
-def _is_openai_model(model: str) -> bool:
+def is_openai_model(model: str) -> bool:
     return model.startswith(("gpt-", "o1", "o3", "o4", "text-davinci", "davinci", "babbage",
                              "chatgpt-"))
 
@@ -57,6 +57,13 @@ def _tiktoken_counter(model: str) -> Callable[[str], int]:
     return lambda text: len(encoding.encode(text))
 
 
+def approximate_counter(api: str) -> Callable[[str], int]:
+    """OpenAI's rule of thumb, about four characters a token (plus the chat overhead): for an
+    estimate when tiktoken's encoding cannot be had offline. Never used to enforce a budget."""
+    overhead = _OPENAI_CHAT_OVERHEAD if api == "chat" else 0
+    return lambda text: -(-len(text) // 4) + overhead
+
+
 @functools.cache
 def prompt_token_counter(model: str, api: str) -> Callable[[str], int]:
     """Count the prompt tokens a request with this prompt text will be billed for.
@@ -67,7 +74,7 @@ def prompt_token_counter(model: str, api: str) -> Callable[[str], int]:
     the model's chat template or, for a tokenizer without one, ``user: TEXT\nassistant:``
     (``cotdistill.serve``'s fallback).
     """
-    if _is_openai_model(model):
+    if is_openai_model(model):
         count = _tiktoken_counter(model)
         if api != "chat":
             return count

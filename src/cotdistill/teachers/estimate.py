@@ -22,7 +22,8 @@ from cotdistill.errors import CotdistillError
 from cotdistill.params import TeacherParams
 from cotdistill.records import PreparedExample
 from cotdistill.teachers.base import Backend
-from cotdistill.teachers.budget import Budget, prompt_token_counter
+from cotdistill.teachers.budget import (Budget, approximate_counter, is_openai_model,
+                                       prompt_token_counter)
 from cotdistill.teachers.cache import ResponseCache
 from cotdistill.teachers.engine import Step, answer_step, rationale_step, request_key
 
@@ -47,6 +48,7 @@ class Estimate:
     model: str
     priced: bool  # False: no price for the model in teacher.prices (it costs nothing)
     steps: list[StepEstimate]
+    note: str | None = None  # said with the figures: no model called, or approximate tokens
 
     @property
     def total(self) -> StepEstimate:
@@ -57,7 +59,8 @@ class Estimate:
 
     def as_dict(self) -> dict:
         return {"backend": self.backend, "model": self.model, "priced": self.priced,
-                "steps": [asdict(s) for s in self.steps], "total": asdict(self.total)}
+                "steps": [asdict(s) for s in self.steps], "total": asdict(self.total),
+                "note": self.note}
 
     def lines(self) -> list[str]:
         head = f"{'step':<10} {'calls':>8} {'cached':>8} {'prompt tok':>12} " \
@@ -66,16 +69,24 @@ class Estimate:
                 f"{s.completion_tokens:>12} {s.usd:>12.4f}" for s in [*self.steps, self.total]]
         note = "" if self.priced else f" (no price for {self.model!r} in teacher.prices: $0)"
         return [f"teacher estimate: backend {self.backend}, model {self.model}{note}", head,
-                *rows, "completion tokens at max_tokens; cached calls cost nothing"]
+                *rows, "completion tokens at max_tokens; cached calls cost nothing",
+                *([self.note] if self.note else [])]
 
 
 def estimate(examples: list[PreparedExample], params: TeacherParams, backend: Backend,
              cache_path: Path, tasks: prompts.Tasks | None = None) -> Estimate:
     """The calls, tokens and dollars ``run_teacher`` would spend now; nothing is sent."""
     if not backend.asks_model:
-        raise CotdistillError(f"teacher.backend is {backend.name}: the teacher stage calls no "
-                              "model")
-    count = prompt_token_counter(params.model, backend.prompt_api)
+        return nothing_to_pay(backend)
+    note = None
+    try:
+        count = prompt_token_counter(params.model, backend.prompt_api)
+    except CotdistillError as exc:
+        if not is_openai_model(params.model):
+            raise
+        count = approximate_counter(backend.prompt_api)
+        note = (f"APPROXIMATE prompt tokens (about 4 characters a token): {exc}. Completion "
+                "tokens and the number of calls are exact")
     price = params.prices.get(params.model)
     budget = Budget(None, price, batch=backend.batch_priced, count=count)
     pairs = [(ex, s) for ex in examples for s in range(params.samples)]
@@ -114,4 +125,12 @@ def estimate(examples: list[PreparedExample], params: TeacherParams, backend: Ba
     finally:
         if cache is not None:
             cache.close()
-    return Estimate(params.backend, params.model, price is not None, [first, second])
+    return Estimate(params.backend, params.model, price is not None, [first, second], note)
+
+
+def nothing_to_pay(backend: Backend) -> Estimate:
+    """A backend that calls no model (replay) costs nothing: zero calls, said in words."""
+    return Estimate(backend.name, str(getattr(backend, "model", "-")), True,
+                    [StepEstimate("rationale"), StepEstimate("answer")],
+                    f"teacher.backend is {backend.name}: it reads published completions and "
+                    "calls no model, so nothing is spent")

@@ -1,7 +1,7 @@
 """Claims on cache keys, so that runs sharing one teacher cache never buy a response twice.
 
 ``dvc queue start -j 2`` runs experiments side by side, and they share the repository's cache
-(:func:`cotdistill.paths.teacher_cache`). Before a run asks the model for a missing key it
+(:func:`cotdistill.layout.teacher_cache`). Before a run asks the model for a missing key it
 claims a lease on it in the cache's own SQLite file (one write transaction, so two runs cannot
 both win). A run that finds a key leased by another waits for that run's answer. A lease
 lapses when its owner stops renewing it (``ttl_s``), or at once when its owner was a process

@@ -234,6 +234,18 @@ class OpenAIBackend:
                             AsyncLimiter(p.tpm, 60) if p.tpm else None)
         return self._limits
 
+    async def _pace(self, rpm: AsyncLimiter | None, tpm: AsyncLimiter | None,
+                    tokens: int) -> None:
+        """Wait until a request may go: after any server-asked pause (with jitter, so that
+        workers do not return at once), then within the request and token rates."""
+        wait = self._resume_at - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait + random.uniform(0, 0.2 * wait))
+        if rpm:
+            await rpm.acquire()
+        if tpm:
+            await tpm.acquire(min(tokens, self.params.tpm))
+
     async def _run(self, bodies: list[dict], tokens: list[int], secret: str,
                    on_batch: OnBatch, admit: Admit) -> list[Outcome]:
         from openai import AsyncOpenAI
@@ -255,13 +267,7 @@ class OpenAIBackend:
             if not admit(i):
                 return Failure("budget")
             for attempt in range(p.max_retries + 1):
-                wait = self._resume_at - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait + random.uniform(0, 0.2 * wait))
-                if rpm:
-                    await rpm.acquire()
-                if tpm:
-                    await tpm.acquire(min(tokens[i], p.tpm))
+                await self._pace(rpm, tpm, tokens[i])
                 self.attempts += 1
                 try:
                     response = await send(**bodies[i])

@@ -25,7 +25,7 @@ from cotdistill.datasets.sources import FileSource
 from cotdistill.datasets.splits import normalize_question
 from cotdistill.errors import CotdistillError
 from cotdistill.params import TeacherParams
-from cotdistill.paths import from_root
+from cotdistill.layout import from_root
 from cotdistill.records import PreparedExample, TeacherCompletion, Usage
 from cotdistill.teachers import kojima_logs
 from cotdistill.teachers.base import Admit, OnBatch, Outcome
