@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # dvc runs each stage's `cotdistill ...` command through the shell: the venv must be on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup setup-gemma repro test test-slow test-all
+.PHONY: setup setup-gemma repro test test-slow test-all results
 setup: $(VENV)/.installed
 
 # The second student family, not in the default set-up: google/gemma-3-270m (Gemma licence) as a
@@ -29,3 +29,9 @@ test-slow: setup      ## only the tests marked slow (CI runs them after `make te
 
 test-all: setup       ## every test, slow ones included
 	$(PY) -m pytest -m ""
+
+# `dvc exp show` lists every param and dep too (about 350 columns, more than a terminal holds):
+# this keeps the metrics of reports/metrics.json, one row per experiment
+results: setup        ## the experiments' results side by side
+	$(VENV)/bin/dvc exp show --md --drop '.*' \
+	  --keep 'Experiment|Created|^teacher\.(accuracy|accepted)$$|^accuracy\.|^n\.'
