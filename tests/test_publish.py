@@ -57,3 +57,31 @@ def test_a_failure_while_moving_them_in_puts_the_ones_already_moved_back(tmp_pat
         (out.dir(tmp_path / "data/curated") / "n.jsonl").write_text("new n\n")
         out.file(tmp_path / "report.json").write_text("new report\n")
     assert {p: p.read_text() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_temporaries_of_a_killed_process_are_swept_by_the_next_writer(tmp_path, caplog):
+    """SIGKILL leaves a staging directory behind (0.5 GB for a student): the next process that
+    writes beside the same target removes it, and says so. A live process's temporaries and
+    another host's (a shared volume) are left alone."""
+    import logging
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    host = atomic.process_host()
+    target = tmp_path / "models" / "fine_tune_cot"
+    target.parent.mkdir(parents=True)
+    dead = target.parent / f".fine_tune_cot.{host}-{gone}.abc123.tmp"
+    (dead / "sub").mkdir(parents=True)
+    (dead / "sub" / "model.safetensors").write_bytes(b"x" * 10)
+    mine = target.parent / f".fine_tune_cot.{host}-{os.getpid()}.def456.tmp"
+    mine.mkdir()
+    elsewhere = target.parent / f".fine_tune_cot.otherhost-{gone}.ghi789.tmp"
+    elsewhere.mkdir()
+    with caplog.at_level(logging.WARNING, logger="cotdistill.atomic"):
+        with atomic.publish() as out:
+            (out.dir(target) / "weights").write_text("new")
+    assert not dead.exists() and mine.exists() and elsewhere.exists()
+    assert (target / "weights").read_text() == "new"
+    assert f"left by process {gone}, which no longer runs" in caplog.text

@@ -214,3 +214,28 @@ def test_only_the_model_that_takes_the_alias_is_logged_unless_all_are_asked_for(
     everything = store.model_copy(update={"log_models": "all"})
     assert not tracking.register_if_best(everything, worse, log(worse_uri), 0.1, VAL)
     assert logged == [holder_uri, worse_uri]
+
+
+def test_a_run_left_running_by_a_killed_process_is_marked_killed_by_the_next_stage(store):
+    import os
+    import subprocess
+    import sys
+
+    import mlflow
+
+    from cotdistill import atomic
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    client = mlflow.MlflowClient()
+    experiment = mlflow.get_experiment_by_name(store.experiment).experiment_id
+
+    def left_running(pid: str) -> str:
+        return client.create_run(experiment, tags={"cotdistill.host": atomic.process_host(),
+                                                   "cotdistill.pid": pid}).info.run_id
+
+    orphan, live = left_running(gone), left_running(str(os.getpid()))
+    tracking.use_experiment(store)  # what every stage that logs does first
+    assert client.get_run(orphan).info.status == "KILLED"
+    assert client.get_run(live).info.status == "RUNNING"
+    assert tracking.lineage_tags({})["cotdistill.pid"] == str(os.getpid())

@@ -3,16 +3,91 @@
 DVC trusts that a stage's outs are complete whenever they exist. Every stage therefore writes
 into a temporary sibling and renames it into place only after the work succeeded; a crash or a
 bad input leaves the previous state (or nothing), never a half-written file.
+
+A temporary's name carries the host and pid that made it (``.NAME.HOST-PID.XXXX.tmp``, HOST
+being :func:`process_host`). A process killed with SIGKILL cannot tidy up, so the next one to
+write beside the same target removes the temporaries of processes of this host that no longer
+exist, and logs it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
+import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def process_host() -> str:
+    """This host as its processes see it: the hostname, with the boot and the pid namespace
+    when Linux tells them, so that two containers sharing a hostname and a volume never judge
+    each other's process ids."""
+    parts = []
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+    with contextlib.suppress(OSError):
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    if not parts:
+        return socket.gethostname()
+    return f"{socket.gethostname()}~{hashlib.sha1('|'.join(parts).encode()).hexdigest()[:8]}"
+
+
+def _prefix(path: Path) -> str:
+    return f".{path.name}.{process_host()}-{os.getpid()}."
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def sweep_leftovers(path: Path) -> list[Path]:
+    """Remove the temporaries beside ``path`` that a process of this host, now gone, left (a
+    SIGKILLed training leaves a 0.5 GB staging directory); return what was removed."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.{re.escape(process_host())}"
+                         r"-(\d+)\..*\.tmp$")
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for leftover in path.parent.iterdir():
+        found = pattern.match(leftover.name)
+        if found and not process_alive(int(found.group(1))):
+            _remove(leftover)
+            removed.append(leftover)
+            log.warning("removed %s, left by process %s, which no longer runs", leftover,
+                        found.group(1))
+    return removed
+
+
+def _temporary(path: Path, directory: bool) -> Path:
+    """A fresh temporary beside ``path`` (after sweeping dead processes' leftovers)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_leftovers(path)
+    if directory:
+        tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
+    os.chmod(tmp, _default_mode(directory=directory))
+    return tmp
 
 
 def _default_mode(directory: bool) -> int:
@@ -26,11 +101,7 @@ def _default_mode(directory: bool) -> int:
 def atomic_file(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, _default_mode(directory=False))
+    tmp_path = _temporary(path, directory=False)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -42,9 +113,7 @@ def atomic_file(path: Path | str) -> Iterator[Path]:
 def atomic_dir(path: Path | str) -> Iterator[Path]:
     """Yield an empty temporary directory beside ``path``; it replaces ``path`` on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    os.chmod(tmp, _default_mode(directory=True))
+    tmp = _temporary(path, directory=True)
     try:
         yield tmp
         if path.exists():
@@ -76,21 +145,14 @@ class Staging:
 
     def file(self, path: Path | str) -> Path:
         """A temporary file to write ``path``'s new content to."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        os.chmod(tmp, _default_mode(directory=False))
-        self._staged.append((Path(tmp), path))
-        return Path(tmp)
+        tmp = _temporary(Path(path), directory=False)
+        self._staged.append((tmp, Path(path)))
+        return tmp
 
     def dir(self, path: Path | str) -> Path:
         """An empty temporary directory that will replace the directory ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        os.chmod(tmp, _default_mode(directory=True))
-        self._staged.append((tmp, path))
+        tmp = _temporary(Path(path), directory=True)
+        self._staged.append((tmp, Path(path)))
         return tmp
 
     def commit(self) -> None:

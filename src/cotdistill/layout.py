@@ -84,9 +84,15 @@ def state_dir() -> Path:
     return repo_root() / ".cotdistill"
 
 
+TEACHER_CACHE_ENV = "COTDISTILL_TEACHER_CACHE"
+
+
 def teacher_cache() -> Path:
-    """The teacher response cache that every teacher pass of this checkout shares."""
-    return state_dir() / "teacher-cache.sqlite"
+    """The teacher response cache that every teacher pass of this checkout shares; with
+    ``$COTDISTILL_TEACHER_CACHE`` set, the file it names, which several clones (or machines on
+    one volume) can share, so that a response one of them paid for is never bought again."""
+    shared = os.environ.get(TEACHER_CACHE_ENV)
+    return Path(shared).expanduser().resolve() if shared else state_dir() / "teacher-cache.sqlite"
 
 
 def from_root(path: str | Path) -> Path:

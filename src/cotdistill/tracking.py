@@ -11,11 +11,13 @@ import hashlib
 import logging
 import os
 import subprocess
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cotdistill.atomic import process_alive, process_host
 from cotdistill.errors import CotdistillError
 from cotdistill.params import MlflowParams
 from cotdistill.layout import repo_root, state_dir
@@ -58,6 +60,7 @@ def use_experiment(params: MlflowParams) -> str:
             # a real write, before the stage's work: a store that can only be read fails here
             client.set_experiment_tag(experiment.experiment_id, "cotdistill.last_used",
                                       _now())
+            end_dead_runs(experiment.experiment_id)
         return experiment.experiment_id
     except Exception as exc:  # MLflow, SQLAlchemy and HTTP errors alike
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -127,6 +130,30 @@ def _file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def process_tags() -> dict[str, str]:
+    """Who made a run: a run left RUNNING by a process that is gone is ended as KILLED."""
+    return {"cotdistill.host": process_host(), "cotdistill.pid": str(os.getpid())}
+
+
+def end_dead_runs(experiment_id: str) -> list[str]:
+    """Mark KILLED the runs of this experiment left RUNNING by a process of this host that no
+    longer exists (a SIGKILLed stage cannot end its run); return their ids."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    ended = []
+    host = process_host()
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'"):
+        tags = run.data.tags
+        pid = tags.get("cotdistill.pid", "")
+        if tags.get("cotdistill.host") == host and pid.isdigit() and not process_alive(int(pid)):
+            client.set_terminated(run.info.run_id, status="KILLED")
+            ended.append(run.info.run_id)
+            log.warning("mlflow: run %s (%s) was left RUNNING by process %s, which no longer "
+                        "runs: marked KILLED", run.info.run_id, run.info.run_name, pid)
+    return ended
+
+
 # Set by `dvc exp run` for the commands it runs: the experiment's name and the commit it is on.
 DVC_EXPERIMENT_ENV = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baseline_rev"}
 
@@ -134,7 +161,7 @@ DVC_EXPERIMENT_ENV = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "d
 def lineage_tags(inputs: dict[str, Path]) -> dict[str, str]:
     """Tags tying a run to the code, the exact data it used and, under ``dvc exp run``, the DVC
     experiment (so that MLflow's runs table and ``dvc exp show`` can be read side by side)."""
-    tags = {"git_commit": git_commit()}
+    tags = {"git_commit": git_commit(), **process_tags()}
     tags.update({tag: os.environ[name] for name, tag in DVC_EXPERIMENT_ENV.items()
                  if os.environ.get(name)})
     for name, path in inputs.items():
@@ -216,7 +243,10 @@ def log_datasets(tags: dict[str, str]) -> None:
         if f"input.{name}" not in tags:
             continue
         path = Path(tags[f"input.{name}"])
-        source = resolve_dataset_source(path.resolve().as_uri())
+        with warnings.catch_warnings():  # MLflow registers its local source class twice
+            warnings.filterwarnings("ignore", message="The specified dataset source can be "
+                                                      "interpreted in multiple ways")
+            source = resolve_dataset_source(path.resolve().as_uri())
         mlflow.log_input(MetaDataset(source, name=path.as_posix(),
                                      digest=tags[f"input.{name}.md5"]), context=context)
 

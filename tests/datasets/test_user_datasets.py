@@ -104,6 +104,13 @@ def test_a_csv_choice_task_shows_its_options_and_answers_with_letters(tmp_path):
     assert out.report["colours"]["normalised"] == {"answer: option text read as its letter": 4}
 
 
+def test_a_csv_saved_by_excel_with_a_byte_order_mark_reads_like_one_without(tmp_path):
+    plain = write_csv(tmp_path / COLOURS["path"], COLOUR_HEADER, colours())
+    without = prepared(tmp_path, COLOURS)
+    plain.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())  # what Excel's "CSV UTF-8" writes
+    assert prepared(tmp_path, COLOURS).splits == without.splits
+
+
 def test_a_choices_field_may_hold_the_list_and_json_and_parquet_read_alike(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -241,6 +248,8 @@ def test_a_file_that_is_not_its_format_or_is_missing_is_one_line(tmp_path):
     ({"name": "mine", "path": "data/raw/x.txt", "answer_type": "text"}, "unknown suffix"),
     ({"name": "mine", "hub": "org/data", "answer_type": "text"}, "give revision"),
     ({"name": "mine", "path": "/etc/x.jsonl", "answer_type": "text"}, "inside the repository"),
+    ({"name": "mine", "path": "data/raw/x.jsonl", "test_path": "/etc/passwd",
+      "answer_type": "text"}, "test_path '/etc/passwd': give a path inside the repository"),
     ({"name": "My Task", "path": "data/raw/x.jsonl", "answer_type": "text"},
      "lower-case letters, digits and '_'"),
     ({"name": "gsm8k", "question": "q"}, "question: only for a dataset with a source"),
@@ -253,6 +262,18 @@ def test_a_dataset_entry_that_cannot_work_is_refused_with_its_key(tmp_path, entr
     with pytest.raises(CotdistillError, match="prepare.datasets") as caught:
         load_params(path)
     assert message in str(caught.value)
+    # the key as the file spells it: no pydantic union member in the path, one message
+    assert "function-after" not in str(caught.value) and ".str:" not in str(caught.value)
+    assert str(caught.value).count("prepare.datasets") == 1
+
+
+def test_a_symlink_that_leads_out_of_the_repository_is_refused(tmp_path):
+    outside = write_jsonl(tmp_path / "elsewhere" / "apples.jsonl", apples())
+    root = tmp_path / "repo"
+    (root / "data/raw").mkdir(parents=True)
+    (root / APPLES["path"]).symlink_to(outside)
+    with pytest.raises(CotdistillError, match="leads outside the repository"):
+        prepared(root, APPLES)
 
 
 def test_cotdistill_prepare_on_a_bad_row_is_one_line_and_writes_nothing(tmp_path):

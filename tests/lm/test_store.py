@@ -37,3 +37,18 @@ def test_a_hub_id_offline_and_not_cached_fails_before_any_work(monkeypatch, tmp_
     with pytest.raises(CotdistillError, match=r"^teacher\.model: cannot load model "
                        r"'someone/some-model' \(not a local model directory"):
         check_model("someone/some-model", "teacher.model")
+
+
+def test_a_truncated_weights_file_is_one_line_naming_the_key(tiny_model, tmp_path):
+    import shutil
+
+    from cotdistill.lm.store import load_causal_lm
+
+    damaged = tmp_path / "student"
+    shutil.copytree(tiny_model, damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(CotdistillError, match=r"^students.tiny.model: cannot load model .*"
+                                              r"(incomplete|deserializ)") as caught:
+        load_causal_lm(str(damaged), "students.tiny.model")
+    assert "\n" not in str(caught.value)

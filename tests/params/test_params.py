@@ -19,8 +19,16 @@ def _write(tmp_path: Path, text: str, name: str = "params.yaml") -> Path:
     return path
 
 
-def test_an_empty_file_loads_the_defaults(tmp_path):
-    assert load_params(_write(tmp_path, "")) == Params()
+@pytest.mark.parametrize("text", ["", "# nothing but a comment\n", "{}\n"])
+def test_an_empty_file_is_an_error_not_the_defaults(tmp_path, text):
+    """The defaults would rebuild data/prepared and start a teacher on data nobody chose."""
+    with pytest.raises(CotdistillError, match="params.yaml: the params file is empty"):
+        load_params(_write(tmp_path, text))
+
+
+def test_one_section_is_enough_and_the_rest_are_defaults(tmp_path):
+    params = load_params(_write(tmp_path, "teacher:\n  samples: 2\n"))
+    assert params.teacher.samples == 2 and params.train == Params().train
 
 
 def test_the_defaults_are_those_documented():
@@ -56,7 +64,7 @@ def test_socratic_hparams_given_in_part_keep_socratic_max_length(tmp_path):
 
 
 def test_params_are_frozen(tmp_path):
-    params = load_params(_write(tmp_path, ""))
+    params = load_params(_write(tmp_path, "teacher:\n  samples: 1\n"))
     with pytest.raises(ValidationError, match="frozen"):
         params.teacher.samples = 3  # type: ignore[misc]
 
@@ -241,4 +249,4 @@ def test_a_trainer_setting_that_training_arguments_lacks_is_refused_before_train
     hparams = load_params(path).train.hparams  # params cannot know: transformers can
     with pytest.raises(CotdistillError, match=r"train.hparams.trainer.adam_beta9: not a field"):
         check_trainer_settings(hparams, "train.hparams")
-    check_trainer_settings(load_params(_write(tmp_path, "")).train.hparams, "train.hparams")
+    check_trainer_settings(load_params(_write(tmp_path, "teacher:\n  samples: 1\n")).train.hparams, "train.hparams")

@@ -354,3 +354,13 @@ def test_auto_packing_pads_batches_grouped_by_length_unless_attention_is_varlen(
                   extra_callbacks=[Peek()])
     assert seen["strategy"] == "group_by_length"
     assert seen["batch"]["input_ids"].shape[0] == 4  # padded rows, not one packed row
+
+
+def test_a_max_length_that_cuts_every_target_is_refused_before_training(tiny_model, tmp_path):
+    """Loss 0 and gradient 0 at every step would otherwise pass for a finished run."""
+    hparams = HParams(max_steps=2, batch_size=4, deepspeed="off", max_length=4)
+    with pytest.raises(CotdistillError, match=r"max_length 4 .*all \d+ training examples are "
+                                              "cut before their first target token"):
+        train_student(EXAMPLES, str(tiny_model), "students.tiny.model", hparams,
+                      tmp_path / "out", use_deepspeed=False)
+    assert not (tmp_path / "out").exists()

@@ -176,3 +176,21 @@ class read_only:
             self.path.chmod(0o644)
         else:
             subprocess.run(["chattr", "-i", str(self.path)], check=True)
+
+
+def test_two_clones_pointed_at_one_cache_file_pay_once(server, tmp_path):
+    """$COTDISTILL_TEACHER_CACHE: clones elsewhere on a machine (or on one volume) share it."""
+    url, model = server
+    shared = tmp_path / "volume" / "teacher-cache.sqlite"
+    env = {**ENV, "COTDISTILL_TEACHER_CACHE": str(shared)}
+    clones = [workdir(tmp_path / name, teacher_params(url, model), QUESTIONS)
+              for name in ("clone-a", "clone-b")]
+    before = served(url)
+    for clone in clones:
+        ran = subprocess.run(teacher_command(clone), cwd=clone, env=env, capture_output=True,
+                             text=True, timeout=300, check=False)
+        assert ran.returncode == 0, ran.stderr[-2000:]
+    assert served(url) - before == keys(2)  # the second clone bought nothing
+    assert cached(shared) == keys(2)
+    assert not any((clone / ".cotdistill/teacher-cache.sqlite").exists() for clone in clones)
+    assert report(clones[1])["calls"] == 0

@@ -77,6 +77,11 @@ def load(entry: DatasetEntry, root: Path) -> UserDataset:
 
 def _read_files(entry: DatasetEntry, root: Path) -> list[_Part]:
     paths = [entry.path] + ([entry.test_path] if entry.test_path else [])
+    for path in paths:  # a symlink may lead out of the repository, where DVC does not look
+        if not (root / path).resolve().is_relative_to(root.resolve()):
+            raise CotdistillError(f"{path}: leads outside the repository (to "
+                                  f"{(root / path).resolve()}); put the file itself inside it, "
+                                  "so that DVC versions it")
     return [_Part(path, _read_file(root / path, path, entry.file_format)) for path in paths]
 
 
@@ -95,7 +100,7 @@ def _read_file(path: Path, label: str, kind: str) -> list[dict[str, Any]]:
         header = _csv_header(path, label)
         # every column as text: "007" stays "007", "1,234" stays "1,234" (we normalise answers)
         options = {"features": datasets.Features({name: datasets.Value("string") for name in header}),
-                   "keep_default_na": False}
+                   "keep_default_na": False, "encoding": "utf-8-sig"}  # a BOM (Excel) is no field
     builder = {"jsonl": "json"}.get(kind, kind)
     with tempfile.TemporaryDirectory(prefix="cotdistill-datasets-") as cache:
         try:
@@ -125,7 +130,7 @@ def _check_lines(path: Path, label: str) -> None:
 
 def _csv_header(path: Path, label: str) -> list[str]:
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
             header = next(csv.reader(handle), None)
     except UnicodeDecodeError as exc:
         raise CotdistillError(f"{label}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} "

@@ -172,7 +172,8 @@ def load_causal_lm(spec: str, key: str, *, for_generation: bool = False):
         config = AutoConfig.from_pretrained(location)
         family = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
         model = family.from_pretrained(location)
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - missing files, a damaged or truncated weights
+        # file (safetensors' own error type), a config transformers cannot read: one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CotdistillError(f"{key}: cannot load model {spec!r}: {first}") from None
     if tokenizer.pad_token is None:

@@ -11,6 +11,7 @@ where the repository's ``params.yaml`` differs on purpose (a pipeline small enou
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -114,9 +115,33 @@ def _line(loc: tuple, lines: dict[tuple, int]) -> int | None:
     return None
 
 
+# pydantic names the member of a union an error came from (``str``, ``DatasetEntry``,
+# ``function-after[_consistent(), DatasetEntry]``) inside the location: not a key of the file
+_UNION_MEMBER = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|function-.*|"
+                           r"[A-Z][A-Za-z0-9]*|literal\[.*\])$")
+
+
+def _key_path(loc: tuple) -> tuple:
+    return tuple(part for part in loc if not (isinstance(part, str) and _UNION_MEMBER.match(part)))
+
+
+def _relevant(errors: list[dict]) -> list[dict]:
+    """One message per key: where a union member's own check failed (a path outside the
+    repository), the other members' "not a string" complaints about the same key are noise."""
+    specific = [_key_path(e["loc"]) for e in errors if not e["type"].endswith("_type")]
+
+    def noise(error: dict) -> bool:
+        key = _key_path(error["loc"])
+        return (error["type"].endswith("_type") and key != tuple(error["loc"])
+                and any(other[:len(key)] == key for other in specific))
+
+    return [e for e in errors if not noise(e)]
+
+
 def _describe(error: dict, lines: dict[tuple, int] | None = None) -> str:
-    key = ".".join(str(part) for part in error["loc"])
-    line = _line(tuple(error["loc"]), lines or {})
+    loc = _key_path(tuple(error["loc"]))
+    key = ".".join(str(part) for part in loc)
+    line = _line(loc, lines or {}) or _line(tuple(error["loc"]), lines or {})
     at = f" (line {line})" if line else ""
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key{at}"
@@ -135,11 +160,13 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     if not path.is_file():
         raise CotdistillError(f"{path}: params file not found")
     raw, lines = read_params_yaml(path)
-    raw = raw if raw is not None else {}
+    if not raw:  # built-in defaults would run the whole pipeline on data nobody chose
+        raise CotdistillError(f"{path}: the params file is empty; start from the repository's "
+                              "params.yaml")
     if not isinstance(raw, dict):
         raise CotdistillError(f"{path}: the top level must be a mapping of sections")
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(_describe(error, lines) for error in exc.errors())
+        problems = "; ".join(_describe(error, lines) for error in _relevant(exc.errors()))
         raise CotdistillError(f"{path}: {problems}") from None

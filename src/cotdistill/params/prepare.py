@@ -160,10 +160,13 @@ class DatasetEntry(Section):
         if (self.answer_type == "choice") != (self.choices is not None):
             raise ValueError("choices (a field, or a list of fields) is needed exactly when "
                              "answer_type is choice")
-        if self.path is not None:
-            if PurePosixPath(self.path).is_absolute() or ".." in PurePosixPath(self.path).parts:
-                raise ValueError(f"path {self.path!r}: give a path inside the repository (it "
+        for field in ("path", "test_path"):
+            value = getattr(self, field)
+            if value is not None and (PurePosixPath(value).is_absolute()
+                                      or ".." in PurePosixPath(value).parts):
+                raise ValueError(f"{field} {value!r}: give a path inside the repository (it "
                                  f"is a DVC-tracked input)")
+        if self.path is not None:
             if self.format is None and PurePosixPath(self.path).suffix.lower() not in SUFFIXES:
                 raise ValueError(f"path {self.path!r}: unknown suffix; set format to one of "
                                  f"{', '.join(FILE_FORMATS)}")

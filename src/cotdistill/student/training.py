@@ -22,7 +22,7 @@ from cotdistill.params import HParams, MethodParams
 from cotdistill.params.train import TRAINER_DEFAULTS, TRAINING_ARGUMENTS
 from cotdistill.records import CuratedExample
 from cotdistill.student import deepspeed_setup
-from cotdistill.student.data import PadCollator, encode
+from cotdistill.student.data import IGNORE, PadCollator, encode
 from cotdistill.student.selection import ValidationSelection, selection_callback
 
 log = logging.getLogger(__name__)
@@ -137,12 +137,27 @@ def _features(examples: list[CuratedExample], tokenizer, max_length: int,
     methods) times its own (down-weighted hinted rationales)."""
     features = [encode(tokenizer, e.input, e.target, max_length,
                        encoder_decoder=encoder_decoder) for e in examples]
+    _check_targets_fit(features, max_length)
     weighted = any(e.task is not None or e.weight is not None for e in examples)
     if weighted:
         for feature, example in zip(features, examples):
             task = METHODS[example.method].task_weight(example.task, methods)
             feature["weight"] = task * (example.weight if example.weight is not None else 1.0)
     return features, weighted
+
+
+def _check_targets_fit(features: list[dict], max_length: int) -> None:
+    """Examples cut before their first target token teach nothing (loss 0, gradient 0): count
+    them, and stop when no example keeps a target token."""
+    empty = sum(all(label == IGNORE for label in f["labels"]) for f in features)
+    where = (f"max_length {max_length} (train.hparams.max_length, or socratic.hparams."
+             "max_length for Socratic students)")
+    if empty == len(features):
+        raise CotdistillError(f"{where}: all {empty} training examples are cut before their "
+                              "first target token, so there is nothing to learn; raise it")
+    if empty:
+        log.warning("%d of %d training examples are cut before their first target token by "
+                    "%s; they teach nothing", empty, len(features), where)
 
 
 def _kd_sources(hparams: HParams, weighted: bool, encoder_decoder: bool, features: list[dict],

@@ -5,19 +5,21 @@
 claims a lease on it in the cache's own SQLite file (one write transaction, so two runs cannot
 both win). A run that finds a key leased by another waits for that run's answer. A lease
 lapses when its owner stops renewing it (``ttl_s``), or at once when its owner was a process
-on this machine that no longer exists (killed, crashed), so nobody waits for the dead.
+on this machine that no longer exists (killed, crashed), so nobody waits for the dead. "This
+machine" is the hostname with the boot and the pid namespace (:func:`process_host`): containers
+that share a hostname and a cache volume leave each other's leases to the renewal time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from cotdistill.atomic import process_alive, process_host
 from cotdistill.teachers.cache import ResponseCache
 
 TTL_S = 120.0  # a lease not renewed for this long is free to take over
@@ -25,22 +27,12 @@ RENEW_S = 20.0  # how often a live run renews its leases
 POLL_S = 0.25  # how often a waiting run looks for the other run's answers
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    return True
-
-
 @dataclass
 class Owner:
     """This run, as the owner of leases: a unique name, its host and its process id."""
 
     name: str = field(default_factory=lambda: uuid.uuid4().hex)
-    host: str = field(default_factory=socket.gethostname)
+    host: str = field(default_factory=process_host)  # hostname, boot and pid namespace
     pid: int = field(default_factory=os.getpid)
 
     def is_dead(self, host: str, pid: int) -> bool:
