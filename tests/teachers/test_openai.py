@@ -424,3 +424,55 @@ def test_estimate_on_a_replay_setup_costs_nothing_and_succeeds(tmp_path, monkeyp
     figures = json.loads(result.stdout)
     assert figures["total"]["calls"] == 0 and figures["total"]["usd"] == 0.0
     assert "calls no model" in figures["note"]
+
+
+def test_a_cut_during_batch_create_buys_no_second_batch(server, tiny_model, tmp_path):
+    """The server made the batch but the answer was cut: the SDK's retry would create another.
+    The create is sent once; the listing finds the batch by its request-set tag."""
+    params = settings(server, tiny_model, backend="openai_batch", batch_poll_s=0.05, seed=13,
+                      max_retries=2)
+    created = batches_created(server)
+    with FaultProxy(server) as proxy:
+        proxy.schedule("pass", "pass", "cut")  # list, upload the file, create (cut)
+        run(params.model_copy(update={"base_url": proxy.base_url}), tmp_path / "cache.sqlite")
+        assert [fault for fault, method, path in proxy.applied][:3] == ["pass", "pass", "cut"]
+    assert batches_created(server) - created == 2, "a cut create was paid for twice"
+
+
+def test_a_failed_batch_listing_stops_the_run_and_creates_nothing(server, tiny_model,
+                                                                  tmp_path):
+    params = settings(server, tiny_model, backend="openai_batch", batch_poll_s=0.05, seed=16,
+                      max_retries=0)
+    created = batches_created(server)
+    with FaultProxy(server) as proxy:
+        proxy.schedule("500")  # the listing that looks for a batch made but not recorded
+        with pytest.raises(TeacherIncomplete, match="batch submit"):
+            run(params.model_copy(update={"base_url": proxy.base_url}),
+                tmp_path / "cache.sqlite")
+    assert batches_created(server) == created
+
+
+def test_the_batch_listing_is_paged_and_the_lookup_reads_every_page(server, tiny_model,
+                                                                    tmp_path, monkeypatch):
+    from openai import OpenAI
+
+    from cotdistill.teachers import openai_batch
+
+    params = settings(server, tiny_model, backend="openai_batch", batch_poll_s=0.05, seed=14)
+    record = ResponseCache.add_batch
+
+    def killed(self, batch_id, **kwargs):  # the process dies just after batches.create
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ResponseCache, "add_batch", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(params, tmp_path / "cache.sqlite")
+    monkeypatch.setattr(ResponseCache, "add_batch", record)
+    run(params.model_copy(update={"seed": 15}), tmp_path / "other.sqlite")  # 2 newer batches
+    client = OpenAI(base_url=server, api_key="x")
+    listed = [batch.id for batch in client.batches.list(limit=1)]  # one per page, every page
+    assert len(listed) == len(set(listed)) == batches_created(server)
+    monkeypatch.setattr(openai_batch, "LIST_PAGE", 1)  # the unrecorded batch is pages away
+    created = batches_created(server)
+    run(params, tmp_path / "cache.sqlite")
+    assert batches_created(server) - created == 1, "the unrecorded batch was not found"

@@ -217,8 +217,8 @@ def _batch_api_routes(service: Service) -> APIRouter:
         return store.create_batch(await json_body(request))
 
     @router.get("/v1/batches")
-    async def list_batches() -> dict:
-        return store.list_batches()
+    async def list_batches(limit: int = 20, after: str | None = None) -> dict:
+        return store.list_batches(limit, after)
 
     @router.get("/v1/batches/{batch_id}")
     async def get_batch(batch_id: str) -> dict:

@@ -137,9 +137,22 @@ class BatchStore:
         with self.lock:
             return json.loads(json.dumps(batch))
 
-    def list_batches(self) -> dict:
-        data = [self.batch(b) for b in reversed(list(self.batches))]
-        return {"object": "list", "data": data, "has_more": False,
+    def list_batches(self, limit: int = 20, after: str | None = None) -> dict:
+        """Newest first, ``limit`` at a time (1 to 100, OpenAI's default 20), from the batch
+        after ``after``: a cursor page, as OpenAI's API pages."""
+        if not 1 <= limit <= 100:
+            raise ApiError(400, "limit must be between 1 and 100", param="limit",
+                           code="invalid_value")
+        with self.lock:
+            order = list(reversed(list(self.batches)))
+        start = 0
+        if after is not None:
+            if after not in order:
+                raise ApiError(400, f"no batch {after!r} to list after", param="after",
+                               code="invalid_value")
+            start = order.index(after) + 1
+        data = [self.batch(b) for b in order[start:start + limit]]
+        return {"object": "list", "data": data, "has_more": start + limit < len(order),
                 "first_id": data[0]["id"] if data else None,
                 "last_id": data[-1]["id"] if data else None}
 

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
 DEAD = {"failed", "expired", "cancelled", "cancelling"}
 METADATA_KEY = "cotdistill_request_set"
+LIST_PAGE = 100  # batches per page of the listing (OpenAI allows 1 to 100)
 _sleep = time.sleep  # tests replace it to interrupt a run while it polls
 
 
@@ -138,27 +139,45 @@ class OpenAIBatchBackend:
                 for cid, body in zip(ids, bodies))
             upload = client.files.create(file=("requests.jsonl", lines.encode(),
                                                "application/jsonl"), purpose="batch")
-            batch = client.batches.create(
-                input_file_id=upload.id, endpoint=self.endpoint,
-                completion_window=self.params.batch_window, metadata={METADATA_KEY: set_key})
-            batch_id = batch.id
+            batch_id = self._create(client, journal, upload.id, set_key)
             self.created.append(batch_id)
             log.info("created batch %s: %d requests", batch_id, len(ids))
         journal.add_batch(batch_id, scope=self.scope, request_set=set_key, custom_ids=ids)
         return batch_id
 
+    def _create(self, client, journal: ResponseCache, file_id: str, set_key: str) -> str:
+        """Create the batch once. The SDK's own retries could create it twice (a connection
+        cut after the server made it), so the create is sent once; on any failure the server's
+        list is read again, and a batch tagged with this request set is the one just made."""
+        try:
+            return client.with_options(max_retries=0).batches.create(
+                input_file_id=file_id, endpoint=self.endpoint,
+                completion_window=self.params.batch_window,
+                metadata={METADATA_KEY: set_key}).id
+        except Exception:
+            made = self._find_live(client, journal, set_key)
+            if made is None:
+                raise
+            log.info("the create call failed, but the server made batch %s: kept", made)
+            return made
+
     def _find_live(self, client, journal: ResponseCache, set_key: str) -> str | None:
-        """A batch on the server for this request set, created but never recorded locally."""
+        """A batch on the server for this request set, created but never recorded locally.
+
+        Every page of the listing is read. A listing that fails raises: "none found" would
+        lead to a new batch, bought a second time."""
         known = {row["batch_id"] for row in journal.batches()}
         try:
-            page = client.batches.list(limit=100)
-        except Exception:  # noqa: BLE001 - a server without batch listing: nothing to find
-            return None
-        for batch in page.data:
-            if (batch.id not in known and batch.status not in DEAD
-                    and (batch.metadata or {}).get(METADATA_KEY) == set_key):
-                log.info("found batch %s on the server for this request set", batch.id)
-                return batch.id
+            for batch in client.batches.list(limit=LIST_PAGE):  # the SDK follows every page
+                if (batch.id not in known and batch.status not in DEAD
+                        and (batch.metadata or {}).get(METADATA_KEY) == set_key):
+                    log.info("found batch %s on the server for this request set", batch.id)
+                    return batch.id
+        except Exception as exc:
+            log.error("cannot list the server's batches (%s): no batch is created, so that "
+                      "none is bought twice; run the stage again when the server answers",
+                      str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise
         return None
 
     def _finish(self, client, journal: ResponseCache, batch_id: str, wanted: list[str],
