@@ -23,7 +23,7 @@ from cotdistill.jsonl import read_records, write_records
 from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import run_teacher_fewshot
 from cotdistill.params import Params
 from cotdistill.layout import teacher_cache
-from cotdistill.records import ClusteredExemplar, PreparedExample
+from cotdistill.records import ClusteredExemplar, PreparedExample, TeacherCompletion
 from cotdistill.teachers.engine import quiet_http_logs
 from cotdistill.teachers.registry import make_backend
 
@@ -51,9 +51,16 @@ def run(params: Params) -> dict:
     examples = first_per_dataset(read_records(layout.prepared("train"), PreparedExample), limit)
     shots = read_records(layout.EXEMPLARS, ClusteredExemplar, allow_empty=True)
     quiet_http_logs()
+    # the last output (persist: true) holds responses already paid for: restored if the
+    # cache lost them
+    previous = (read_records(layout.FEWSHOT_COMPLETIONS, TeacherCompletion, allow_empty=True)
+                if layout.FEWSHOT_COMPLETIONS.is_file() else [])
     records, run_ = run_teacher_fewshot(examples, shots, settings, backend, teacher_cache(),
                                         hint_wrong=fewshot.hints, fewshot=fewshot,
-                                        tasks=params.prepare.tasks())
+                                        tasks=params.prepare.tasks(), previous=previous)
+    if run_.stats.restored:
+        log.info("teacher-fewshot: %d response(s) restored into the cache from %s",
+                 run_.stats.restored, layout.FEWSHOT_COMPLETIONS)
     summary = run_.report(records)
     with publish() as out:  # both or neither
         write_records(out.file(layout.FEWSHOT_COMPLETIONS), records)

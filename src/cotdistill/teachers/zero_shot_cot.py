@@ -43,15 +43,16 @@ def restorable(records: list[TeacherCompletion]) -> dict[str, dict]:
     for record in records:
         lineage = record.lineage or {}
         rationale_key, answer_key = lineage.get("rationale_key"), lineage.get("answer_key")
-        if not isinstance(rationale_key, str) or not isinstance(answer_key, str):
+        if not isinstance(rationale_key, str):
             continue  # replayed, or written before records carried their keys
         usage = record.usage
         entries[rationale_key] = vars(Completion(
-            text=record.rationale, prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens, top_logprobs=record.top_logprobs,
-            tokens=record.tokens, usd=usage.usd))
-        entries[answer_key] = vars(Completion(text=record.answer_text, prompt_tokens=0,
-                                              completion_tokens=0))
+            text=lineage.get("rationale_raw", record.rationale),
+            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+            top_logprobs=record.top_logprobs, tokens=record.tokens, usd=usage.usd))
+        if isinstance(answer_key, str):  # one call only: a few-shot rationale that stated it
+            entries[answer_key] = vars(Completion(text=record.answer_text, prompt_tokens=0,
+                                                  completion_tokens=0))
     return entries
 
 

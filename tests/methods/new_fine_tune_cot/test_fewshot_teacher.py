@@ -172,6 +172,20 @@ def test_a_rerun_makes_no_calls(tmp_path):
     assert second == first
 
 
+def test_after_the_cache_is_lost_the_records_restore_it_and_nothing_is_paid_again(tmp_path):
+    """Adaptive answers (one call or two) and hinted rationales alike carry their cache keys."""
+    first, _, paid = run(tmp_path, hints=True)
+    assert {bool(r.lineage and r.lineage.get("answer_key")) for r in first} == {True, False}
+    (tmp_path / "cache.sqlite").unlink()
+    again = Scripted()
+    second, summary = run_teacher_fewshot(
+        EXAMPLES, SHOTS, PARAMS, again, tmp_path / "cache.sqlite", hint_wrong=True,
+        fewshot=FewshotParams(hints=True), previous=first)
+    assert again.prompts == [] and summary.stats.generated == 0
+    assert summary.stats.restored == len(paid.prompts)  # every paid response, once
+    assert second == first
+
+
 def curated_with(policy, tmp_path):
     records, _, _ = run(tmp_path, hints=True)
     params = CurateParams(hinted=policy, hint_weight=0.25)

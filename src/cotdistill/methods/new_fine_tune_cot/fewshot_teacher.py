@@ -49,9 +49,12 @@ from cotdistill.teachers.engine import (
     ask_answers,
     cached_complete,
     incomplete_message,
+    Step,
     make_budget,
     rationale_step,
+    request_key,
 )
+from cotdistill.teachers.zero_shot_cot import restorable
 
 _BLOCK = prompts.few_shot_block([{"question": "{q}", "rationale": "{r}", "answer": "{a}"}])
 TEMPLATE_ID = "fs_cot@" + hashlib.sha256(
@@ -149,15 +152,20 @@ def run_teacher_fewshot(
     examples: list[PreparedExample], exemplars: list[ClusteredExemplar], params: TeacherParams,
     backend: Backend, cache_path: Path, *, hint_wrong: bool,
     fewshot: FewshotParams = FewshotParams(), tasks: prompts.Tasks | None = None,
+    previous: list[TeacherCompletion] | None = None,
 ) -> tuple[list[TeacherCompletion], FewshotRun]:
     """Few-shot-CoT with adaptive answers (and, with ``hint_wrong``, hints) for ``examples``.
 
     Raises :class:`TeacherIncomplete` (after storing everything that came back) when any
-    request failed or was refused by ``teacher.max_usd``.
+    request failed or was refused by ``teacher.max_usd``. Each record carries the cache keys
+    of its requests (``lineage``), and ``previous`` (the stage's last output) is restored into
+    the cache first, so a lost cache is never paid for again.
     """
     stats = CallStats()
     budget = make_budget(params, backend)
     cache = ResponseCache(cache_path)
+    if previous:
+        stats.restored = cache.restore(restorable(previous))
     shots: dict[str, list[ClusteredExemplar]] = defaultdict(list)
     for exemplar in exemplars:
         shots[exemplar.dataset].append(exemplar)
@@ -188,10 +196,16 @@ def run_teacher_fewshot(
         sampling = {"temperature": params.temperature, "seed": params.seed,
                     "max_rationale_tokens": max_rationale,
                     "max_answer_tokens": params.max_answer_tokens}
+        rationale_step_ = Step(max_rationale, rs.temperature, rs.seed, rs.stop)
         records = [
             _record(example, sample, rationale, answer_texts.get(index), stated.get(index),
                     backend, shots_id(shots.get(example.dataset, []),
-                                      prompts.of(tasks, example.dataset)), sampling)
+                                      prompts.of(tasks, example.dataset)), sampling,
+                    lineage=_lineage(backend, example, sample, rationale, index in answer_texts,
+                                     fewshot_prompt(example.question,
+                                                    shots.get(example.dataset, []),
+                                                    prompts.of(tasks, example.dataset)),
+                                     rationale_step_, ans, tasks))
             for index, ((example, sample), rationale) in enumerate(zip(pairs, rationales))
         ]
         hinted_questions = 0
@@ -224,9 +238,23 @@ def _stated_answers(rationales: list, pairs: list[tuple[PreparedExample, int]]
     return stated
 
 
+def _lineage(backend: Backend, example: PreparedExample, sample: int, rationale: Completion,
+             asked: bool, prompt: str, rationale_step_: Step, ans: Step,
+             tasks: prompts.Tasks | None) -> dict:
+    """The cache keys of a record's requests, and the rationale as the model returned it (the
+    record keeps it stripped), so that the cache can be rebuilt from the record alone."""
+    lineage = {"rationale_key": request_key(backend, prompt, sample, rationale_step_),
+               "rationale_raw": rationale.text}
+    if asked:
+        lineage["answer_key"] = request_key(backend, prompts.answer_prompt(
+            example.question, rationale.text, example.answer_type, example.choices,
+            prompts.of(tasks, example.dataset)), sample, ans)
+    return lineage
+
+
 def _record(example: PreparedExample, sample: int, rationale: Completion,
             answer: Completion | None, stated: str | None, backend: Backend, prompt_id: str,
-            sampling: dict) -> TeacherCompletion:
+            sampling: dict, lineage: dict | None = None) -> TeacherCompletion:
     """One few-shot completion: one call when the rationale ``stated`` its answer, else two
     (the rationale and the ``answer`` step)."""
     if answer is None:
@@ -247,7 +275,7 @@ def _record(example: PreparedExample, sample: int, rationale: Completion,
         correct=answers.is_correct(prediction, example.answer, example.answer_type),
         usage=Usage(calls=calls, prompt_tokens=prompt_tokens,
                     completion_tokens=completion_tokens, usd=round(usd, 10)),
-        top_logprobs=rationale.top_logprobs, tokens=rationale.tokens,
+        top_logprobs=rationale.top_logprobs, tokens=rationale.tokens, lineage=lineage,
     )
 
 
@@ -282,5 +310,9 @@ def _hinted_records(wrong: list[PreparedExample], backend: Backend, cache: Respo
             usage=Usage(calls=1, prompt_tokens=hint.prompt_tokens,
                         completion_tokens=hint.completion_tokens, usd=round(hint.usd, 10)),
             top_logprobs=hint.top_logprobs, tokens=hint.tokens,
+            lineage={"rationale_key": request_key(
+                backend, hint_prompt(example), sample,
+                Step(max_rationale, rs.temperature, rs.seed, rs.stop)),
+                "rationale_raw": hint.text},
         ))
     return records
