@@ -273,20 +273,25 @@ def test_an_interrupted_batch_run_resumes_the_same_batch(server, tiny_model, tmp
         journal.close()
 
 
-def test_a_batch_created_but_never_recorded_is_found_on_the_server(server, tiny_model,
-                                                                    tmp_path, monkeypatch):
-    params = settings(server, tiny_model, backend="openai_batch", batch_poll_s=0.05, seed=12)
-    created = batches_created(server)
+def die_after_batch_create(params: TeacherParams, cache, monkeypatch) -> None:
+    """Run until the server has made the first batch, then die before its id is recorded."""
     record = ResponseCache.add_batch
 
-    def killed(self, batch_id, **kwargs):  # the process dies just after batches.create
+    def killed(self, batch_id, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ResponseCache, "add_batch", killed)
     with pytest.raises(KeyboardInterrupt):
-        run(params, tmp_path / "cache.sqlite")
-    assert batches_created(server) - created == 1
+        run(params, cache)
     monkeypatch.setattr(ResponseCache, "add_batch", record)
+
+
+def test_a_batch_created_but_never_recorded_is_found_on_the_server(server, tiny_model,
+                                                                    tmp_path, monkeypatch):
+    params = settings(server, tiny_model, backend="openai_batch", batch_poll_s=0.05, seed=12)
+    created = batches_created(server)
+    die_after_batch_create(params, tmp_path / "cache.sqlite", monkeypatch)
+    assert batches_created(server) - created == 1
     run(params, tmp_path / "cache.sqlite")
     assert batches_created(server) - created == 2, "the unrecorded batch was paid for twice"
 
@@ -459,15 +464,7 @@ def test_the_batch_listing_is_paged_and_the_lookup_reads_every_page(server, tiny
     from cotdistill.teachers import openai_batch
 
     params = settings(server, tiny_model, backend="openai_batch", batch_poll_s=0.05, seed=14)
-    record = ResponseCache.add_batch
-
-    def killed(self, batch_id, **kwargs):  # the process dies just after batches.create
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(ResponseCache, "add_batch", killed)
-    with pytest.raises(KeyboardInterrupt):
-        run(params, tmp_path / "cache.sqlite")
-    monkeypatch.setattr(ResponseCache, "add_batch", record)
+    die_after_batch_create(params, tmp_path / "cache.sqlite", monkeypatch)
     run(params.model_copy(update={"seed": 15}), tmp_path / "other.sqlite")  # 2 newer batches
     client = OpenAI(base_url=server, api_key="x")
     listed = [batch.id for batch in client.batches.list(limit=1)]  # one per page, every page
