@@ -461,9 +461,34 @@ def settings(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+OPTION_SHORTCUT = REPO / "benchmarks" / "results" / "option_shortcut.json"
+
+
+def option_shortcut(_: list[dict]) -> str:
+    """benchmarks/option_shortcut.py's JSON: how often Date Understanding's options alone give the
+    answer, and how often each committed row picks that option."""
+    run = json.loads(OPTION_SHORTCUT.read_text(encoding="utf-8"))
+    lines = [f"Commit {run['commit']}; command `{run['command']}`.", "",
+             "| split | n | the shortcut's expected accuracy | questions where it names one option |",
+             "|---|---:|---:|---:|"]
+    lines += [f"| {split} | {fig['n']} | {pct(fig['expected_accuracy'])} | {fig['single_pick']} |"
+              for split, fig in run["splits"].items()]
+    lines += ["", "| student | method | picks the shortcut's option (of those it names alone) | "
+                  "correct where the shortcut is right | correct where it is wrong or tied |",
+              "|---|---|---:|---:|---:|"]
+    for row in run["rows"]:
+        right, wrong = (row["correct_where_shortcut_right"],
+                        row["correct_where_shortcut_wrong_or_tied"])
+        lines.append(f"| {row['student']} | {row['method']} | {row['agrees_with_shortcut']} of "
+                     f"{row['shortcut_single_pick']} | {right[0]} of {right[1]} | "
+                     f"{wrong[0]} of {wrong[1]} |")
+    return "\n".join(lines)
+
+
 TABLES = {"settings": settings, "table5": table5, "methods": methods, "seeds": seeds,
           "precision": precision_check, "errors": errors, "last-letters": last_letters,
-          "details": details, "earlier": earlier}
+          "details": details, "earlier": earlier,
+          "option-shortcut": option_shortcut}
 
 
 # ------------------------------------------------------------------------------------------
