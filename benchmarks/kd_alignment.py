@@ -8,7 +8,7 @@ top-5 log-probabilities through the openai backend (as the teacher stage does), 
 tokens over each rationale (as curate does) and aligns them with the student's tokens (as
 training does). Prints the share of teacher tokens that line up and the share of stored token
 texts the student's tokenizer does not know: the two figures training checks before it
-accepts `train.hparams.kd.source: logprobs` (README, "Token-level KD").
+accepts `train.hparams.kd.source: logprobs` (docs/training.md, "Token-level KD").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """End to end: `dvc repro` on a temporary copy of the repository, with tiny params.
 
 The README's embedded experiment: the teacher is the in-process SmolLM2-135M-Instruct on a
-handful of generated questions, and on two datasets of a user's own, added as the README's
+handful of generated questions, and on two datasets of a user's own, added as docs/datasets.md's
 "Your own dataset" says (`dvc add data/raw/...`, an entry in `prepare.datasets`): one in JSON
 Lines with number answers, one in CSV with multiple-choice answers. The student is a tiny model
 built from a config. The test proves the whole pipeline runs, records what it should, learns,
@@ -28,7 +28,7 @@ STORES = ["bakery", "bookshop", "garden centre", "toy shop", "fish market", "pha
           "hardware store", "florist", "music shop", "bike shop", "cheese shop", "tea room"]
 GOODS = ["loaves", "novels", "tulips", "kites", "trout", "plasters", "hammers", "roses",
          "guitars", "bells", "wheels", "scones"]
-# the user datasets, as the README's "Your own dataset" declares them
+# the user datasets, as docs/datasets.md's "Your own dataset" declares them
 APPLES = {"name": "shop_sums", "path": "data/raw/shop_sums.jsonl", "question": "problem",
           "answer": "solution", "answer_type": "number"}
 COLOURS = {"name": "colours", "path": "data/raw/colours.csv", "id": "id",
@@ -178,6 +178,21 @@ def test_a_second_repro_does_nothing(pipeline):
     assert second.returncode == 0, second.stderr
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout
+
+
+def test_a_trained_student_is_one_copy_on_disk_shared_with_the_dvc_cache(pipeline):
+    """`.dvc/config`'s cache.type links models/ to .dvc/cache by a hard link (read-only, so no
+    edit can corrupt the cache), and copies only where no link can be made (another
+    filesystem). DVC's commit after a stage makes hard links only when "hardlink" comes first:
+    with "reflink,hardlink" on ext4 it leaves a second copy."""
+    repo, _ = pipeline
+    weights = repo / "models/tiny/fine_tune_cot/model.safetensors"
+    cached = [path for path in (repo / ".dvc/cache").rglob("*")
+              if path.is_file() and path.stat().st_size == weights.stat().st_size
+              and path.read_bytes() == weights.read_bytes()]
+    assert len(cached) == 1
+    assert weights.stat().st_ino == cached[0].stat().st_ino
+    assert not weights.stat().st_mode & 0o222  # protected: written only through DVC
 
 
 def test_a_teacher_stage_that_fails_under_dvc_repro_keeps_the_paid_completions(pipeline):
