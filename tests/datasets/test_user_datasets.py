@@ -175,6 +175,40 @@ def test_an_empty_question_is_refused(tmp_path):
     assert failure(tmp_path, APPLES) == "data/raw/apples.jsonl: row 3: field 'q' is empty"
 
 
+def test_a_question_over_the_length_limit_is_refused_with_its_row(tmp_path):
+    rows = apples()
+    rows[3]["q"] = "How many? " * 5_000  # 50,000 characters: a pasted document, not a question
+    write_jsonl(tmp_path / APPLES["path"], rows)
+    assert failure(tmp_path, APPLES) == (
+        "data/raw/apples.jsonl: row 4: field 'q' is 49,999 characters long; the limit is 20,000 "
+        "(cotdistill.datasets.user.MAX_QUESTION_CHARS)")
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x1b", "\x7f"])
+def test_a_control_character_in_a_question_or_an_option_is_refused(tmp_path, control):
+    rows = apples()
+    rows[1]["q"] = f"Tom has 3 apples.{control} How many?"
+    write_jsonl(tmp_path / APPLES["path"], rows)
+    assert failure(tmp_path, APPLES) == (
+        f"data/raw/apples.jsonl: row 2: field 'q' holds the control character "
+        f"U+{ord(control):04X} at character 18")
+    options = colours()
+    options[0][3] = f"gr{control}een"
+    write_csv(tmp_path / COLOURS["path"], COLOUR_HEADER, options)
+    assert failure(tmp_path, COLOURS) == (
+        f"data/raw/colours.csv: row 1: field 'two' holds the control character "
+        f"U+{ord(control):04X} at character 3")
+
+
+def test_tabs_and_line_breaks_in_a_question_are_kept(tmp_path):
+    rows = apples()
+    rows[0]["q"] = "Tom has 3 apples\tand 2 pears.\nHow many fruits?"
+    write_jsonl(tmp_path / APPLES["path"], rows)
+    questions = [example.question for examples in prepared(tmp_path, APPLES).splits.values()
+                 for example in examples]
+    assert "Tom has 3 apples\tand 2 pears.\nHow many fruits?" in questions
+
+
 def test_an_answer_that_is_not_of_its_type_is_refused(tmp_path):
     rows = apples()
     rows[6]["a"] = "seven"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import tempfile
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,12 @@ from cotdistill.jsonl import numbered_lines
 from cotdistill.params.prepare import DatasetEntry
 
 MAX_CHOICES = 26
+# A question longer than this is refused: no benchmark question comes near it (GSM8K's longest
+# is under 1,000 characters), no student's context holds it, and a file holding one (a pasted
+# document, a binary field) is a mistake that would otherwise reach every stage and every
+# teacher call.
+MAX_QUESTION_CHARS = 20_000
+_ALLOWED_CONTROLS = "\t\n\r"
 
 
 @dataclass
@@ -192,6 +199,20 @@ def _text(row: dict[str, Any], name: str, where: str, notes: Counter) -> str:
     return text.strip()
 
 
+def _checked(text: str, name: str, where: str, limit: int | None = None) -> str:
+    """``text`` unless it is over ``limit`` characters or holds a control character (a NUL, an
+    escape sequence: what a binary or mis-encoded field leaves), which prompts, tokenizers and
+    JSON Lines readers downstream treat each in their own way."""
+    if limit is not None and len(text) > limit:
+        raise CotdistillError(f"{where}: field {name!r} is {len(text):,} characters long; the "
+                              f"limit is {limit:,} (cotdistill.datasets.user.MAX_QUESTION_CHARS)")
+    for position, char in enumerate(text):
+        if unicodedata.category(char) == "Cc" and char not in _ALLOWED_CONTROLS:
+            raise CotdistillError(f"{where}: field {name!r} holds the control character "
+                                  f"U+{ord(char):04X} at character {position + 1}")
+    return text
+
+
 def _id(entry: DatasetEntry, row: dict[str, Any], where: str, index: int) -> str:
     if entry.id is None:
         return f"{index:05d}"
@@ -207,8 +228,10 @@ def _choices(entry: DatasetEntry, row: dict[str, Any], where: str) -> list[str]:
                                   f"(give a list, or choices: [column, column, ...])")
     else:
         options = [_value(row, name, where) for name in names]
-    texts = [" ".join(str(option).split()) for option in options]
     label = f"field {names[0]!r}" if len(names) == 1 else f"fields {', '.join(names)}"
+    texts = [_checked(" ".join(str(option).split()),
+                      names[i] if len(names) == len(options) else f"{names[0]}[{i}]", where,
+                      MAX_QUESTION_CHARS) for i, option in enumerate(options)]
     if not 2 <= len(texts) <= MAX_CHOICES:
         raise CotdistillError(f"{where}: {label}: {len(texts)} options (a choice question "
                               f"needs 2 to {MAX_CHOICES})")
@@ -276,7 +299,8 @@ def _example(entry: DatasetEntry, row: dict[str, Any], where: str) -> tuple[RawE
     from cotdistill.datasets.published import with_choices
 
     notes: Counter = Counter()
-    question = _text(row, entry.question, where, notes)
+    question = _checked(_text(row, entry.question, where, notes), entry.question, where,
+                        MAX_QUESTION_CHARS)
     choices = _choices(entry, row, where) if entry.answer_type == "choice" else None
     answer = _answer(entry, _value(row, entry.answer, where), choices, where, notes)
     shown = with_choices(question, choices) if choices else question
