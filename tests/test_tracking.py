@@ -239,3 +239,17 @@ def test_a_run_left_running_by_a_killed_process_is_marked_killed_by_the_next_sta
     assert client.get_run(orphan).info.status == "KILLED"
     assert client.get_run(live).info.status == "RUNNING"
     assert tracking.lineage_tags({})["cotdistill.pid"] == str(os.getpid())
+
+
+def test_the_card_says_untested_until_an_evaluation_writes_its_test_section():
+    from cotdistill.student.evaluation import NOT_YET_TESTED, test_section
+    from cotdistill.tracking import with_test_section
+
+    card = with_test_section("# tiny / answer_only\n\nValidation accuracy: 50.0%", NOT_YET_TESTED)
+    assert card.endswith(f"## Test\n\n{NOT_YET_TESTED}\n")
+    metrics = {"datasets": {"coin_flip": {"accuracy": 0.75, "n": 4, "unanswered": 1}}}
+    tested = with_test_section(card, test_section(metrics, "evaluate run r1"))
+    assert tested.count("## Test") == 1 and NOT_YET_TESTED not in tested
+    assert tested.startswith("# tiny / answer_only\n\nValidation accuracy: 50.0%\n\n## Test")
+    assert "- coin_flip: 75.0% (3 of 4; Wilson 95% [30.1, 95.4]), 1 without an answer" in tested
+

@@ -292,6 +292,46 @@ def register_if_best(params: MlflowParams, run_id: str, log_model: Callable[[], 
     return decision
 
 
+TEST_HEADING = "## Test"
+
+
+def with_test_section(description: str, section: str) -> str:
+    """A model card with its test section (``TEST_HEADING`` onwards) replaced by ``section``."""
+    head = description.split(f"\n{TEST_HEADING}\n", 1)[0].rstrip("\n")
+    return f"{head}\n\n{TEST_HEADING}\n\n{section.strip()}\n"
+
+
+def annotate_versions(params: MlflowParams, training_run_id: str, section: str,
+                      tags: dict[str, str]) -> list[str]:
+    """Write an evaluation's figures into the model card of every registered version of the
+    training run ``training_run_id`` (and of the registered model, where that version holds
+    the alias): the card is written at training, before any test question is seen, so the test
+    figures arrive later. Returns the versions changed."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    name, alias = params.registered_model, params.alias
+    try:
+        versions = client.search_model_versions(
+            f"name = '{name}' and run_id = '{training_run_id}'")
+    except Exception as exc:
+        if _not_found(exc):
+            return []
+        raise
+    changed = []
+    for version in versions:
+        card = with_test_section(version.description or "", section)
+        client.update_model_version(name, version.version, description=card)
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version.version, key, value)
+        if alias in (version.aliases or []):
+            model = client.get_registered_model(name)
+            client.update_registered_model(name, description=with_test_section(
+                model.description or "", section))
+        changed.append(str(version.version))
+    return changed
+
+
 def _compare(holder: tuple[str, float, str | None] | None, score: float,
              validation: str | None, alias: str) -> ChampionDecision:
     if holder is None:

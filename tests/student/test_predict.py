@@ -208,6 +208,9 @@ def test_the_champion_loaded_with_mlflow_pyfunc_answers_like_evaluation(project)
     assert found["short"][0]["answer"] is None  # cut after two tokens: no answer yet
     card = found["card"]  # the model card on the registered version
     assert card.startswith("# tiny / fine_tune_cot") and "Validation accuracy: 100.0% on 1" in card
+    # written at training, the card gets its test figures from the evaluate stage that followed
+    assert "\n## Test\n" in card and "Not evaluated yet" not in card
+    assert "- coin_flip: 100.0% (2 of 2; Wilson 95% [34.2, 100.0]), 0 without an answer" in card
 
 
 def test_the_champion_served_by_mlflow_models_serve_answers_the_same(project):

@@ -16,6 +16,7 @@ from pathlib import Path
 from cotdistill import answers, layout
 from cotdistill.atomic import publish, write_text
 from cotdistill.datasets.splits import first_per_dataset
+from cotdistill.intervals import wilson_interval
 from cotdistill.params import EvaluateParams
 from cotdistill.records import Prediction, PreparedExample
 
@@ -55,6 +56,23 @@ def accuracy_metrics(predictions: list[Prediction]) -> dict:
 
     return {**figures(predictions),
             "datasets": {name: figures(rows) for name, rows in sorted(by_dataset.items())}}
+
+
+NOT_YET_TESTED = ("Not evaluated yet: the `evaluate` stage writes the test accuracy here, with n "
+                  "and its Wilson 95% interval.")
+
+
+def test_section(metrics: dict, settings: str) -> str:
+    """The card's test section from an evaluation's metrics (``accuracy_metrics``)."""
+    lines = []
+    for dataset, figures in metrics["datasets"].items():
+        correct = round(figures["accuracy"] * figures["n"])
+        low, high = wilson_interval(correct, figures["n"])
+        lines.append(f"- {dataset}: {100 * figures['accuracy']:.1f}% ({correct} of "
+                     f"{figures['n']}; Wilson 95% [{100 * low:.1f}, {100 * high:.1f}]), "
+                     f"{figures['unanswered']} without an answer")
+    return "\n".join([f"Test accuracy ({settings}):", "", *lines])
+
 
 
 def test_examples(settings: EvaluateParams) -> list[PreparedExample]:
@@ -128,4 +146,12 @@ def _log_results(params, student: str, method: str, metrics: dict, predictions: 
         mlflow.log_metrics({key: float(value) for key, value in figures.items()})
         mlflow.log_text(predictions.read_text(encoding="utf-8"), "predictions.jsonl")
     # the training run keeps its own figures: an evaluation (with other settings, perhaps) is
-    # its child run and never overwrites them
+    # its child run and never overwrites them; a registered model of that run gets them on its
+    # card, with the evaluation run that measured them
+    if parent is not None:
+        settings = ", ".join(f"{key} {value}" for key, value in run_params.items())
+        tracking.annotate_versions(
+            params.mlflow, parent, test_section(metrics, f"evaluate run "
+                                                f"{created.info.run_id}; {settings}"),
+            {"test_accuracy": f"{metrics['accuracy']:.4f}", "test_n": str(metrics["n"]),
+             "evaluate_run_id": created.info.run_id})

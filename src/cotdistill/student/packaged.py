@@ -26,10 +26,11 @@ from typing import Any
 
 import mlflow.pyfunc
 
-from cotdistill import prompts
+from cotdistill import prompts, tracking
 from cotdistill.catalog import DATASETS
 from cotdistill.methods.registry import METHODS
 from cotdistill.params import Params
+from cotdistill.student.evaluation import NOT_YET_TESTED
 
 STUDENT_ARTIFACT = "student"
 OUTPUT_COLUMNS = ("question", "rationale", "answer", "output")
@@ -150,13 +151,12 @@ def describe(card: Card) -> str:
     if card.validation:
         v = card.validation
         lines += [f"Validation accuracy: {100 * v['accuracy']:.1f}% on {v['n']} questions "
-                  f"(best of training, step {v['step']}). Test accuracy: see the evaluate run "
-                  f"of this student and method in the same MLflow experiment.", ""]
+                  f"(best of training, step {v['step']}): the checkpoint kept.", ""]
     lines += ["Ask it with `mlflow.pyfunc.load_model(uri).predict([\"<question>\"])` or "
               "`cotdistill predict <uri> \"<question>\"`: it applies the task's prompt format "
               "itself, decodes greedily, and returns `rationale` and `answer`. Params: "
               f"`max_new_tokens` (default {card.max_new_tokens}).", ""]
-    return "\n".join(lines)
+    return tracking.with_test_section("\n".join(lines), NOT_YET_TESTED)
 
 
 def log_student(model_dir: Path, card: Card, name: str = "model"):
