@@ -253,3 +253,24 @@ def test_the_card_says_untested_until_an_evaluation_writes_its_test_section():
     assert tested.startswith("# tiny / answer_only\n\nValidation accuracy: 50.0%\n\n## Test")
     assert "- coin_flip: 75.0% (3 of 4; Wilson 95% [30.1, 95.4]), 1 without an answer" in tested
 
+
+
+def test_a_store_that_can_only_be_read_is_one_line_before_any_work(store, tmp_path, caplog):
+    """An immutable mlflow.db (chattr +i: even root cannot write it): reading works, so only a
+    real write finds it, and that write comes before the stage's work."""
+    import subprocess
+
+    from cotdistill.errors import CotdistillError
+
+    database = tmp_path / "mlflow.db"
+    if subprocess.run(["chattr", "+i", str(database)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here (not root, or the filesystem lacks it)")
+    try:
+        with pytest.raises(CotdistillError) as caught:
+            tracking.use_experiment(store)
+    finally:
+        subprocess.run(["chattr", "-i", str(database)], check=True)
+    message = str(caught.value)
+    assert message.startswith(f"mlflow: the tracking store sqlite:///{database} cannot be used")
+    assert "\n" not in message and "sqlite3.OperationalError" in message
+    assert not [r for r in caplog.records if r.levelno >= 40]  # no store traceback above it

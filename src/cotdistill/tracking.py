@@ -71,14 +71,21 @@ def use_experiment(params: MlflowParams) -> str:
 
 @contextmanager
 def _quick_http() -> Iterator[None]:
-    """The store check's HTTP calls: 10 s and no retries, so an unreachable server is one line
-    in seconds, not after MLflow's minutes of backoff (a user's own settings win)."""
+    """The store check's calls: over HTTP 10 s and no retries, so an unreachable server is one
+    line in seconds, not after MLflow's minutes of backoff (a user's own settings win); over
+    SQL without the store's own traceback logging."""
     quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
     added = {name: value for name, value in quick.items() if name not in os.environ}
     os.environ.update(added)
+    # MLflow's SQL store logs every database error with its traceback before raising it; the
+    # check turns the error into one line, so the traceback would only bury that line
+    store_log = logging.getLogger("mlflow.store.db.utils")
+    level = store_log.level
+    store_log.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
+        store_log.setLevel(level)
         for name in added:
             os.environ.pop(name, None)
 
