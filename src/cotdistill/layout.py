@@ -31,6 +31,7 @@ LOSS_CURVES = Path("reports/curves/loss.csv")  # run,step,loss: every training r
 VAL_CURVES = Path("reports/curves/val.csv")  # run,step,val_accuracy
 METRICS = Path("reports/metrics.json")
 DECOMPOSITIONS = Path("data/socratic/decompositions.jsonl")
+DECOMPOSE_RESPONSES = Path("data/socratic/teacher_responses.jsonl")  # every response, raw
 DECOMPOSE_STATS = Path("reports/socratic/decompose.json")
 TRAIN_INFO = "train_info.json"  # beside a saved model: its MLflow run id and training figures
 

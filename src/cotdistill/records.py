@@ -9,7 +9,7 @@ integer is still a float). Records built in Python are validated as usual.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -64,6 +64,15 @@ class TeacherCompletion(_Record):
     tokens: list[str] | None = None
     # where a replayed completion was published: file, repository, commit, position in the file
     lineage: dict[str, str | int] | None = None
+
+
+class TeacherResponse(_Record):
+    """One teacher response that a stage bought, as its cache holds it (``key``): what the
+    stage restores into a lost cache, malformed outputs included, so nothing is paid twice."""
+
+    key: str = Field(min_length=1)
+    sample: int = Field(ge=0)
+    response: dict[str, Any]  # the cache entry: text, token counts, dollars
 
 
 class TeacherTokens(_Record):

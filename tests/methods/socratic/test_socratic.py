@@ -5,6 +5,7 @@ models (decompose -> train QG and QA -> loop -> scored predictions and metrics).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from support.repo import REPO
@@ -217,6 +218,59 @@ def test_teacher_decompositions_go_through_the_teacher_cache(tmp_path):
     assert len(backend.calls) == 2
     assert ask(requests) == ["Q1: What?\nA1: 7", "Q1: What?\nA1: 7"]
     assert len(backend.calls) == 2  # all from the cache
+
+
+def test_after_the_cache_is_lost_the_decompose_stage_restores_it_and_pays_nothing(
+        tmp_path, monkeypatch):
+    """The stage writes every teacher response with its cache key, malformed ones included;
+    after `rm .cotdistill`, the next run restores them and calls no model."""
+    from cotdistill.jsonl import read_records, write_records
+    from cotdistill.records import TeacherResponse
+    from cotdistill.stages import decompose as stage
+    from cotdistill.teachers.base import Completion
+
+    class Counting:
+        name, model, identity, batch_priced = "scripted", "scripted-model", {}, False
+        asks_model, prompt_api = True, "completions"
+
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def complete(self, prompts, *, seeds, max_tokens, temperature, stop, on_batch,
+                     admit=lambda i: True):
+            self.calls.extend(prompts)
+            texts = ["Q1: How many?\nA1: The answer is 7." if "Apples" in prompt
+                     else "no sub-questions here" for prompt in prompts]  # one malformed
+            outs = {i: Completion(text=text, prompt_tokens=10, completion_tokens=5, usd=0.01)
+                    for i, text in enumerate(texts)}
+            on_batch(outs)
+            return [outs[i] for i in range(len(prompts))]
+
+    monkeypatch.chdir(tmp_path)
+    write_records("data/prepared/train.jsonl", [
+        _prepared("Apples: 3 and 4. How many?", "7", "t-0"),
+        _prepared("Pears: 2 and 2. How many?", "4", "t-1")])
+    params = Params.model_validate({"socratic": {"source": "teacher", "samples": 1,
+                                                 "temperature": 0.0}}, strict=False)
+    backends: list[Counting] = []
+
+    def backend(*_args, **_kwargs):
+        backends.append(Counting())
+        return backends[-1]
+
+    monkeypatch.setattr(stage, "make_backend", backend)
+    first = stage.run(params)
+    assert len(backends[0].calls) == 2 and first["teacher"]["malformed"] == 1
+    paid = read_records("data/socratic/teacher_responses.jsonl", TeacherResponse)
+    assert sorted(r.response["text"] for r in paid) == ["Q1: How many?\nA1: The answer is 7.",
+                                                       "no sub-questions here"]
+    decompositions = Path("data/socratic/decompositions.jsonl").read_text()
+    for cache in Path(".cotdistill").glob("teacher-cache.sqlite*"):
+        cache.unlink()  # the cache is lost
+    again = stage.run(params)
+    assert backends[1].calls == []  # nothing bought twice, the malformed response included
+    assert again["teacher_responses"] == {"written": 2, "restored": 2}
+    assert Path("data/socratic/decompositions.jsonl").read_text() == decompositions
 
 
 def test_the_replay_backend_cannot_decompose(tmp_path):

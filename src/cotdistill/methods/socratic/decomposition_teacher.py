@@ -40,7 +40,7 @@ from cotdistill.methods.socratic.decompositions import (
 from cotdistill.params import TeacherParams
 from cotdistill.params.socratic import SocraticParams
 from cotdistill.prompts.socratic import DECOMPOSITION_STOPS, decomposition_prompt
-from cotdistill.records import PreparedExample
+from cotdistill.records import PreparedExample, TeacherResponse
 from cotdistill.teachers import engine
 from cotdistill.teachers.base import Backend
 from cotdistill.teachers.cache import ResponseCache
@@ -142,28 +142,42 @@ def training_decompositions(decompositions: Sequence[Decomposition], settings: S
             and (settings.datasets is None or d.dataset in settings.datasets)]
 
 
-def teacher_ask(backend: Backend, teacher: TeacherParams, settings: SocraticParams,
-                cache_path: Path) -> Ask:
+class TeacherAsk:
     """The teacher's backend, response cache and budget as an :data:`Ask` function.
 
     Calls go through :func:`cotdistill.teachers.engine.cached_complete`, as every teacher pass
     does. Failed or refused requests raise ``TeacherIncomplete`` after everything bought has
-    been cached.
+    been cached. Every response it hands back is kept in ``responses`` with its cache key (the
+    stage writes them beside the decompositions), and ``previous`` (those of the stage's last
+    output) go back into the cache first: after the cache is lost, nothing is bought again.
     """
-    if not backend.asks_model:
-        raise CotdistillError(
-            f"teacher.backend is {backend.name}, which calls no model and so has no "
-            "decompositions: set socratic.source: gold or a generating teacher.backend")
 
-    def ask(requests: list[tuple[str, int]]) -> list[str]:
+    def __init__(self, backend: Backend, teacher: TeacherParams, settings: SocraticParams,
+                 cache_path: Path, previous: Sequence[TeacherResponse] = ()) -> None:
+        if not backend.asks_model:
+            raise CotdistillError(
+                f"teacher.backend is {backend.name}, which calls no model and so has no "
+                "decompositions: set socratic.source: gold or a generating teacher.backend")
+        self.backend, self.teacher, self.settings = backend, teacher, settings
+        self.cache_path = cache_path
+        self.previous = list(previous)
+        self.restored = 0
+        self.responses: dict[str, TeacherResponse] = {}
+
+    def __call__(self, requests: list[tuple[str, int]]) -> list[str]:
+        settings, backend = self.settings, self.backend
         stats = engine.CallStats()
-        budget = engine.make_budget(teacher, backend)
-        cache = ResponseCache(cache_path)
+        budget = engine.make_budget(self.teacher, backend)
+        cache = ResponseCache(self.cache_path)
         try:
+            if self.previous:
+                self.restored += cache.restore({r.key: r.response for r in self.previous})
+                self.previous = []
+            step = engine.Step(settings.max_tokens, settings.temperature, self.teacher.seed,
+                               DECOMPOSITION_STOPS)
             outcomes = engine.cached_complete(
-                backend, cache, requests, stats, max_tokens=settings.max_tokens,
-                temperature=settings.temperature, seed=teacher.seed, stop=DECOMPOSITION_STOPS,
-                budget=budget,
+                backend, cache, requests, stats, max_tokens=step.max_tokens,
+                temperature=step.temperature, seed=step.seed, stop=step.stop, budget=budget,
             )
         finally:
             cache.close()
@@ -173,8 +187,16 @@ def teacher_ask(backend: Backend, teacher: TeacherParams, settings: SocraticPara
                 f"({dict(stats.failures)}), {stats.not_sent} not sent (teacher.max_usd); "
                 f"{stats.generated} bought and {stats.cached} cached are kept in the cache; "
                 "nothing was written; re-run to ask only for what is missing", stats)
-        log.info("decompose: %d teacher calls, %d from the cache, $%.4f", stats.generated,
-                 stats.cached, stats.usd)
+        for (prompt, sample), outcome in zip(requests, outcomes, strict=True):
+            key = engine.request_key(backend, prompt, sample, step)
+            self.responses[key] = TeacherResponse(key=key, sample=sample,
+                                                  response=vars(outcome))
+        log.info("decompose: %d teacher calls, %d from the cache (%d restored from the last "
+                 "output), $%.4f", stats.generated, stats.cached, self.restored, stats.usd)
         return [outcome.text for outcome in outcomes]
 
-    return ask
+
+def teacher_ask(backend: Backend, teacher: TeacherParams, settings: SocraticParams,
+                cache_path: Path, previous: Sequence[TeacherResponse] = ()) -> TeacherAsk:
+    """The :class:`TeacherAsk` of a teacher (refused at once for one that calls no model)."""
+    return TeacherAsk(backend, teacher, settings, cache_path, previous)
