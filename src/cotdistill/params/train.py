@@ -116,6 +116,11 @@ class HParams(Section):
         True,
         description="Padded batches of examples of similar length (the Trainer's "
                     "LengthGroupedSampler, still shuffled): little padding without packing.")
+    shuffle: bool = Field(
+        True,
+        description="false: batches in the curated file's order (group_by_length is then not "
+                    "used), so that two launches see the same examples in the same optimizer "
+                    "steps: one process against several, or a bisection of a bad batch.")
     deepspeed_config: str | None = Field(
         None,
         description="A DeepSpeed JSON config (null: configs/deepspeed/zero2.json on GPUs, "

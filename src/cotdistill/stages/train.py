@@ -157,7 +157,10 @@ def _checked_inputs(params: Params, method: str, spec: str, key: str) -> list[Cu
     """The curated examples, after every check that can fail before an MLflow run is opened:
     the student and KD teacher load, the Trainer settings are valid, there is data."""
     model_store.check_model(spec, key)
-    check_trainer_settings(params.train.hparams, "train.hparams")
+    hparams = params.train.hparams
+    check_trainer_settings(hparams, "train.hparams")
+    if deepspeed_setup.wanted(hparams.deepspeed) and hparams.select_every is not None:
+        deepspeed_setup.check_selection(hparams.deepspeed_config, "train.hparams")
     if params.train.hparams.kd is not None and params.train.hparams.kd.teacher:
         model_store.check_model(params.train.hparams.kd.teacher, "train.hparams.kd.teacher")
     data_path = layout.curated(method)

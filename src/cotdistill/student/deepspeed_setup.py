@@ -51,6 +51,22 @@ def config(path: str | None = None) -> dict:
         raise CotdistillError(f"{chosen}:{exc.lineno}: not valid JSON") from None
 
 
+def zero_stage(path: str | None = None) -> int:
+    """The ZeRO stage of the config :func:`config` would hand to the Trainer."""
+    return int((config(path).get("zero_optimization") or {}).get("stage", 0))
+
+
+def check_selection(path: str | None, key: str) -> None:
+    """Refuse model selection under ZeRO-3, before any work: selection keeps a full CPU copy
+    of the best weights from each rank's ``state_dict()``, and ZeRO-3 leaves each rank only its
+    partition of them, so the checkpoint kept would be wrong."""
+    if zero_stage(path) == 3:
+        raise CotdistillError(
+            f"{key}.select_every: model selection copies each rank's full weights, which "
+            f"ZeRO-3 ({path}) partitions across ranks; set {key}.select_every: null to train "
+            "without it, or use a ZeRO-2 config (configs/deepspeed/zero2.json)")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

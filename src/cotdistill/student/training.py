@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,8 +106,7 @@ def train_student(
     with tempfile.TemporaryDirectory(prefix="cotdistill-train-") as scratch:
         arguments = TrainingArguments(**training_arguments(hparams, scratch, precision,
                                                               use_deepspeed),
-                                      train_sampling_strategy="group_by_length"
-                                      if hparams.group_by_length and not packing else "random")
+                                      train_sampling_strategy=_sampling(hparams, packing))
         callbacks = [_loss_recorder(result, on_log), *extra_callbacks]
         if selection is not None:
             callbacks.append(selection_callback(selection, tokenizer, on_val,
@@ -124,6 +124,10 @@ def train_student(
         result.steps = output.global_step
         result.epochs = round(float(trainer.state.epoch or 0.0), 4)
         result.stopped_early = selection is not None and selection.stopped_at is not None
+        if selection is not None:  # every rank says what it kept: they must agree
+            log.info("model selection, rank %s of %s: kept step %s (validation %.4f)",
+                     os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1"),
+                     selection.best_step, selection.best_accuracy)
         result.engine = type(trainer.model_wrapped).__name__
         _save(trainer, selection, hparams, tokenizer, output_dir)
         if use_deepspeed:
@@ -392,6 +396,15 @@ def _distillation_trainer():
             return (loss, outputs) if return_outputs else loss
 
     return DistillationTrainer
+
+
+def _sampling(hparams: HParams, packing: bool) -> str:
+    """The Trainer's ``train_sampling_strategy``: in file order without shuffling (several
+    processes then split each global batch of the file's order between them); otherwise
+    shuffled, grouped by length unless batches are packed."""
+    if not hparams.shuffle:
+        return "sequential"
+    return "group_by_length" if hparams.group_by_length and not packing else "random"
 
 
 def _with_lora(model, lora, encoder_decoder: bool):
