@@ -13,6 +13,7 @@ exist, and logs it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import logging
@@ -200,3 +201,17 @@ def publish() -> Iterator[Staging]:
         staging.commit()
     finally:
         staging.discard()
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing) for the block: for
+    read-compare-write steps that two processes on one machine may run at once. The kernel
+    drops the lock when its holder dies, so a killed process never leaves it held."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -6,7 +6,6 @@ The store defaults to ``sqlite:///<repository root>/mlflow.db`` (absolute, so th
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -17,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cotdistill.atomic import process_alive, process_host
+from cotdistill.atomic import file_lock, process_alive, process_host
 from cotdistill.errors import CotdistillError
 from cotdistill.params import MlflowParams
 from cotdistill.layout import repo_root, state_dir
@@ -203,17 +202,9 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-@contextmanager
-def _champion_lock() -> Iterator[None]:
+def _champion_lock():
     """Serialise read-compare-set: two runs finishing at once must not both take the alias."""
-    path = state_dir() / "champion.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(state_dir() / "champion.lock")
 
 
 def _holder(client, name: str, alias: str) -> tuple[str, float, str | None] | None:

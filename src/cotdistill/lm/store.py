@@ -13,7 +13,6 @@ which is converted the same way, once, and then deleted: the chunks stay install
 
 from __future__ import annotations
 
-import fcntl
 import importlib
 import importlib.util
 import logging
@@ -22,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
-from cotdistill.atomic import atomic_dir
+from cotdistill.atomic import atomic_dir, file_lock
 from cotdistill.errors import CotdistillError
 
 log = logging.getLogger(__name__)
@@ -113,8 +112,7 @@ def _builtin(name: str, key: str) -> Path:
                               f"package{'s' if len(missing) > 1 else ''} ({builtin.hint}{also})")
     source = Path(specs[builtin.package].origin).parent
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two stages converting at once would race
+    with file_lock(target.parent / f".{name}.lock"):  # two stages converting at once race
         if not (target / "config.json").is_file():
             log.info("converting %s (GGUF, once) into %s", builtin.filename, target)
             if not builtin.parts:

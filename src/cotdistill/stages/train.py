@@ -132,7 +132,7 @@ def run(params: Params, student: str, method: str) -> TrainResult:
     log_model = _model_logger(run.run_id, layout.model_dir(student, method), card)
     if selection is not None:
         tracking.register_if_best(params.mlflow, run.run_id, log_model,
-                                  selection.best_accuracy, tracking.md5(inputs["val"]),
+                                  selection.best_accuracy, run.tags[tracking.VALIDATION_TAG],
                                   description=packaged.describe(card))
     elif params.mlflow.log_models == "all":
         log_model()

@@ -31,6 +31,7 @@ class TrainingRun:
     run_id: str
     staging: Path
     out: Staging
+    tags: Mapping[str, str]  # the run's tags, the inputs' hashes (``input.<name>.md5``) too
 
     @staticmethod
     def log_trainer(step: int, logs: Mapping[str, float]) -> None:
@@ -91,4 +92,5 @@ def training_run(params: Params, student: str, method: str, *, stage: str,
                            **run_params})
         tracking.log_datasets(tags)
         yield TrainingRun(student=student, spec=spec, method=method, run_id=run.info.run_id,
-                          staging=out.dir(layout.model_dir(student, method)), out=out)
+                          staging=out.dir(layout.model_dir(student, method)), out=out,
+                          tags=tags)

@@ -80,7 +80,7 @@ def train_student(
     on validation (``on_val(step, accuracy)``) and the best one is what is saved.
     ``extra_callbacks`` are more ``TrainerCallback``s (a benchmark's step clock).
     """
-    from transformers import Trainer, TrainingArguments, set_seed
+    from transformers import TrainingArguments, set_seed
 
     if not examples:
         raise CotdistillError(f"{key}: no training examples to train on")
@@ -111,28 +111,44 @@ def train_student(
         if selection is not None:
             callbacks.append(selection_callback(selection, tokenizer, on_val,
                                                 precision=precision))
-        plain = kd_teacher is None and not kd_figures and not weighted
-        trainer_class = Trainer if plain else _distillation_trainer()
-        extra = {} if trainer_class is Trainer else {"kd_teacher": kd_teacher, "kd": hparams.kd}
-        trainer = trainer_class(
-            model=model, args=arguments, train_dataset=features,
-            data_collator=_collator(tokenizer, packing), callbacks=callbacks, **extra,
-        )
+        trainer = _trainer(model, tokenizer, features, arguments, callbacks, packing=packing,
+                           kd_teacher=kd_teacher, kd=hparams.kd,
+                           plain=kd_teacher is None and not kd_figures and not weighted)
         started = time.perf_counter()
         output = trainer.train()
-        result.seconds = time.perf_counter() - started
-        result.steps = output.global_step
-        result.epochs = round(float(trainer.state.epoch or 0.0), 4)
-        result.stopped_early = selection is not None and selection.stopped_at is not None
-        if selection is not None:  # every rank says what it kept: they must agree
-            log.info("model selection, rank %s of %s: kept step %s (validation %.4f)",
-                     os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1"),
-                     selection.best_step, selection.best_accuracy)
-        result.engine = type(trainer.model_wrapped).__name__
+        _note_run(result, trainer, output, time.perf_counter() - started, selection)
         _save(trainer, selection, hparams, tokenizer, output_dir)
         if use_deepspeed:
             deepspeed_setup.teardown(trainer)
     return result
+
+
+def _trainer(model, tokenizer, features: list[dict], arguments, callbacks: list, *,
+             packing: bool, kd_teacher, kd, plain: bool):
+    """The Trainer of a run: transformers' own, or :func:`_distillation_trainer`'s where the
+    loss needs weights or a KD term."""
+    from transformers import Trainer
+
+    trainer_class = Trainer if plain else _distillation_trainer()
+    extra = {} if plain else {"kd_teacher": kd_teacher, "kd": kd}
+    return trainer_class(model=model, args=arguments, train_dataset=features,
+                         data_collator=_collator(tokenizer, packing), callbacks=callbacks,
+                         **extra)
+
+
+def _note_run(result: TrainResult, trainer, output, seconds: float,
+              selection: ValidationSelection | None) -> None:
+    """What the finished Trainer says about the run, into ``result``; every rank logs the
+    checkpoint its model selection kept (they must agree)."""
+    result.seconds = seconds
+    result.steps = output.global_step
+    result.epochs = round(float(trainer.state.epoch or 0.0), 4)
+    result.stopped_early = selection is not None and selection.stopped_at is not None
+    result.engine = type(trainer.model_wrapped).__name__
+    if selection is not None:
+        log.info("model selection, rank %s of %s: kept step %s (validation %.4f)",
+                 os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1"),
+                 selection.best_step, selection.best_accuracy)
 
 
 def _features(examples: list[CuratedExample], tokenizer, max_length: int,

@@ -41,6 +41,7 @@ from cotdistill import answers, prompts
 from cotdistill.params import FewshotParams, TeacherParams
 from cotdistill.records import ClusteredExemplar, PreparedExample, TeacherCompletion, Usage
 from cotdistill.teachers.base import Backend, Completion
+from cotdistill.teachers.budget import Budget
 from cotdistill.teachers.cache import ResponseCache
 from cotdistill.teachers.engine import (
     CallStats,
@@ -169,53 +170,34 @@ def run_teacher_fewshot(
     shots: dict[str, list[ClusteredExemplar]] = defaultdict(list)
     for exemplar in exemplars:
         shots[exemplar.dataset].append(exemplar)
-    rs, ans = rationale_step(params), answer_step(params)
-    max_rationale = fewshot.max_rationale_tokens or rs.max_tokens
+    rs = rationale_step(params)
+    step = Step(fewshot.max_rationale_tokens or rs.max_tokens, rs.temperature, rs.seed, rs.stop)
+    sampling = {"temperature": params.temperature, "seed": params.seed,
+                "max_rationale_tokens": step.max_tokens,
+                "max_answer_tokens": params.max_answer_tokens}
     pairs = [(ex, s) for ex in examples for s in range(params.samples)]
+    asks = [fewshot_prompt(ex.question, shots.get(ex.dataset, []), prompts.of(tasks, ex.dataset))
+            for ex, _ in pairs]
+    hinted_questions = 0
     try:
-        before = stats.totals()
-        rationales = cached_complete(
-            backend, cache,
-            [(fewshot_prompt(ex.question, shots.get(ex.dataset, []),
-                             prompts.of(tasks, ex.dataset)), s) for ex, s in pairs],
-            stats, max_tokens=max_rationale, temperature=rs.temperature, seed=rs.seed,
-            stop=rs.stop, budget=budget,
-        )
-        stats.mark("rationale", before)
-        stated = _stated_answers(rationales, pairs) if fewshot.adaptive else {}
-        asked = [i for i, r in enumerate(rationales) if isinstance(r, Completion)
-                 and i not in stated]
-        before = stats.totals()
-        answer_texts = ask_answers(backend, cache, pairs, rationales, asked, stats, ans, budget,
-                                   tasks)
-        stats.mark("answer", before)
-        if (stats.failed or stats.not_sent
-                or any(not isinstance(r, Completion) for r in rationales)
-                or any(not isinstance(a, Completion) for a in answer_texts.values())):
-            raise TeacherIncomplete(incomplete_message(stats, budget, len(pairs)), stats)
-        sampling = {"temperature": params.temperature, "seed": params.seed,
-                    "max_rationale_tokens": max_rationale,
-                    "max_answer_tokens": params.max_answer_tokens}
-        rationale_step_ = Step(max_rationale, rs.temperature, rs.seed, rs.stop)
+        rationales, stated, answer_texts = _ask(
+            backend, cache, pairs, asks, stats, budget, step, answer_step(params), tasks,
+            adaptive=fewshot.adaptive)
         records = [
             _record(example, sample, rationale, answer_texts.get(index), stated.get(index),
                     backend, shots_id(shots.get(example.dataset, []),
                                       prompts.of(tasks, example.dataset)), sampling,
                     lineage=_lineage(backend, example, sample, rationale, index in answer_texts,
-                                     fewshot_prompt(example.question,
-                                                    shots.get(example.dataset, []),
-                                                    prompts.of(tasks, example.dataset)),
-                                     rationale_step_, ans, tasks))
+                                     asks[index], step, answer_step(params), tasks))
             for index, ((example, sample), rationale) in enumerate(zip(pairs, rationales))
         ]
-        hinted_questions = 0
         if hint_wrong:
             right = {r.id for r in records if r.correct}
             wrong = [ex for ex in examples if ex.id not in right]
             hinted_questions = len(wrong)
             records += _hinted_records(
-                wrong, backend, cache, stats, budget, params, fewshot, max_rationale, sampling,
-                asked_before=len(pairs))
+                wrong, backend, cache, stats, budget, params, fewshot, step.max_tokens,
+                sampling, asked_before=len(pairs))
     finally:
         cache.close()
     run = FewshotRun(
@@ -224,6 +206,31 @@ def run_teacher_fewshot(
         answered_in_rationale=len(stated), hinted_questions=hinted_questions,
     )
     return records, run
+
+
+def _ask(backend: Backend, cache: ResponseCache, pairs: list[tuple[PreparedExample, int]],
+         asks: list[str], stats: CallStats, budget: Budget | None, step: Step, answer: Step,
+         tasks: prompts.Tasks | None, *, adaptive: bool) -> tuple[list, dict, dict]:
+    """The two calls: a rationale for every (question, sample), then an answer for those that
+    did not state theirs (``adaptive``). Raises :class:`TeacherIncomplete` when anything is
+    missing, after everything that came back is cached."""
+    before = stats.totals()
+    rationales = cached_complete(
+        backend, cache, list(zip(asks, (sample for _, sample in pairs))), stats,
+        max_tokens=step.max_tokens, temperature=step.temperature, seed=step.seed,
+        stop=step.stop, budget=budget)
+    stats.mark("rationale", before)
+    stated = _stated_answers(rationales, pairs) if adaptive else {}
+    asked = [i for i, r in enumerate(rationales) if isinstance(r, Completion) and i not in stated]
+    before = stats.totals()
+    answer_texts = ask_answers(backend, cache, pairs, rationales, asked, stats, answer, budget,
+                               tasks)
+    stats.mark("answer", before)
+    if (stats.failed or stats.not_sent
+            or any(not isinstance(r, Completion) for r in rationales)
+            or any(not isinstance(a, Completion) for a in answer_texts.values())):
+        raise TeacherIncomplete(incomplete_message(stats, budget, len(pairs)), stats)
+    return rationales, stated, answer_texts
 
 
 def _stated_answers(rationales: list, pairs: list[tuple[PreparedExample, int]]
