@@ -74,6 +74,28 @@ def _nothing_to_evaluate(student: str, method: str, reason: str) -> dict:
     return metrics
 
 
+def _pair_logger(params: Params, student: str, qg_dir: Path, qa_dir: Path,
+                 examples: list[PreparedExample]):
+    """Log the QG/QA pair as one MLflow model (:mod:`cotdistill.student.socratic_model`) to the
+    evaluation's run: the only place where both students and their test figures meet."""
+    from cotdistill.student.socratic_model import SocraticCard, log_pair
+
+    settings = params.socratic
+    tasks = {example.dataset: {"answer_type": example.answer_type} for example in examples}
+
+    def log_model(metrics: dict) -> None:
+        card = SocraticCard(
+            qg_student=settings.qg_student, qa_student=student, tasks=tasks,
+            max_steps=settings.max_steps, max_subquestion_tokens=settings.max_subquestion_tokens,
+            max_subanswer_tokens=settings.max_subanswer_tokens,
+            batch_size=params.evaluate.batch_size,
+            example=examples[0].question if examples else "",
+            test={"accuracy": metrics["accuracy"], "n": metrics["n"]})
+        log_pair(qg_dir, qa_dir, card)
+
+    return log_model
+
+
 def run(params: Params, student: str, *, unified: bool = False) -> dict:
     """The stage: the Socratic loop on every selected test question; score, record, log."""
 
@@ -124,9 +146,10 @@ def run(params: Params, student: str, *, unified: bool = False) -> dict:
         tags["qa_run_id"] = str(qa_info.get("run_id"))
     scored = predictions(examples, transcripts, student, method)
     extra = loop_metrics(transcripts, settings.max_steps)
+    log_model = None if unified else _pair_logger(params, student, qg_dir, qa_dir, examples)
     metrics = record_results(
         params, student, method, scored, started=started, training_run_id=run_id,
-        lineage=lineage,
+        lineage=lineage, log_model=log_model,
         run_params=run_params, extra=extra, tags=tags,
         extra_metrics={f"socratic_{name}": float(extra[name])
                        for name in ("mean_steps", "step_limit_share", "end_share")})

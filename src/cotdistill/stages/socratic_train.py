@@ -76,8 +76,6 @@ def _nothing_to_train(student: str, method: str, settings: SocraticParams) -> Tr
 
 def run(params: Params, student: str, role: Role) -> TrainResult:
     """The stage: build ``role``'s examples, train ``student`` on them, save, log to MLflow."""
-    import mlflow
-
     from cotdistill.jsonl import read_records
 
     settings: SocraticParams = params.socratic
@@ -109,9 +107,8 @@ def run(params: Params, student: str, role: Role) -> TrainResult:
                    "train_decompositions": len({e.source for e in examples})}
         run.record(result, metrics, identity={"role": role}, deepspeed=use_ds,
                    extra={"train_seconds": round(result.seconds, 2)})
-    if params.mlflow.log_models == "all":  # published: a failed run is never logged
-        with mlflow.start_run(run_id=run.run_id):
-            mlflow.log_artifacts(str(layout.model_dir(student, method)), artifact_path="model")
+    # no model is logged here: a QG or QA student alone answers nothing; socratic-evaluate
+    # logs the pair as one model that runs the loop (cotdistill.student.socratic_model)
     log.info("trained %s/%s on %d examples: %d steps, loss %.3f -> %.3f", student, method,
              result.examples, result.steps, result.first_loss, result.final_loss)
     return result

@@ -87,6 +87,7 @@ def record_results(
     training_run_id: str | None, lineage: dict[str, Path], run_params: dict,
     extra: dict | None = None, tags: dict[str, str] | None = None,
     extra_metrics: dict[str, float] | None = None,
+    log_model: Callable[[dict], None] | None = None,
 ) -> dict:
     """Write predictions and metrics under reports/eval/, and log them to MLflow.
 
@@ -95,7 +96,8 @@ def record_results(
     training run ``training_run_id`` still exists, the evaluation is its child run, and its
     test accuracy is also logged as a metric of the training run, whose tags stay as they were.
     ``started`` (``time.time()`` when the stage began) is the run's start, so that the UI shows
-    how long the evaluation took, not how long logging took.
+    how long the evaluation took, not how long logging took. ``log_model(metrics)`` logs a
+    model to the evaluation's run (a Socratic pair, which only evaluation sees whole).
     """
     from cotdistill.jsonl import write_records
 
@@ -108,7 +110,7 @@ def record_results(
         _log_results(params, student, method, metrics, staged, started=started,
                      training_run_id=training_run_id,
                      lineage=lineage, run_params=run_params, tags=tags or {},
-                     extra_metrics=extra_metrics or {})
+                     extra_metrics=extra_metrics or {}, log_model=log_model)
     log.info("%s/%s: test accuracy %.3f on %d questions (%d without an answer)", student,
              method, metrics["accuracy"], metrics["n"], metrics["unanswered"])
     return metrics
@@ -116,7 +118,8 @@ def record_results(
 
 def _log_results(params, student: str, method: str, metrics: dict, predictions: Path, *,
                  started: float, training_run_id: str | None, lineage: dict[str, Path], run_params: dict,
-                 tags: dict[str, str], extra_metrics: dict[str, float]) -> None:
+                 tags: dict[str, str], extra_metrics: dict[str, float],
+                 log_model: Callable[[dict], None] | None = None) -> None:
     import mlflow
 
     from cotdistill import tracking
@@ -145,6 +148,8 @@ def _log_results(params, student: str, method: str, metrics: dict, predictions: 
                    **extra_metrics}
         mlflow.log_metrics({key: float(value) for key, value in figures.items()})
         mlflow.log_text(predictions.read_text(encoding="utf-8"), "predictions.jsonl")
+        if log_model is not None:
+            log_model(metrics)
     # the training run keeps its own figures: an evaluation (with other settings, perhaps) is
     # its child run and never overwrites them; a registered model of that run gets them on its
     # card, with the evaluation run that measured them

@@ -489,6 +489,8 @@ def _transcript_steps(output: str) -> tuple[int, str]:
 
 
 def test_end_to_end_socratic_run_with_tiny_models(tmp_path, monkeypatch):
+    from cotdistill.jsonl import read_records
+
     max_steps = 3
     qg_result, qa_result, metrics, scored, params = _socratic_run(
         tmp_path, monkeypatch, train_steps=6, max_steps=max_steps)
@@ -515,6 +517,17 @@ def test_end_to_end_socratic_run_with_tiny_models(tmp_path, monkeypatch):
     assert run.data.metrics["test_accuracy"] == metrics["accuracy"]
     assert run.data.metrics["socratic_mean_steps"] == metrics["mean_steps"]
     assert run.data.tags["student"] == "tiny-qa" and run.data.params["qg_student"] == "tiny-qg"
+
+    # the pair is one MLflow model that runs the loop: the evaluation's transcripts again
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/socratic")
+    questions = [prediction.id for prediction in scored]  # ids, to keep the order below
+    test = {e.id: e for e in read_records(tmp_path / "data/prepared/test.jsonl", PreparedExample)}
+    found = model.predict([test[i].question for i in questions])
+    assert list(found["output"]) == [prediction.output for prediction in scored]
+    assert list(found["answer"]) == [prediction.prediction for prediction in scored]
+    shorter = model.predict([test[questions[0]].question], params={"max_steps": 1})
+    assert _transcript_steps(shorter["output"][0])[0] <= 1
+    assert model.metadata.get_params_schema().params[0].name == "max_steps"
 
 
 @pytest.mark.slow
