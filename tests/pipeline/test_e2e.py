@@ -167,9 +167,12 @@ def test_mlflow_holds_one_evaluated_run_per_student_and_method(pipeline):
                     } >= {"test_accuracy", "test_n", "test_unanswered_share"}
         aliases = db.execute("SELECT name, alias FROM registered_model_aliases").fetchall()
         assert aliases == [("cotdistill-student", "champion")]  # best on validation
-    # only the champion is logged as a model (mlflow.log_models: champion): one pyfunc
+    # of the trained students only the champion is logged as a model (mlflow.log_models:
+    # champion), and the Socratic pair as one model of its evaluation run (qg and qa)
     artifacts = list((repo / "mlartifacts").rglob("model.safetensors"))
-    assert len(artifacts) == 1 and "student" in artifacts[0].parts
+    assert sorted(path.parent.name for path in artifacts) == ["qa", "qg", "student"]
+    pair = {path.parents[1] for path in artifacts if path.parent.name in ("qg", "qa")}
+    assert len(pair) == 1  # one model holding both
 
 
 def test_a_second_repro_does_nothing(pipeline):
