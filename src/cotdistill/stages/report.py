@@ -192,7 +192,20 @@ def truncation_warnings(results: dict[tuple[str, str], dict]) -> list[str]:
 def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], dict],
                      sources: list[str] = (), baselines: list[str] = (),
                      prepared: dict | None = None) -> str:
-    lines = [f"# {title}", "", "## Teacher", "",
+    """reports/summary.md: the teacher, the data, then the students side by side."""
+    lines = [f"# {title}", "", *teacher_section(curation)]
+    lines += data_section(prepared)
+    lines += list(sources)
+    lines += rationale_sources(curation)
+    lines += students_section(results, list(baselines))
+    lines += ["", "![test accuracy](accuracy.png)", "",
+              "![training loss and validation accuracy](curves.png)", ""]
+    return "\n".join(lines)
+
+
+def teacher_section(curation: dict) -> list[str]:
+    """What the teacher got right per dataset, what was kept, what it cost, what was dropped."""
+    lines = ["## Teacher", "",
              "| dataset | questions | completions | teacher accuracy | kept rationales | "
              "kept per question |", "|---|---:|---:|---:|---:|---:|"]
     for name, row in curation["datasets"].items():
@@ -222,15 +235,18 @@ def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], 
         lines += ["", f"Diversity (mean pairwise similarity of a question's correct samples, "
                   f"lower is more diverse): {curation['similarity_before']:.3f} before filters, "
                   + (f"{after:.3f} after." if after is not None else "n/a after.")]
-    lines += data_section(prepared)
-    lines += list(sources)
-    lines += rationale_sources(curation)
+    return lines
+
+
+def students_section(results: dict[tuple[str, str], dict], baselines: list[str]) -> list[str]:
+    """Test accuracy per student x method x dataset, what was not evaluated and why, the
+    truncation warnings and the verdicts."""
     skipped = {pair: m for pair, m in results.items() if "skipped" in m}
     results = {pair: m for pair, m in results.items() if "skipped" not in m}
     datasets = sorted({d for metrics in results.values() for d in metrics["datasets"]})
-    lines += ["", "## Students (test accuracy)", "",
-              "| student | method | " + " | ".join(datasets) + " | all |",
-              "|---|---|" + "---:|" * (len(datasets) + 1)]
+    lines = ["", "## Students (test accuracy)", "",
+             "| student | method | " + " | ".join(datasets) + " | all |",
+             "|---|---|" + "---:|" * (len(datasets) + 1)]
     for (student, method), metrics in results.items():
         cells = [
             f"{100 * metrics['datasets'][d]['accuracy']:.1f}%" if d in metrics["datasets"] else "-"
@@ -241,15 +257,13 @@ def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], 
     for (student, method), metrics in skipped.items():
         lines.append(f"\n{student}/{method}: not evaluated: {metrics['skipped']}.")
     lines += truncation_warnings(results)
-    lines += verdicts(results, list(baselines))
+    lines += verdicts(results, baselines)
     for (student, method), metrics in results.items():
         if "mean_steps" in metrics:
             lines.append(f"\n{student}/{method}: {metrics['mean_steps']:.2f} loop steps per "
                          f"question on average; {100 * metrics['step_limit_share']:.0f}% hit the "
                          "step limit.")
-    lines += ["", "![test accuracy](accuracy.png)", "",
-              "![training loss and validation accuracy](curves.png)", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def training_curves(params: Params) -> tuple[dict[str, list], dict[str, list]]:
