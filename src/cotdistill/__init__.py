@@ -12,8 +12,8 @@ DVC stage depends on the code beneath it and an edit higher up re-runs nothing b
 6. ``teachers``, ``datasets``: rationales from a teacher; datasets from their files
 7. ``tracking``, ``lm``: MLflow; loading and running language models
 8. ``params``: params.yaml, validated
-9. ``answers``, ``atomic``, ``catalog``, ``errors``, ``intervals``, ``jsonl``, ``layout``,
-   ``plots``, ``prompts``, ``records``, and this package: the shared vocabulary
+9. ``answers``, ``atomic``, ``calculator``, ``catalog``, ``errors``, ``intervals``, ``jsonl``,
+   ``layout``, ``plots``, ``prompts``, ``records``, and this package: the shared vocabulary
 """
 
 __version__ = "0.1.0"

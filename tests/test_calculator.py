@@ -1,0 +1,65 @@
+"""The calculator reads the arithmetic a text ends with before "=", in the forms teachers write
+it, computes it exactly and safely (parsed, never evaluated as code; sizes bounded), and writes
+the result the way a teacher would; anything else it leaves alone (None)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from cotdistill.calculator import MAX_DIGITS, compute, pending, result_for
+
+
+@pytest.mark.parametrize(("text", "result"), [
+    ("Debby and her sister have 32 + 42 =", " 74"),
+    ("They have 8 + 8 + 8 =", " 24"),
+    ("56-34=", " 22"),
+    ("5 x 3 =", " 15"),
+    ("7 × 6 =", " 42"),
+    ("2 ÷ 4 =", " 0.5"),
+    ("3.42 - 2.2 =", " 1.22"),  # exact: not 1.2199999999999998
+    ("there are 97,741 + 20,817 =", " 118,558"),
+    ("$4.50 + $3 =", " $7.50"),
+    ("$4 + $3 =", " $7"),
+    ("20% of 50 =", " 10"),
+    ("(3 + 4) * 2 =", " 14"),
+    ("7.125 pounds - 0.625 pounds =", " 6.5"),
+    ("he used 35 tickets (5 tickets x 7 rides =", " 35"),
+    ("1 / 3 =", " 0.3333"),
+    ("3 - 5 =", " -2"),
+])
+def test_what_teachers_write_is_read_and_computed(text, result):
+    assert result_for(text) == result
+
+
+@pytest.mark.parametrize("text", [
+    "a total of 18 =",         # a lone number: nothing to compute
+    "56 - x =",                 # algebra
+    "Melanie + Benny =",        # words
+    "5 / 0 =",                  # division by zero: refused, not raised
+    "10**10**10 =",             # no powers
+    "2 + 2",                    # no "=" at the end
+    "9" * (MAX_DIGITS + 1) + " + 1 =",  # a number too long
+    "999999999999999 * 999999999999999 =",  # a value too large
+])
+def test_anything_else_is_left_to_the_writer(text):
+    assert result_for(text) is None
+
+
+@pytest.mark.parametrize("expression", [
+    "__import__('os').system('true')", "(1).__class__", "[1, 2]", "1 if 2 else 3", "2 ** 8",
+    "1 < 2", "'1' + '2'", "x + 1", "abs(-1)", "1 +", "+".join(["1"] * 13),
+])
+def test_only_numbers_operators_signs_and_parentheses_are_computed(expression):
+    assert compute(expression) is None
+
+
+def test_signs_and_nesting_compute_exactly():
+    assert compute("-(2 - 5) * (0.1 + 0.2)") == Decimal("0.9")
+
+
+def test_only_the_tail_of_a_long_text_is_searched():
+    assert pending("word " * 10_000 + "1 + 1 =") is not None
+    assert pending("1 + " * 5_000 + "1 =") is None or compute(pending("1 + " * 5_000 + "1 =")
+                                                              .python) is None
