@@ -161,6 +161,19 @@ def describe(card: Card) -> str:
 
 def log_student(model_dir: Path, card: Card, name: str = "model"):
     """Log a saved student as a :class:`StudentModel`; returns MLflow's model info."""
+    return log_pyfunc(StudentModel(), {STUDENT_ARTIFACT: model_dir}, card, name=name,
+                      param=("max_new_tokens", card.max_new_tokens),
+                      description=describe(card))
+
+
+def log_pyfunc(python_model: mlflow.pyfunc.PythonModel, artifacts: dict[str, Path], card,
+               *, name: str, param: tuple[str, int], description: str):
+    """Log ``python_model`` with the model directories ``artifacts`` (role -> directory) and
+    ``card`` (a dataclass with ``tasks`` and ``example``) as its config, to the active run.
+
+    The signature takes a list of questions (one task) or a table of question and dataset, and
+    gives :data:`OUTPUT_COLUMNS`, with one integer param. The ``cotdistill`` package travels
+    with the model, and its requirements pin this torch and transformers."""
     import pandas as pd
     import pydantic
     import torch
@@ -177,21 +190,32 @@ def log_student(model_dir: Path, card: Card, name: str = "model"):
         inputs=inputs,
         outputs=Schema([ColSpec("string", column, required=column == "question")
                         for column in OUTPUT_COLUMNS]),
-        params=ParamSchema([ParamSpec("max_new_tokens", "long", card.max_new_tokens)]),
+        params=ParamSchema([ParamSpec(param[0], "long", param[1])]),
     )
     example = [card.example] if len(card.tasks) == 1 else \
         pd.DataFrame({"question": [card.example], "dataset": [next(iter(card.tasks))]})
-    # the artifact is named for what it is, not for the staging directory's temporary name:
+    # each artifact is named for what it is, not for the staging directory's temporary name:
     # hard links to the same files, beside them (MLflow refuses a symlink out of its directory)
-    with tempfile.TemporaryDirectory(prefix=".cotdistill-log-", dir=model_dir.parent) as scratch:
-        named = Path(scratch) / STUDENT_ARTIFACT
-        shutil.copytree(model_dir, named, copy_function=os.link)
+    first = next(iter(artifacts.values()))
+    with tempfile.TemporaryDirectory(prefix=".cotdistill-log-", dir=first.parent) as scratch:
+        named = {}
+        for role, directory in artifacts.items():
+            named[role] = str(Path(scratch) / role)
+            shutil.copytree(directory, named[role], copy_function=_link_or_copy)
         return mlflow.pyfunc.log_model(
-            name=name, python_model=StudentModel(), artifacts={STUDENT_ARTIFACT: str(named)},
+            name=name, python_model=python_model, artifacts=named,
             model_config=dataclasses.asdict(card), signature=signature, input_example=example,
             code_paths=[str(Path(cotdistill.__file__).parent)],
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}",
                               f"transformers=={transformers.__version__}",
                               f"pydantic=={pydantic.__version__}", "pandas"],
-            metadata={"description": describe(card)},
+            metadata={"description": description},
         )
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """A hard link where one can be made (the same filesystem), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)

@@ -14,15 +14,12 @@ Output: ``question``, ``rationale`` (the transcript, ``Q1: ... A1: ...`` and the
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
 
-from cotdistill.student.packaged import OUTPUT_COLUMNS, _rows
+from cotdistill.student.packaged import OUTPUT_COLUMNS, _rows, log_pyfunc
 
 ARTIFACTS = ("qg", "qa")
 
@@ -96,46 +93,5 @@ def describe(card: SocraticCard) -> str:
 def log_pair(qg_dir: Path, qa_dir: Path, card: SocraticCard, name: str = "socratic"):
     """Log the pair to the active run as one :class:`SocraticModel`; returns MLflow's model
     info."""
-    import pydantic
-    import torch
-    import transformers
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
-
-    import cotdistill
-
-    inputs = Schema([ColSpec("string")]) if len(card.tasks) == 1 else \
-        Schema([ColSpec("string", "question"), ColSpec("string", "dataset")])
-    signature = ModelSignature(
-        inputs=inputs,
-        outputs=Schema([ColSpec("string", column, required=column == "question")
-                        for column in OUTPUT_COLUMNS]),
-        params=ParamSchema([ParamSpec("max_steps", "long", card.max_steps)]),
-    )
-    example: Any = [card.example]
-    if len(card.tasks) > 1:
-        import pandas as pd
-
-        example = pd.DataFrame({"question": [card.example], "dataset": [next(iter(card.tasks))]})
-    with tempfile.TemporaryDirectory(prefix=".cotdistill-log-", dir=qa_dir.parent) as scratch:
-        named = {}
-        for role, source in zip(ARTIFACTS, (qg_dir, qa_dir)):  # hard links, named by role
-            named[role] = str(Path(scratch) / role)
-            shutil.copytree(source, named[role], copy_function=_link_or_copy)
-        return mlflow.pyfunc.log_model(
-            name=name, python_model=SocraticModel(), artifacts=named,
-            model_config=dataclasses.asdict(card), signature=signature, input_example=example,
-            code_paths=[str(Path(cotdistill.__file__).parent)],
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}",
-                              f"transformers=={transformers.__version__}",
-                              f"pydantic=={pydantic.__version__}", "pandas"],
-            metadata={"description": describe(card)},
-        )
-
-
-def _link_or_copy(source: str, target: str) -> None:
-    """A hard link where one can be made (the same filesystem), else a copy."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+    return log_pyfunc(SocraticModel(), dict(zip(ARTIFACTS, (qg_dir, qa_dir))), card, name=name,
+                      param=("max_steps", card.max_steps), description=describe(card))
