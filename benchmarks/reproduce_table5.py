@@ -85,7 +85,10 @@ BASELINES = ("zero_shot", "zero_shot_cot")
 TEACHER = "teacher"
 EXTRA = ("distill_step_by_step", "two_stage_cot")
 EXTRA_DATASETS = ("multiarith", "last_letter_concatenation")
-METHODS = (*TRAINED, *BASELINES, TEACHER, *EXTRA)  # row order in a dataset; EXTRA after all
+CALC = ("fine_tune_cot_calc",)  # the calculator inside decoding, on the arithmetic datasets
+CALC_DATASETS = ("single_eq", "addsub", "multiarith")
+MASK_RESULTS = "train.method_params.fine_tune_cot_calc.mask_results"
+METHODS = (*TRAINED, *BASELINES, TEACHER, *EXTRA, *CALC)  # row order; EXTRA and CALC after all
 TEACHER_NAME = "text-davinci-002"
 STUDENT = "smollm2-135m"
 
@@ -320,6 +323,8 @@ class Harness:
         self.seed = args.seed
         # --precision fp32 / bf16: rows of their own (the bf16 check), beside auto's
         self.variant = None if args.precision == "auto" else args.precision
+        if args.mask_results:  # fine_tune_cot_calc with the results out of the loss
+            self.variant = "masked" if self.variant is None else f"{self.variant}-masked"
         self.work_root = Path(args.work_root).resolve()
         self.results = Path(args.results).resolve()
         self.base = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
@@ -331,6 +336,8 @@ class Harness:
         self.settings = dict(TABLE_SETTINGS)
         self.settings.update({"train.hparams.precision": args.precision,
                               "evaluate.precision": args.precision})
+        if args.mask_results:
+            self.settings[MASK_RESULTS] = True
         if args.smoke:
             self.settings.update(SMOKE_SETTINGS)
         missing = [key for key in self.settings if not supported(key)]
@@ -672,6 +679,10 @@ class Harness:
                  if m in chosen]
         order += [(d, m) for d in self.args.datasets if d in EXTRA_DATASETS for m in EXTRA
                   if m in chosen]
+        order += [(d, m) for d in self.args.datasets if d in CALC_DATASETS for m in CALC
+                  if m in chosen]
+        if self.args.mask_results:  # the masked variant is a fine_tune_cot_calc row only
+            order = [(d, m) for d, m in order if m in CALC]
         return order
 
     def key(self, dataset: str, method: str) -> tuple:
@@ -733,7 +744,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
                         metavar="METHOD",
                         help=f"rows to run (default: all: {', '.join(METHODS)}; "
-                             f"{' and '.join(EXTRA)} on {' and '.join(EXTRA_DATASETS)} only)")
+                             f"{' and '.join(EXTRA)} on {' and '.join(EXTRA_DATASETS)} only, "
+                             f"{' and '.join(CALC)} on {', '.join(CALC_DATASETS)} only)")
     parser.add_argument("--student", default=STUDENT,
                         help="a student of params.yaml's students section (default %(default)s)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
@@ -751,6 +763,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="shrunk settings (" + ", ".join(f"{k.split('.')[-1]} {v}" for k, v in
                                                        SMOKE_SETTINGS.items())
                              + ") to prove the harness; never written to reproduction/")
+    parser.add_argument("--mask-results", action="store_true",
+                        help=f"fine_tune_cot_calc rows with {MASK_RESULTS} (the calculator's "
+                             "results left out of the loss), kept beside the unmasked rows")
     parser.add_argument("--rerun", action="store_true", help="run rows that exist too")
     parser.add_argument("--dry-run", action="store_true",
                         help="say which rows would run and which are done; run nothing")

@@ -279,6 +279,9 @@ def seeds(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+PRECISIONS = ("fp32", "bf16")  # a forced precision's variant name (--precision)
+
+
 def precision_check(rows: list[dict]) -> str:
     """Rows trained and evaluated at a forced precision (``--precision fp32``) beside the same
     row at ``auto``, and the spread between seeds of that row where there is one."""
@@ -286,7 +289,8 @@ def precision_check(rows: list[dict]) -> str:
     lines = ["| dataset | student | method | seed | auto: precision, accuracy | forced: precision, "
              "accuracy | difference (points) | seed spread (points) |",
              "|---|---|---|---:|---|---|---:|---:|"]
-    for forced in (row for row in rows if row.get("variant") and not row.get("legacy")):
+    for forced in (row for row in rows if row.get("variant") in PRECISIONS
+                   and not row.get("legacy")):
         base = pick(table, forced["dataset"], forced["student"], forced["method"],
                     forced["seed"])
         if base is None:
@@ -462,6 +466,7 @@ def settings(rows: list[dict]) -> str:
 
 
 OPTION_SHORTCUT = REPO / "benchmarks" / "results" / "option_shortcut.json"
+CALCULATOR_COVERAGE = REPO / "benchmarks" / "results" / "calculator_coverage.json"
 
 
 def option_shortcut(_: list[dict]) -> str:
@@ -485,10 +490,67 @@ def option_shortcut(_: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def calculator(rows: list[dict]) -> str:
+    """Fine-tune-CoT without and with the calculator inside decoding (fine_tune_cot_calc; its
+    ``masked`` variant leaves the calculator's results out of the loss), beside answer-only and
+    Table 5's best, on the arithmetic datasets; and how many of the explicit computations in
+    each student's outputs are wrong (cotdistill.calculator reads them)."""
+    lines = ["| dataset | student | n test | Fine-tune-CoT | + calculator | + calculator, "
+             "results masked in the loss | answer-only | Table 5 best (<=250M) | computations "
+             "wrong: Fine-tune-CoT | with the calculator |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    table = current(rows)
+    masked_rows = [r for r in rows if r.get("variant") == "masked" and not r.get("legacy")]
+    parameters = student_parameters(table)
+    for dataset in harness.CALC_DATASETS:
+        for student in students(table):
+            found = [pick(table, dataset, student, "fine_tune_cot", 0),
+                     pick(table, dataset, student, "fine_tune_cot_calc", 0),
+                     pick(masked_rows, dataset, student, "fine_tune_cot_calc", 0)]
+            plain = pick(table, dataset, student, "answer_only", 0)
+            reference = next((r for r in (*found, plain) if r is not None), None)
+            n = reference["n"] if reference is not None else None
+            cells = [marked(row, with_interval(row), n) if row else NOT_RUN for row in found]
+            cells.append(marked(plain, pct(plain["accuracy"]), n) if plain else NOT_RUN)
+            cells.append(f"{harness.PUBLISHED[dataset][1]:.2f}")
+            cells += [_wrong_share(found[0]), _wrong_share(found[1])]
+            lines.append(f"| {harness.DISPLAY[dataset]} | {student_label(student, parameters)} | "
+                         f"{'' if n is None else n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + footnote(rows))
+
+
+def _wrong_share(row: dict | None) -> str:
+    """"wrong of computed" over a row's committed predictions, read by the calculator."""
+    from cotdistill.calculator import computations as steps
+
+    records = _predictions(row) if row is not None else None
+    if records is None:
+        return NOT_RUN
+    found = [step for record in records for step in steps(record["output"])]
+    wrong = sum(not step.agrees for step in found)
+    return f"{wrong} of {len(found)}" + (f" ({100 * wrong / len(found):.0f}%)" if found else "")
+
+
+def calculator_coverage(_: list[dict]) -> str:
+    """benchmarks/calculator_coverage.py's JSON: what the calculator makes of every "=" in the
+    teacher's curated rationales of the arithmetic datasets."""
+    run = json.loads(CALCULATOR_COVERAGE.read_text(encoding="utf-8"))
+    kinds = ("agrees", "disagrees", "computed, no number after =", "no expression")
+    lines = [f"Commit {run['commit']}; command `{run['command']}`.", "",
+             "| dataset | rationales | \"=\" signs | " + " | ".join(kinds) + " |",
+             "|---|---:|---:|" + "---:|" * len(kinds)]
+    for name, figures in [*run["datasets"].items(), ("all", run["total"])]:
+        label = harness.DISPLAY.get(name, name)
+        lines.append(f"| {label} | {figures['rationales']} | {figures['equals_signs']} | "
+                     + " | ".join(str(figures.get(kind, 0)) for kind in kinds) + " |")
+    return "\n".join(lines)
+
+
 TABLES = {"settings": settings, "table5": table5, "methods": methods, "seeds": seeds,
           "precision": precision_check, "errors": errors, "last-letters": last_letters,
           "details": details, "earlier": earlier,
-          "option-shortcut": option_shortcut}
+          "option-shortcut": option_shortcut, "calculator": calculator,
+          "calculator-coverage": calculator_coverage}
 
 
 # ------------------------------------------------------------------------------------------

@@ -63,3 +63,37 @@ def test_only_the_tail_of_a_long_text_is_searched():
     assert pending("word " * 10_000 + "1 + 1 =") is not None
     assert pending("1 + " * 5_000 + "1 =") is None or compute(pending("1 + " * 5_000 + "1 =")
                                                               .python) is None
+
+
+def test_every_computed_step_of_a_text_is_found_with_the_writers_result():
+    from cotdistill.calculator import computations
+
+    text = "He buys 5 x 3 = 16 apples; 20% of 50 = 10. $4.50 + $3 = $7.50, 7 / 0 = 3, 6 = 6."
+    found = [(c.expression, c.written, c.computed, c.agrees) for c in computations(text)]
+    assert found == [("5 x 3", "16", "15", False), ("20% of 50", "10", "10", True),
+                     ("$4.50 + $3", "$7.50", "$7.50", True)]
+    start = text.index("16")
+    assert (computations(text)[0].start, computations(text)[0].end) == (start, start + 2)
+
+
+@pytest.mark.parametrize(("text", "agrees"), [
+    ("17 / 3 = 5.67", True),  # rounded as the writer rounded it
+    ("17 / 3 = 5.6", False),
+    ("40 / 7 = 6", False),  # an integer result must be exact
+    ("1200 / 4 = 300.00", True),
+    ("1,200 + 800 = 2,000", True),
+    ("50 / 200 = 25%", True),
+    ("$3 + $4 = 7", True),
+])
+def test_a_written_result_agrees_when_it_is_the_value_in_any_format(text, agrees):
+    from cotdistill.calculator import computations
+
+    assert [c.agrees for c in computations(text)] == [agrees]
+
+
+def test_corrected_replaces_only_the_wrong_results():
+    from cotdistill.calculator import corrected
+
+    text, replaced = corrected("So 5 x 3 = 16 and 2 + 2 = 4, then 9 - 1 = 7 left.")
+    assert text == "So 5 x 3 = 15 and 2 + 2 = 4, then 9 - 1 = 8 left."
+    assert [c.written for c in replaced] == ["16", "7"]

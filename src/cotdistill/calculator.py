@@ -145,3 +145,66 @@ def result_for(text: str) -> str | None:
     if value is None:
         return None
     return " " + written(value, dollars=found.dollars, commas=found.commas)
+
+
+_WRITTEN_RESULT = re.compile(r"[ \t]*(-?\$?-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?)")
+
+
+@dataclass(frozen=True)
+class Computation:
+    """One ``expression = result`` in a text: the result as written, and the calculator's."""
+
+    expression: str  # as written, "=" excluded
+    start: int  # where the written result starts in the text (after "=" and spaces)
+    end: int
+    written: str  # the result as the writer wrote it
+    computed: str  # the result as the calculator writes it
+    value: Decimal  # the calculator's exact value
+
+    @property
+    def agrees(self) -> bool:
+        """Whether the writer's result is the calculator's, whatever the format ("7.5" = "7.50",
+        "1,200" = "1200", "$7" = "7"), rounded as the writer rounded it ("17 / 3 = 5.67")."""
+        number = _number(self.written)
+        if number is None:
+            return False
+        if self.written.endswith("%"):
+            number /= 100  # "50 / 200 = 25%"
+        decimals = max(0, -int(number.as_tuple().exponent))
+        return abs(self.value - number) <= Decimal(5).scaleb(-decimals - 1) if decimals \
+            else self.value == number
+
+
+def _number(text: str) -> Decimal | None:
+    cleaned = text.replace("$", "").replace(",", "").rstrip("%")
+    try:
+        return Decimal(cleaned)
+    except InvalidOperation:
+        return None
+
+
+def computations(text: str) -> list[Computation]:
+    """Every ``expression = number`` in ``text`` whose expression the calculator computes: what
+    a calculator-decoding student would have had written for it (the tokens a loss mask leaves
+    out) and whether the writer got it right (teacher arithmetic checks)."""
+    found = []
+    for equals in (m.start() for m in re.finditer("=", text)):
+        expression = pending(text[:equals + 1])
+        number = _WRITTEN_RESULT.match(text, equals + 1)
+        value = compute(expression.python) if expression is not None else None
+        if expression is None or number is None or value is None:
+            continue
+        found.append(Computation(
+            expression=expression.source.strip(), start=number.start(1), end=number.end(1),
+            written=number.group(1), value=value,
+            computed=written(value, dollars=expression.dollars, commas=expression.commas)))
+    return found
+
+
+def corrected(text: str) -> tuple[str, list[Computation]]:
+    """``text`` with every wrong written result replaced by the calculator's, and the
+    computations that were replaced (in order). A replacement changes nothing else."""
+    wrong = [c for c in computations(text) if not c.agrees]
+    for computation in reversed(wrong):
+        text = text[:computation.start] + computation.computed + text[computation.end:]
+    return text, wrong

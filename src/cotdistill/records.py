@@ -102,6 +102,9 @@ class CuratedExample(_Record):
     # the teacher's token distribution over the rationale in ``target`` (teacher.top_logprobs),
     # for token-level KD (train.hparams.kd.source: logprobs); None when not stored
     teacher_tokens: TeacherTokens | None = None
+    # what curate changed in the teacher's rationale: {"fixed_arithmetic": [{expression,
+    # teacher, calculator}]} (curate.teacher_arithmetic: fix); None: the teacher's own text
+    lineage: dict[str, list[dict[str, str]]] | None = None
 
 
 class Prediction(_Record):

@@ -27,8 +27,8 @@ def test_rationales_from_different_teachers_are_said_to_differ():
                        {"skipped": "teacher.backend is replay: no model"},
                        {"teacher_model": {"backend": "transformers", "model": "smollm2"}})
     text = "\n".join(lines)
-    assert "fine_tune_cot, distill_step_by_step, two_stage_cot: text-davinci-002 (kojima_logs)" \
-        in text
+    assert ("fine_tune_cot, fine_tune_cot_calc, distill_step_by_step, two_stage_cot: "
+            "text-davinci-002 (kojima_logs)") in text
     assert "nothing to do: teacher.backend is replay" in text
     assert "smollm2 (transformers)" in text and "not a like-for-like comparison" in text
 
@@ -142,3 +142,29 @@ def test_the_accuracy_plot_draws_perfect_and_empty_scores(tmp_path):
              plots.Bar("c", 0.0, 0, 0.0, False)]
     plots.accuracy_plot(tmp_path / "accuracy.png", drawn)
     assert (tmp_path / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_report_names_the_students_that_decoded_with_the_calculator():
+    from cotdistill.stages.report import students_section
+
+    calc = {**_metrics(multiarith=0.2), "calculator_questions": 10, "calculator_results": 17}
+    text = "\n".join(students_section({("s", "fine_tune_cot_calc"): calc,
+                                        ("s", "fine_tune_cot"): _metrics(multiarith=0.1)}, []))
+    assert "s/fine_tune_cot_calc decoded with the calculator on 10 number questions of 10; " \
+        "it wrote 17 results." in text
+    assert "s/fine_tune_cot decoded" not in text
+
+
+def test_the_teacher_section_counts_the_teachers_wrong_arithmetic():
+    from cotdistill.stages.report import teacher_section
+
+    curation = {"datasets": {}, "teacher_accuracy": 0.8, "kept_rationales": 5,
+                "teacher_arithmetic": {"policy": "fix", "rationales_checked": 5,
+                                       "computations": 9, "wrong_computations": 2,
+                                       "rationales_with_wrong_arithmetic": 1, "dropped": 0,
+                                       "fixed": 1}}
+    text = "\n".join(teacher_section(curation))
+    assert "2 of 9 computations wrong, in 1 of 5 rationales; curate.teacher_arithmetic fix " \
+        "(dropped 0, fixed 1)" in text
+    curation["teacher_arithmetic"]["rationales_checked"] = 0  # no number questions: no line
+    assert "Teacher arithmetic" not in "\n".join(teacher_section(curation))

@@ -118,3 +118,16 @@ def test_encoded_examples_collate_with_the_tokenizers_pad_token(tokenizer):
     assert batch["input_ids"][1, short:].eq(tokenizer.pad_token_id).all()
     assert batch["labels"][1, short:].eq(IGNORE).all()
     assert batch["attention_mask"][1].sum().item() == short
+
+
+def test_mask_results_leaves_only_the_calculators_results_out_of_the_loss(tokenizer):
+    """fine_tune_cot_calc with mask_results: the student is not taught the numbers the
+    calculator will write for it; everything else of the target still carries loss."""
+    target = " He has 12 + 30 = 42 apples, 7 / 0 = 3 pears. --> 42"
+    plain = encode(tokenizer, PROMPT, target, max_length=512)
+    masked = encode(tokenizer, PROMPT, target, max_length=512, mask_results=True)
+    assert masked["input_ids"] == plain["input_ids"]
+    dropped = [i for i, (a, b) in enumerate(zip(plain["labels"], masked["labels"])) if a != b]
+    assert dropped and all(masked["labels"][i] == IGNORE for i in dropped)
+    assert tokenizer.decode([plain["input_ids"][i] for i in dropped]).strip() == "42"
+    assert masked["labels"][-1] == tokenizer.eos_token_id  # the answer after --> is trained

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from cotdistill import prompts
+from cotdistill.curation.arithmetic import ArithmeticReport, check, fix
 from cotdistill.curation.filters import (
     FilterReport,
     FilterSettings,
@@ -29,10 +30,14 @@ from cotdistill.student.kd import teacher_tokens
 
 def select_rationales(
     examples: list[PreparedExample], completions: list[TeacherCompletion], params: CurateParams,
-    report: FilterReport | None = None,
+    report: FilterReport | None = None, arithmetic: ArithmeticReport | None = None,
 ) -> dict[str, list[TeacherCompletion]]:
-    """Per question id, its correct samples that pass the filters, capped, in sample order."""
+    """Per question id, its correct samples that pass the filters, capped, in sample order.
+    The correct rationales of number questions have their arithmetic checked first
+    (``arithmetic`` counts; ``curate.teacher_arithmetic: drop`` drops the wrong ones)."""
     report = report if report is not None else FilterReport()
+    arithmetic = arithmetic or ArithmeticReport(policy=params.teacher_arithmetic)
+    numbers = {example.id for example in examples if example.answer_type == "number"}
     settings = FilterSettings(
         min_words=params.min_rationale_words, max_words=params.max_rationale_words,
         dedupe_threshold=params.dedupe_threshold, drop_answer_first=params.drop_answer_first,
@@ -45,6 +50,9 @@ def select_rationales(
             report.dropped["hinted"] += 1
             continue
         if completion.id in known and completion.correct and completion.rationale:
+            if completion.id in numbers and not check(completion.rationale, arithmetic):
+                report.dropped["wrong_arithmetic"] += 1
+                continue
             correct[completion.id].append(completion)
     kept = {}
     for question, samples in correct.items():
@@ -60,16 +68,18 @@ def select_rationales(
 def curate(
     examples: list[PreparedExample], completions: list[TeacherCompletion], params: CurateParams,
     report: FilterReport | None = None, fewshot: list[TeacherCompletion] | None = None,
-    tasks: prompts.Tasks | None = None,
+    tasks: prompts.Tasks | None = None, arithmetic: ArithmeticReport | None = None,
 ) -> dict[str, list[CuratedExample]]:
     """Curated training examples for every method, in question then sample order.
 
     Methods whose rationales come from the few-shot teacher pass (``new_fine_tune_cot``) get
     the same filters over ``fewshot``, and are left out when it is None. A hinted completion
     (answer-hint rationalization) is kept, dropped, or kept with loss weight
-    ``params.hint_weight``, as ``params.hinted`` says.
+    ``params.hint_weight``, as ``params.hinted`` says. With ``params.teacher_arithmetic: fix``
+    a number question's rationale gets the calculator's results in place of wrong ones, and
+    its examples say so in their ``lineage``.
     """
-    kept = {"zero_shot": select_rationales(examples, completions, params, report)}
+    kept = {"zero_shot": select_rationales(examples, completions, params, report, arithmetic)}
     if fewshot is not None:
         kept["few_shot"] = select_rationales(examples, fewshot, params, FilterReport())
     out: dict[str, list[CuratedExample]] = {}
@@ -82,6 +92,10 @@ def curate(
             sources = (kept[method.rationales].get(example.id, []) if method.uses_rationale
                        else [None])
             for completion in sources:
+                lineage = None
+                if (completion is not None and params.teacher_arithmetic == "fix"
+                        and example.answer_type == "number"):
+                    completion, lineage = _fixed(completion)
                 for text, target, task in method.examples(
                     question, example.answer, completion.rationale if completion else None
                 ):
@@ -93,9 +107,19 @@ def curate(
                                 and params.hinted == "downweight" else None),
                         teacher_tokens=(teacher_tokens(completion, target)
                                         if completion is not None else None),
+                        lineage=lineage,
                     ))
         out[name] = rows
     return out
+
+
+def _fixed(completion: TeacherCompletion) -> tuple[TeacherCompletion, dict | None]:
+    """The completion with its wrong arithmetic fixed, and the lineage entry (None: nothing
+    was wrong)."""
+    rationale, fixes = fix(completion.rationale)
+    if not fixes:
+        return completion, None
+    return completion.model_copy(update={"rationale": rationale}), {"fixed_arithmetic": fixes}
 
 
 def diversity(

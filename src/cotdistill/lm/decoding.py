@@ -9,7 +9,9 @@ Why not plain ``model.generate(do_sample=True)``: it draws every row's token fro
 random stream, so a sampled output would depend on which rows share its batch. Here each row
 carries its own seed and ``torch.Generator``, and a ``LogitsProcessor`` picks each row's next
 token itself (argmax at temperature 0, a draw from its own generator otherwise) and forces it.
-The model still runs batched, with its KV cache, inside ``model.generate``.
+The model still runs batched, with its KV cache, inside ``model.generate``. A row with
+``calculator`` set gets the results of its arithmetic from :mod:`cotdistill.lm.calculating`
+the same way: the result's tokens are forced, one per step.
 
 Stops are per row and are looked for in the generated text only, never across the end of the
 prompt. A batch of a different shape computes the same logits only up to float rounding
@@ -23,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from cotdistill.lm.calculating import Calculating, number_tail_ids
 from cotdistill.lm.precision import Precision
 
 if TYPE_CHECKING:
@@ -44,6 +47,7 @@ class DecodeRow:
     stop: tuple[str, ...] = ()
     seed: int = 0  # this row's generator seed (see :func:`row_seed`)
     top_logprobs: int | None = None  # None: no logprobs wanted; k: the k likeliest per token
+    calculator: bool = False  # arithmetic before "=" gets its result from the calculator
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class Decoded:
     steps: int
     # per token of ``tokens``, when asked: (logprob of the chosen id, [(id, logprob)] top-k)
     logprobs: list[tuple[float, list[tuple[int, float]]]] | None = None
+    calculated: int = 0  # results the calculator wrote into ``tokens``
 
 
 def row_seed(seed: int, choice: int, prompt_ids: Sequence[int]) -> int:
@@ -123,8 +128,13 @@ def decode(
     input_ids, attention = _left_padded(rows, pad_id)
     # generated ids start after the prompt (decoder-only) or after the decoder's start token
     offset = 1 if model.config.is_encoder_decoder else input_ids.shape[1]
-    batch = _Batch(rows, ends, offset, unwanted,
-                   decode_text or (lambda ids: tokenizer.decode(ids, skip_special_tokens=True)))
+    text_of = decode_text or (lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
+    batch = _Batch(rows, ends, offset, unwanted, text_of)
+    if any(row.calculator for row in rows):
+        batch.calculating = Calculating(
+            [r for r, row in enumerate(rows) if row.calculator], text_of=text_of,
+            encode=lambda text: tokenizer(text, add_special_tokens=False)["input_ids"],
+            number_tails=number_tail_ids(tokenizer))
     pick, finish = _hooks(batch)
     with torch.inference_mode(), autocast(precision):
         model.generate(
@@ -172,16 +182,22 @@ class _Batch:
         self.chosen: list[torch.Tensor] = []  # per step: the id each row took
         self.logprobs: list[StepLogprobs] = []
         self.finish: list[tuple[int, FinishReason] | None] = [None] * len(rows)
+        self.calculating: Calculating | None = None
 
     def choose(self, scores: torch.Tensor) -> torch.Tensor:
         """Each row's next id: the argmax, or a draw from the row's own generator."""
         import torch
 
         scores = scores.float()
+        if self.calculating is not None:
+            scores = scores.clone()
+            self.calculating.steer(scores)
         chosen = scores.argmax(dim=-1)
         for r, generator in self.generators.items():
             probs = torch.softmax(scores[r] / self.rows[r].temperature, dim=-1)
             chosen[r] = torch.multinomial(probs, 1, generator=generator)[0]
+        if self.calculating is not None:
+            self.calculating.take(chosen, self._history, lambda r: self.finish[r] is not None)
         self.chosen.append(chosen)
         if self.want_logprobs:
             logp = torch.log_softmax(scores, dim=-1)
@@ -191,6 +207,9 @@ class _Batch:
             self.logprobs.append((picked, top.values if top else None,
                                   top.indices if top else None))
         return chosen
+
+    def _history(self, r: int) -> list[int]:
+        return [int(step[r]) for step in self.chosen]
 
     def check(self, ids: torch.Tensor) -> list[bool]:
         """Per row, finished: at an end-of-sequence token, a stop string, or once unwanted."""
@@ -223,8 +242,10 @@ class _Batch:
                 top = [] if k == 0 or values is None or indices is None else \
                     list(zip(indices[r, :k].tolist(), values[r, :k].tolist()))
                 logprobs.append((float(picked[r]), top))
+        calculated = self.calculating.written.get(r, 0) if self.calculating else 0
         return Decoded(tokens=tokens, text=cut_at_stops(self.text_of(tokens), row.stop),
-                       finish_reason=reason, steps=steps, logprobs=logprobs)
+                       finish_reason=reason, steps=steps, logprobs=logprobs,
+                       calculated=calculated)
 
 
 def _hooks(batch: _Batch):

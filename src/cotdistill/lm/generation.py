@@ -28,6 +28,7 @@ class Generated:
     completion_tokens: int
     top_logprobs: list[dict[str, float]] | None = None  # per generated token: {token: logprob}
     tokens: list[str] | None = None  # with top_logprobs: the generated tokens' texts
+    calculated: int = 0  # results the calculator wrote (``calculator`` on)
 
 
 def generate(
@@ -44,6 +45,7 @@ def generate(
     on_batch: Callable[[dict[int, Generated]], None] | None = None,
     top_logprobs: int | None = None,
     precision: Precision = "fp32",
+    calculator: bool | Sequence[bool] = False,
 ) -> list[Generated]:
     """Complete every prompt; greedy when ``temperature`` is 0. Output order = prompt order.
 
@@ -55,15 +57,21 @@ def generate(
     ``on_batch`` receives each finished batch ({prompt index: output}) before the next starts,
     so a caller can store results durably as they arrive. ``precision`` is the forward passes'
     (:mod:`cotdistill.lm.precision`; ``auto``: bf16 where the hardware has it natively).
+    ``calculator`` (for all prompts or one per prompt): the results of arithmetic written
+    before ``=`` come from the calculator (:mod:`cotdistill.lm.calculating`).
     """
     seeds = [seed] * len(prompts) if isinstance(seed, int) else list(seed)
     if len(seeds) != len(prompts):
         raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
+    calculators = [calculator] * len(prompts) if isinstance(calculator, bool) \
+        else list(calculator)
+    if len(calculators) != len(prompts):
+        raise ValueError(f"{len(calculators)} calculator flags for {len(prompts)} prompts")
     model.eval()
     ids = [list(tokenizer(p)["input_ids"]) for p in prompts]
     rows = [DecodeRow(ids=i, temperature=temperature, stop=tuple(stop or ()),
-                      seed=row_seed(s, 0, i), top_logprobs=top_logprobs)
-            for i, s in zip(ids, seeds)]
+                      seed=row_seed(s, 0, i), top_logprobs=top_logprobs, calculator=c)
+            for i, s, c in zip(ids, seeds, calculators)]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: list[Generated | None] = [None] * len(prompts)
     with tqdm(total=len(prompts), desc=desc, unit="seq", leave=False) as progress:
@@ -92,4 +100,4 @@ def _generated(tokenizer, row: DecodeRow, out: Decoded) -> Generated:
                 entry.setdefault(name, value)  # two ids may print alike: the likelier one stays
             top.append(entry)
     return Generated(text=out.text, prompt_tokens=len(row.ids), completion_tokens=out.steps,
-                     top_logprobs=top, tokens=tokens)
+                     top_logprobs=top, tokens=tokens, calculated=out.calculated)

@@ -26,6 +26,14 @@ class Method:
     # where its rationales come from: the zero-shot-CoT teacher (data/teacher/completions.jsonl)
     # or the few-shot-CoT one of New-Fine-tune-CoT (data/teacher/fewshot_completions.jsonl)
     rationales: str = "zero_shot"
+    # decodes number answers with the calculator (cotdistill.lm.calculating) wherever it
+    # generates: model selection, evaluate, predict and the registered MLflow model
+    calculator: bool = False
+
+    def calculates(self, answer_type: str) -> bool:
+        """Whether a student of this method decodes a question of ``answer_type`` with the
+        calculator: only number answers are arithmetic."""
+        return self.calculator and answer_type == "number"
 
     @property
     def answer_after_marker(self) -> bool:

@@ -34,5 +34,11 @@ class CurateParams(Section):
         description="Answer-hinted rationales (teacher_fewshot.hints): keep them as any other, "
                     "drop them, or downweight them (their training examples get loss weight "
                     "curate.hint_weight instead of 1).")
+    teacher_arithmetic: Literal["keep", "drop", "fix"] = Field(
+        "keep",
+        description="A correct rationale of a number question in which the calculator finds a "
+                    "wrong computation ('40 / 7 = 5'): keep it as the teacher wrote it, drop it, "
+                    "or fix it (the wrong results replaced by computed ones, recorded in the "
+                    "training example's lineage). Counted in reports/curate.json either way.")
     hint_weight: float = Field(
         0.5, ge=0, description="Loss weight of a hinted example when curate.hinted is downweight.")

@@ -12,8 +12,8 @@ from cotdistill.params.base import Precision, Section
 # The distillation methods by name. ``cotdistill.methods.registry.METHODS`` holds one of each
 # (a test keeps the two in step), so that params validates a name without importing the
 # methods: params sits below them (tests/test_architecture.py, LAYERS).
-MethodName = Literal["fine_tune_cot", "new_fine_tune_cot", "answer_only", "distill_step_by_step",
-                     "two_stage_cot"]
+MethodName = Literal["fine_tune_cot", "fine_tune_cot_calc", "new_fine_tune_cot", "answer_only",
+                     "distill_step_by_step", "two_stage_cot"]
 METHOD_NAMES: tuple[str, ...] = get_args(MethodName)
 
 
@@ -225,6 +225,14 @@ class TwoStageCotParams(Section):
                     "of its own, so no early stopping; max_steps > 0 overrides both stages).")
 
 
+class FineTuneCotCalcParams(Section):
+    mask_results: bool = Field(
+        False,
+        description="Leave the results that the calculator will write (the number after each "
+                    "'=' whose expression it computes) out of the loss: the student learns "
+                    "which numbers to combine, not how to compute them.")
+
+
 class MethodParams(Section):
     """Settings only one method reads, under the method's name."""
 
@@ -232,6 +240,8 @@ class MethodParams(Section):
         DistillStepByStepParams(), description="distill_step_by_step's two tasks.")
     two_stage_cot: TwoStageCotParams = Field(
         TwoStageCotParams(), description="two_stage_cot's two stages.")
+    fine_tune_cot_calc: FineTuneCotCalcParams = Field(
+        FineTuneCotCalcParams(), description="fine_tune_cot_calc's loss on the results.")
 
 
 class TrainParams(Section):
@@ -240,11 +250,11 @@ class TrainParams(Section):
     methods: list[str] = Field(
         ["fine_tune_cot", "answer_only"],
         description="Distillation methods, each trained for every student (also: "
-                    "distill_step_by_step, two_stage_cot).")
+                    "fine_tune_cot_calc, distill_step_by_step, two_stage_cot).")
     hparams: HParams = Field(HParams(), description="Training hyper-parameters.")
     method_params: MethodParams = Field(
         MethodParams(), description="Settings of one method each (distill_step_by_step, "
-                                    "two_stage_cot).")
+                                    "two_stage_cot, fine_tune_cot_calc).")
 
     @field_validator("methods")
     @classmethod

@@ -1,7 +1,7 @@
 """The ``curate`` stage: keep the teacher's correct rationales; write each method's examples.
 
 Reads the prepared train split and the teacher passes' completions, runs the quality filters
-(:mod:`cotdistill.curation`), and writes ``data/curated/<method>.jsonl`` for every method
+(:mod:`cotdistill.curation`; the teacher's arithmetic is checked by the calculator), and writes ``data/curated/<method>.jsonl`` for every method
 whose rationales exist, plus ``reports/curate.json`` (teacher accuracy, kept rationales, what
 each filter dropped, diversity, cost). The teacher's figures are logged as an MLflow run.
 
@@ -15,6 +15,7 @@ import logging
 
 from cotdistill import layout, tracking
 from cotdistill.atomic import publish, write_text
+from cotdistill.curation.arithmetic import ArithmeticReport
 from cotdistill.curation.filters import FilterReport
 from cotdistill.curation.select import curate as select
 from cotdistill.curation.select import curation_stats, diversity, select_rationales
@@ -34,10 +35,12 @@ def run(params: Params) -> dict:
     fewshot = (read_records(layout.FEWSHOT_COMPLETIONS, TeacherCompletion, allow_empty=True)
                if layout.FEWSHOT_COMPLETIONS.is_file() else None)  # new_fine_tune_cot
     report = FilterReport()
+    arithmetic = ArithmeticReport(policy=settings.teacher_arithmetic)
     curated = select(examples, completions, settings, report, fewshot=fewshot,
-                     tasks=params.prepare.tasks())
+                     tasks=params.prepare.tasks(), arithmetic=arithmetic)
     stats = curation_stats(examples, completions, curated)
     stats["filtered"] = report.as_dict()
+    stats["teacher_arithmetic"] = arithmetic.as_dict()
     stats.update(diversity(completions, select_rationales(examples, completions, settings)))
     if fewshot is not None:
         fewshot_report = FilterReport()

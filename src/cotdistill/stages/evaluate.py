@@ -1,5 +1,8 @@
 """The ``evaluate`` stage: greedy, batched generation on the test split, scored per answer type.
 
+A calculator method's student (``fine_tune_cot_calc``) decodes its number questions with the
+calculator, and metrics.json says on how many questions and how many results it wrote.
+
 Writes ``reports/eval/<student>/<method>/predictions.jsonl`` and ``metrics.json`` (accuracy
 overall and per dataset, for ``dvc metrics show``), and logs both to the training run in MLflow.
 
@@ -36,13 +39,17 @@ def run(params: Params, student: str, method: str) -> dict:
     inputs = [student_text(METHODS[method].student_input(
         example.question, prompts.of(tasks, example.dataset)), None, encoder_decoder)[0]
         for example in examples]
+    chosen = METHODS[method]
+    calculator = [chosen.calculates(example.answer_type) for example in examples]
     generated = generate(model, tokenizer, inputs, max_new_tokens=settings.max_new_tokens,
                          batch_size=settings.batch_size, desc=f"evaluate {student}/{method}",
-                         precision=settings.precision)
-    predictions = score(examples, [g.text for g in generated], student, method,
-                        METHODS[method].read)
+                         precision=settings.precision, calculator=calculator)
+    predictions = score(examples, [g.text for g in generated], student, method, chosen.read)
+    calculated = {"calculator_questions": sum(calculator),
+                  "calculator_results": sum(g.calculated for g in generated)} \
+        if chosen.calculator else {}
     return record_results(
-        params, student, method, predictions, started=started,
+        params, student, method, predictions, started=started, extra=calculated,
         training_run_id=info.get("run_id"),
         lineage={"test": layout.prepared("test"), "model": model_dir},
         tags={"stage": "evaluate", "precision": resolve_precision(settings.precision)},

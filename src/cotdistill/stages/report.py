@@ -230,6 +230,13 @@ def teacher_section(curation: dict) -> list[str]:
     if curation.get("filtered"):
         dropped = ", ".join(f"{reason} {count}" for reason, count in curation["filtered"].items())
         lines += ["", f"Curation filters dropped: {dropped}."]
+    checked = curation.get("teacher_arithmetic") or {}
+    if checked.get("rationales_checked"):
+        lines += ["", f"Teacher arithmetic (calculator check of the correct rationales of number "
+                  f"questions): {checked['wrong_computations']} of {checked['computations']} "
+                  f"computations wrong, in {checked['rationales_with_wrong_arithmetic']} of "
+                  f"{checked['rationales_checked']} rationales; curate.teacher_arithmetic "
+                  f"{checked['policy']} (dropped {checked['dropped']}, fixed {checked['fixed']})."]
     if curation.get("similarity_before") is not None:
         after = curation.get("similarity_after")
         lines += ["", f"Diversity (mean pairwise similarity of a question's correct samples, "
@@ -256,6 +263,11 @@ def students_section(results: dict[tuple[str, str], dict], baselines: list[str])
                      + f" | {100 * metrics['accuracy']:.1f}% (n={metrics['n']}) |")
     for (student, method), metrics in skipped.items():
         lines.append(f"\n{student}/{method}: not evaluated: {metrics['skipped']}.")
+    for (student, method), metrics in results.items():
+        if "calculator_questions" in metrics:
+            lines.append(f"\n{student}/{method} decoded with the calculator on "
+                         f"{metrics['calculator_questions']} number questions of {metrics['n']}; "
+                         f"it wrote {metrics['calculator_results']} results.")
     lines += truncation_warnings(results)
     lines += verdicts(results, baselines)
     for (student, method), metrics in results.items():

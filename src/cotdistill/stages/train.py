@@ -89,6 +89,7 @@ def _validation_selection(hparams: HParams, method: str, tasks: prompts.Tasks,
         prompt=lambda example: METHODS[method].student_input(
             example.question, prompts.of(tasks, example.dataset)),
         read=METHODS[method].read,
+        calculator=lambda example: METHODS[method].calculates(example.answer_type),
         every=hparams.select_every, max_new_tokens=hparams.select_max_new_tokens,
         patience=hparams.patience,
     )

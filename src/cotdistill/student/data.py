@@ -17,21 +17,38 @@ MISSING = -1e4  # log-probability marking an empty slot of a sparse teacher dist
 
 
 def encode(tokenizer, prompt: str, target: str, max_length: int, *,
-           encoder_decoder: bool = False) -> dict[str, list[int]]:
+           encoder_decoder: bool = False, mask_results: bool = False) -> dict[str, list[int]]:
     """Token ids and labels for one example; labels are IGNORE over the prompt.
 
     Encoder-decoder students get the prompt as encoder input and the target (+ EOS) as labels.
+    ``mask_results``: labels are IGNORE too over the results that a calculator-decoding student
+    gets written for it (:func:`cotdistill.calculator.computations`).
     """
     if encoder_decoder:
         source, target_text = student_text(prompt, target, encoder_decoder=True)
-        labels = tokenizer(target_text, add_special_tokens=False)["input_ids"]
+        labels = _target_labels(tokenizer, target_text, mask_results)
         return {"input_ids": tokenizer(source)["input_ids"][:max_length],
                 "labels": (labels + [tokenizer.eos_token_id])[:max_length]}
     prompt_ids = tokenizer(prompt)["input_ids"]
     target_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     input_ids = (prompt_ids + target_ids)[:max_length]
-    labels = ([IGNORE] * len(prompt_ids) + target_ids)[:max_length]
+    target_labels = _target_labels(tokenizer, target, mask_results) + [tokenizer.eos_token_id]
+    labels = ([IGNORE] * len(prompt_ids) + target_labels)[:max_length]
     return {"input_ids": input_ids, "labels": labels}
+
+
+def _target_labels(tokenizer, target: str, mask_results: bool) -> list[int]:
+    """The target's ids as labels; with ``mask_results``, IGNORE on every token that overlaps
+    a result the calculator writes (a token holding "= 1" of "= 15" is masked whole)."""
+    if not mask_results:
+        return tokenizer(target, add_special_tokens=False)["input_ids"]
+    from cotdistill.calculator import computations
+
+    encoded = tokenizer(target, add_special_tokens=False, return_offsets_mapping=True)
+    spans = [(c.start, c.end) for c in computations(target)]
+    return [IGNORE if any(start < end_span and end > start_span
+                          for start_span, end_span in spans) else token
+            for token, (start, end) in zip(encoded["input_ids"], encoded["offset_mapping"])]
 
 
 @dataclass

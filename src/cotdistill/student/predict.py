@@ -114,7 +114,7 @@ def predict(model, tokenizer, method: str, questions: list[str], *, answer_type:
             batch_size: int = 1) -> list[Answer]:
     """Answer ``questions`` (choice tasks: their stems; ``choices`` are appended as prepare
     appends them). Greedy; with evaluate's ``batch_size`` the batches, and so the outputs, are
-    evaluate's own."""
+    evaluate's own, the calculator included where the method decodes with it."""
     from cotdistill.lm.generation import generate
 
     chosen = METHODS[method]
@@ -123,7 +123,8 @@ def predict(model, tokenizer, method: str, questions: list[str], *, answer_type:
     inputs = [student_text(chosen.student_input(q, task), None, encoder_decoder)[0]
               for q in shown]
     generated = generate(model, tokenizer, inputs, max_new_tokens=max_new_tokens,
-                         batch_size=batch_size, desc="predict")
+                         batch_size=batch_size, desc="predict",
+                         calculator=chosen.calculates(answer_type))
     results = []
     for index, (question, output) in enumerate(zip(shown, (g.text for g in generated),
                                                    strict=True)):

@@ -26,6 +26,7 @@ class ValidationSelection:
     batch_size: int = 32
     max_new_tokens: int = 96
     patience: int | None = None  # scorings without a new best before training stops
+    calculator: Callable[[PreparedExample], bool] = lambda example: False  # decode with it
     history: list[tuple[int, float]] = field(default_factory=list)  # (step, val accuracy)
     best_step: int | None = None
     best_accuracy: float = -1.0
@@ -57,7 +58,8 @@ class ValidationSelection:
                    for e in self.examples]
         outputs = generate(model, tokenizer, prompts,
                            max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
-                           desc="validation", precision=precision)
+                           desc="validation", precision=precision,
+                           calculator=[self.calculator(e) for e in self.examples])
         correct = [answers.is_correct(self.read(o.text, e), e.answer, e.answer_type)
                    for o, e in zip(outputs, self.examples)]
         return sum(correct) / len(correct) if correct else 0.0

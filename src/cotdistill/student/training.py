@@ -155,8 +155,10 @@ def _features(examples: list[CuratedExample], tokenizer, max_length: int,
               encoder_decoder: bool, methods: MethodParams) -> tuple[list[dict], bool]:
     """The examples tokenized, and whether any carries a weight: its task's (multi-task
     methods) times its own (down-weighted hinted rationales)."""
-    features = [encode(tokenizer, e.input, e.target, max_length,
-                       encoder_decoder=encoder_decoder) for e in examples]
+    masked = methods.fine_tune_cot_calc.mask_results
+    features = [encode(tokenizer, e.input, e.target, max_length, encoder_decoder=encoder_decoder,
+                       mask_results=masked and METHODS[e.method].calculator)
+                for e in examples]
     _check_targets_fit(features, max_length)
     weighted = any(e.task is not None or e.weight is not None for e in examples)
     if weighted:
