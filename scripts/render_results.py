@@ -531,6 +531,30 @@ def _wrong_share(row: dict | None) -> str:
     return f"{wrong} of {len(found)}" + (f" ({100 * wrong / len(found):.0f}%)" if found else "")
 
 
+def formats(rows: list[dict]) -> str:
+    """Seed 002's 2 x 2: trained on the zero-shot-CoT format (Fine-tune-CoT) or on the mixture
+    of three formats (fine_tune_cot_mixed), evaluated zero-shot and with exemplars in context
+    (the harness's ``--few-shot N`` rows)."""
+    lines = ["| dataset | student | n test | trained on | evaluated zero-shot | evaluated few-shot "
+             "(exemplars in context) |", "|---|---|---:|---|---:|---:|"]
+    shown = [r for r in rows if str(r.get("variant", "")).startswith("few-shot")
+             and not r.get("legacy") and r.get("few_shot")]
+    parameters = student_parameters(shown)
+    labels = {"fine_tune_cot": "zero-shot-CoT (Fine-tune-CoT)",
+              "fine_tune_cot_mixed": "the mixture of three formats"}
+    for dataset in harness.MIXED_DATASETS:
+        for row in (r for r in shown if r["dataset"] == dataset):
+            shots = row["variant"].removeprefix("few-shot")
+            lines.append(f"| {harness.DISPLAY[dataset]} | "
+                         f"{student_label(row['student'], parameters)} | {row['n']} | "
+                         f"{labels.get(row['method'], row['method'])} | {with_interval(row)} | "
+                         f"{with_interval(row['few_shot'])} ({shots} in context) |")
+    if len(lines) == 2:
+        lines.append("| not run yet: `python benchmarks/reproduce_table5.py --few-shot 2` | | | "
+                     "| | |")
+    return "\n".join(lines)
+
+
 def calculator_coverage(_: list[dict]) -> str:
     """benchmarks/calculator_coverage.py's JSON: what the calculator makes of every "=" in the
     teacher's curated rationales of the arithmetic datasets."""
@@ -549,7 +573,7 @@ def calculator_coverage(_: list[dict]) -> str:
 TABLES = {"settings": settings, "table5": table5, "methods": methods, "seeds": seeds,
           "precision": precision_check, "errors": errors, "last-letters": last_letters,
           "details": details, "earlier": earlier,
-          "option-shortcut": option_shortcut, "calculator": calculator,
+          "option-shortcut": option_shortcut, "calculator": calculator, "formats": formats,
           "calculator-coverage": calculator_coverage}
 
 
