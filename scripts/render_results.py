@@ -467,6 +467,7 @@ def settings(rows: list[dict]) -> str:
 
 OPTION_SHORTCUT = REPO / "benchmarks" / "results" / "option_shortcut.json"
 CALCULATOR_COVERAGE = REPO / "benchmarks" / "results" / "calculator_coverage.json"
+KD_ALIGNMENT = REPO / "benchmarks" / "results" / "kd_alignment.json"
 
 
 def option_shortcut(_: list[dict]) -> str:
@@ -977,7 +978,34 @@ def teacher_throughput(_: dict) -> str:
     return "\n".join(lines)
 
 
-BENCHMARK_TABLES = {"train-throughput": train_throughput, "teacher-throughput": teacher_throughput}
+def kd_alignment(_: dict) -> str:
+    """benchmarks/kd_alignment.py's JSON: per teacher and student tokenizer, how many of the
+    teacher's stored tokens line up, and how many candidates were projected across tokenizers."""
+    run = json.loads(KD_ALIGNMENT.read_text(encoding="utf-8"))
+    lines = ["| teacher | student tokenizer | teacher tokens placed | aligned | target tokens with "
+             "the teacher's distribution | candidates projected | verdict | KL to the teacher, "
+             "first -> last step (KD only) | commit | CPU |",
+             "|---|---|---:|---:|---:|---:|---|---|---|---|"]
+
+    def name(spec: str) -> str:
+        return spec.removeprefix("builtin:").rstrip("/").rsplit("/", 2)[-2] \
+            if spec.endswith("/model") else spec.removeprefix("builtin:")
+
+    for row in run["rows"]:
+        lines.append(
+            f"| {name(row['teacher'])} | {name(row['student'])} ({row['tokenizer']}, "
+            f"{row['vocabulary']:,}) | {row['placed']} of {row['generated']} | {row['aligned']} "
+            f"({100 * row['aligned_share']:.1f}%) | {row['positions']} | {row['projected']} of "
+            f"{row['candidates']} ({100 * row['projected_share']:.1f}%) | {row['verdict']} | "
+            + (f"{row['first_kl']:.3f} -> {row['final_kl']:.3f} ({row['train_steps']} steps) | "
+               if "first_kl" in row else "not trained | ")
+            + f"{row['commit']} | {hardware.label(row['device'])} |")
+    return "\n".join(lines + ["", f"Training refuses below {100 * run['min_aligned']:.0f}% "
+                                   "aligned."])
+
+
+BENCHMARK_TABLES = {"train-throughput": train_throughput, "teacher-throughput": teacher_throughput,
+                    "kd-alignment": kd_alignment}
 
 
 def main(argv: list[str] | None = None) -> int:
