@@ -68,3 +68,21 @@ def test_evaluate_counts_the_calculators_work_and_runs_few_shot_when_asked(
     else:
         assert metrics["few_shot"]["n"] == 3 and metrics["few_shot"]["shots"] == 1
         assert [p["id"] for p in shots] == ["t0", "t1", "t2"]
+
+
+@pytest.mark.parametrize(("flag", "written"), [(None, "42"), ("--no-calculator", "97"),
+                                               ("--calculator", "42")])
+def test_predict_decodes_with_the_calculator_as_trained_unless_told(
+        tmp_path, arithmetic_student, monkeypatch, flag, written):
+    from typer.testing import CliRunner
+
+    from cotdistill.cli import app
+
+    root = _project(tmp_path, arithmetic_student, None)
+    monkeypatch.chdir(root)
+    arguments = ["predict", "models/tiny/fine_tune_cot_calc", "Add", "--json",
+                 "--max-new-tokens", "48", *([flag] if flag else [])]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["output"].startswith(f" 12 + 30 = {written}")
