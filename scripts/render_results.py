@@ -468,6 +468,7 @@ def settings(rows: list[dict]) -> str:
 OPTION_SHORTCUT = REPO / "benchmarks" / "results" / "option_shortcut.json"
 CALCULATOR_COVERAGE = REPO / "benchmarks" / "results" / "calculator_coverage.json"
 KD_ALIGNMENT = REPO / "benchmarks" / "results" / "kd_alignment.json"
+CALCULATOR_DECODING = REPO / "benchmarks" / "results" / "calculator_decoding.json"
 
 
 def option_shortcut(_: list[dict]) -> str:
@@ -556,6 +557,27 @@ def formats(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def calculator_decoding(_: list[dict]) -> str:
+    """benchmarks/calculator_decoding.py's JSON: one trained student, the same test questions,
+    greedy, without and with the calculator, side by side in one run."""
+    run = json.loads(CALCULATOR_DECODING.read_text(encoding="utf-8"))
+    lines = [f"Model `{run['model'].split('reproduction/')[-1]}` ({run['method']}); "
+             f"{run['questions']} test questions, batch {run['batch_size']}, up to "
+             f"{run['max_new_tokens']} tokens; commit {run['commit']}; "
+             f"{hardware.label(run['device'])}; command `{run['command']}`.", "",
+             "| calculator | correct | accuracy [Wilson 95%] | computations in the outputs | "
+             "of them wrong | results the calculator wrote | generated tokens/s (each run) |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for side in ("off", "on"):
+        f = run[side]
+        low, high = harness.wilson_interval(f["correct"], f["n"])
+        lines.append(f"| {side} | {f['correct']} of {f['n']} | {pct(f['correct'] / f['n'])} "
+                     f"[{pct(low)}, {pct(high)}] | {f['computations']} | "
+                     f"{f['computations_wrong']} | {f['results_written']} | "
+                     + ", ".join(f"{v:.1f}" for v in f["tokens_per_s"]) + " |")
+    return "\n".join(lines)
+
+
 def calculator_coverage(_: list[dict]) -> str:
     """benchmarks/calculator_coverage.py's JSON: what the calculator makes of every "=" in the
     teacher's curated rationales of the arithmetic datasets."""
@@ -575,6 +597,7 @@ TABLES = {"settings": settings, "table5": table5, "methods": methods, "seeds": s
           "precision": precision_check, "errors": errors, "last-letters": last_letters,
           "details": details, "earlier": earlier,
           "option-shortcut": option_shortcut, "calculator": calculator, "formats": formats,
+          "calculator-decoding": calculator_decoding,
           "calculator-coverage": calculator_coverage}
 
 
