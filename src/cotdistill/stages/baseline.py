@@ -25,6 +25,7 @@ from cotdistill.params import Params
 from cotdistill.params.evaluate import BASELINES
 from cotdistill.records import PreparedExample
 
+ANSWER_MARK = "\n=> "  # joins zero-shot-CoT's rationale and its answer step in one output
 
 
 def read_answer(output: str, example: PreparedExample) -> str | None:
