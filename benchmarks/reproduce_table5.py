@@ -88,7 +88,9 @@ EXTRA_DATASETS = ("multiarith", "last_letter_concatenation")
 CALC = ("fine_tune_cot_calc",)  # the calculator inside decoding, on the arithmetic datasets
 CALC_DATASETS = ("single_eq", "addsub", "multiarith")
 MASK_RESULTS = "train.method_params.fine_tune_cot_calc.mask_results"
-METHODS = (*TRAINED, *BASELINES, TEACHER, *EXTRA, *CALC)  # row order; EXTRA and CALC after all
+MIXED = ("fine_tune_cot_mixed",)  # Fu et al.'s three formats; with --few-shot only
+MIXED_DATASETS = ("multiarith", "date_understanding")
+METHODS = (*TRAINED, *BASELINES, TEACHER, *EXTRA, *CALC, *MIXED)  # row order; extras after all
 TEACHER_NAME = "text-davinci-002"
 STUDENT = "smollm2-135m"
 
@@ -325,6 +327,9 @@ class Harness:
         self.variant = None if args.precision == "auto" else args.precision
         if args.mask_results:  # fine_tune_cot_calc with the results out of the loss
             self.variant = "masked" if self.variant is None else f"{self.variant}-masked"
+        if args.few_shot:  # also evaluated with exemplars in context: the 2 x 2 of seed 002
+            name = f"few-shot{args.few_shot}"
+            self.variant = name if self.variant is None else f"{self.variant}-{name}"
         self.work_root = Path(args.work_root).resolve()
         self.results = Path(args.results).resolve()
         self.base = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
@@ -338,6 +343,11 @@ class Harness:
                               "evaluate.precision": args.precision})
         if args.mask_results:
             self.settings[MASK_RESULTS] = True
+        if args.few_shot:
+            self.settings["evaluate.few_shot"] = args.few_shot
+            self.settings["train.method_params.fine_tune_cot_mixed.shots"] = args.few_shot
+            # room for the shots in context: measured the same way as the 384 (see above)
+            self.settings["train.hparams.max_length"] = args.few_shot_max_length
         if args.smoke:
             self.settings.update(SMOKE_SETTINGS)
         missing = [key for key in self.settings if not supported(key)]
@@ -465,12 +475,16 @@ class Harness:
                 "work_dir": self.shown(work),
                 "finished": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()}
 
-    def figures(self, work: Path, dataset: str, method: str) -> dict:
-        """n, correct, accuracy and its interval for ``dataset`` from a stage's predictions."""
+    def figures(self, work: Path, dataset: str, method: str,
+                name: str = "predictions.jsonl") -> dict:
+        """n, correct, accuracy and its interval for ``dataset`` from a stage's predictions
+        (``name``: predictions_few_shot.jsonl for the few-shot evaluation)."""
         folder = work / "reports" / "eval" / self.student / method
-        flags = [record["correct"] for record in map(json.loads, (folder / "predictions.jsonl")
+        flags = [record["correct"] for record in map(json.loads, (folder / name)
                  .read_text(encoding="utf-8").splitlines()) if record["dataset"] == dataset]
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        if name != "predictions.jsonl":
+            metrics = metrics["few_shot"]
         reported = metrics["datasets"][dataset]
         n, correct = len(flags), sum(flags)
         if n != reported["n"] or abs(correct / n - reported["accuracy"]) > 1e-9:
@@ -550,6 +564,8 @@ class Harness:
                                 "best_step, best_val_accuracy and epochs_trained are the "
                                 "second stage's (validation: the pooled work directory's)")
         row.update(self.figures(work, dataset, method))
+        if self.args.few_shot:
+            row["few_shot"] = self.figures(work, dataset, method, "predictions_few_shot.jsonl")
         row["student_parameters"] = self.student_parameters(work, method)
         row["training"] = {**training, **extra}
         row["precision"] = {
@@ -631,6 +647,8 @@ class Harness:
                              "--method", method)
         row = self.base_row(dataset, method, None, self.row_settings("baseline"), work)
         row.update(self.figures(work, dataset, method))
+        if self.args.few_shot:
+            row["few_shot"] = self.figures(work, dataset, method, "predictions_few_shot.jsonl")
         row["student_parameters"] = self.student_parameters(work)
         row["precision"] = {"evaluate": self.eval_precision(),
                             "source": "cotdistill.lm.precision on this machine"
@@ -681,8 +699,12 @@ class Harness:
                   if m in chosen]
         order += [(d, m) for d in self.args.datasets if d in CALC_DATASETS for m in CALC
                   if m in chosen]
+        order += [(d, m) for d in self.args.datasets if d in MIXED_DATASETS for m in MIXED
+                  if m in chosen and self.args.few_shot]
         if self.args.mask_results:  # the masked variant is a fine_tune_cot_calc row only
             order = [(d, m) for d, m in order if m in CALC]
+        if self.args.few_shot:  # the 2 x 2: Fine-tune-CoT against the mixture, both ways
+            order = [(d, m) for d, m in order if m in ("fine_tune_cot", *MIXED)]
         return order
 
     def key(self, dataset: str, method: str) -> tuple:
@@ -745,7 +767,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         metavar="METHOD",
                         help=f"rows to run (default: all: {', '.join(METHODS)}; "
                              f"{' and '.join(EXTRA)} on {' and '.join(EXTRA_DATASETS)} only, "
-                             f"{' and '.join(CALC)} on {', '.join(CALC_DATASETS)} only)")
+                             f"{' and '.join(CALC)} on {', '.join(CALC_DATASETS)} only, "
+                             f"{' and '.join(MIXED)} on {', '.join(MIXED_DATASETS)} with "
+                             "--few-shot only)")
     parser.add_argument("--student", default=STUDENT,
                         help="a student of params.yaml's students section (default %(default)s)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
@@ -766,6 +790,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mask-results", action="store_true",
                         help=f"fine_tune_cot_calc rows with {MASK_RESULTS} (the calculator's "
                              "results left out of the loss), kept beside the unmasked rows")
+    parser.add_argument("--few-shot", type=int, default=None, metavar="N",
+                        help="Fine-tune-CoT and fine_tune_cot_mixed rows (MultiArith, Date "
+                             "Understanding) trained with N exemplars in the mixture's context "
+                             "and evaluated both zero-shot and with N in context "
+                             "(evaluate.few_shot), kept beside the other rows")
+    parser.add_argument("--few-shot-max-length", type=int, default=768,
+                        help="train.hparams.max_length of the --few-shot rows (default "
+                             "%(default)s: N worked examples come before the question)")
     parser.add_argument("--rerun", action="store_true", help="run rows that exist too")
     parser.add_argument("--dry-run", action="store_true",
                         help="say which rows would run and which are done; run nothing")

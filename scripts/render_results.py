@@ -467,6 +467,8 @@ def settings(rows: list[dict]) -> str:
 
 OPTION_SHORTCUT = REPO / "benchmarks" / "results" / "option_shortcut.json"
 CALCULATOR_COVERAGE = REPO / "benchmarks" / "results" / "calculator_coverage.json"
+KD_ALIGNMENT = REPO / "benchmarks" / "results" / "kd_alignment.json"
+CALCULATOR_DECODING = REPO / "benchmarks" / "results" / "calculator_decoding.json"
 
 
 def option_shortcut(_: list[dict]) -> str:
@@ -531,6 +533,51 @@ def _wrong_share(row: dict | None) -> str:
     return f"{wrong} of {len(found)}" + (f" ({100 * wrong / len(found):.0f}%)" if found else "")
 
 
+def formats(rows: list[dict]) -> str:
+    """Seed 002's 2 x 2: trained on the zero-shot-CoT format (Fine-tune-CoT) or on the mixture
+    of three formats (fine_tune_cot_mixed), evaluated zero-shot and with exemplars in context
+    (the harness's ``--few-shot N`` rows)."""
+    lines = ["| dataset | student | n test | trained on | evaluated zero-shot | evaluated few-shot "
+             "(exemplars in context) |", "|---|---|---:|---|---:|---:|"]
+    shown = [r for r in rows if str(r.get("variant", "")).startswith("few-shot")
+             and not r.get("legacy") and r.get("few_shot")]
+    parameters = student_parameters(shown)
+    labels = {"fine_tune_cot": "zero-shot-CoT (Fine-tune-CoT)",
+              "fine_tune_cot_mixed": "the mixture of three formats"}
+    for dataset in harness.MIXED_DATASETS:
+        for row in (r for r in shown if r["dataset"] == dataset):
+            shots = row["variant"].removeprefix("few-shot")
+            lines.append(f"| {harness.DISPLAY[dataset]} | "
+                         f"{student_label(row['student'], parameters)} | {row['n']} | "
+                         f"{labels.get(row['method'], row['method'])} | {with_interval(row)} | "
+                         f"{with_interval(row['few_shot'])} ({shots} in context) |")
+    if len(lines) == 2:
+        lines.append("| not run yet: `python benchmarks/reproduce_table5.py --few-shot 2` | | | "
+                     "| | |")
+    return "\n".join(lines)
+
+
+def calculator_decoding(_: list[dict]) -> str:
+    """benchmarks/calculator_decoding.py's JSON: one trained student, the same test questions,
+    greedy, without and with the calculator, side by side in one run."""
+    run = json.loads(CALCULATOR_DECODING.read_text(encoding="utf-8"))
+    lines = [f"Model `{run['model'].split('reproduction/')[-1]}` ({run['method']}); "
+             f"{run['questions']} test questions, batch {run['batch_size']}, up to "
+             f"{run['max_new_tokens']} tokens; commit {run['commit']}; "
+             f"{hardware.label(run['device'])}; command `{run['command']}`.", "",
+             "| calculator | correct | accuracy [Wilson 95%] | computations in the outputs | "
+             "of them wrong | results the calculator wrote | generated tokens/s (each run) |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for side in ("off", "on"):
+        f = run[side]
+        low, high = harness.wilson_interval(f["correct"], f["n"])
+        lines.append(f"| {side} | {f['correct']} of {f['n']} | {pct(f['correct'] / f['n'])} "
+                     f"[{pct(low)}, {pct(high)}] | {f['computations']} | "
+                     f"{f['computations_wrong']} | {f['results_written']} | "
+                     + ", ".join(f"{v:.1f}" for v in f["tokens_per_s"]) + " |")
+    return "\n".join(lines)
+
+
 def calculator_coverage(_: list[dict]) -> str:
     """benchmarks/calculator_coverage.py's JSON: what the calculator makes of every "=" in the
     teacher's curated rationales of the arithmetic datasets."""
@@ -549,7 +596,8 @@ def calculator_coverage(_: list[dict]) -> str:
 TABLES = {"settings": settings, "table5": table5, "methods": methods, "seeds": seeds,
           "precision": precision_check, "errors": errors, "last-letters": last_letters,
           "details": details, "earlier": earlier,
-          "option-shortcut": option_shortcut, "calculator": calculator,
+          "option-shortcut": option_shortcut, "calculator": calculator, "formats": formats,
+          "calculator-decoding": calculator_decoding,
           "calculator-coverage": calculator_coverage}
 
 
@@ -953,7 +1001,34 @@ def teacher_throughput(_: dict) -> str:
     return "\n".join(lines)
 
 
-BENCHMARK_TABLES = {"train-throughput": train_throughput, "teacher-throughput": teacher_throughput}
+def kd_alignment(_: dict) -> str:
+    """benchmarks/kd_alignment.py's JSON: per teacher and student tokenizer, how many of the
+    teacher's stored tokens line up, and how many candidates were projected across tokenizers."""
+    run = json.loads(KD_ALIGNMENT.read_text(encoding="utf-8"))
+    lines = ["| teacher | student tokenizer | teacher tokens placed | aligned | target tokens with "
+             "the teacher's distribution | candidates projected | verdict | KL to the teacher, "
+             "first -> last step (KD only) | commit | CPU |",
+             "|---|---|---:|---:|---:|---:|---|---|---|---|"]
+
+    def name(spec: str) -> str:
+        return spec.removeprefix("builtin:").rstrip("/").rsplit("/", 2)[-2] \
+            if spec.endswith("/model") else spec.removeprefix("builtin:")
+
+    for row in run["rows"]:
+        lines.append(
+            f"| {name(row['teacher'])} | {name(row['student'])} ({row['tokenizer']}, "
+            f"{row['vocabulary']:,}) | {row['placed']} of {row['generated']} | {row['aligned']} "
+            f"({100 * row['aligned_share']:.1f}%) | {row['positions']} | {row['projected']} of "
+            f"{row['candidates']} ({100 * row['projected_share']:.1f}%) | {row['verdict']} | "
+            + (f"{row['first_kl']:.3f} -> {row['final_kl']:.3f} ({row['train_steps']} steps) | "
+               if "first_kl" in row else "not trained | ")
+            + f"{row['commit']} | {hardware.label(row['device'])} |")
+    return "\n".join(lines + ["", f"Training refuses below {100 * run['min_aligned']:.0f}% "
+                                   "aligned."])
+
+
+BENCHMARK_TABLES = {"train-throughput": train_throughput, "teacher-throughput": teacher_throughput,
+                    "kd-alignment": kd_alignment}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -204,6 +204,10 @@ def predict(
     json_output: Annotated[bool, typer.Option(
         "--json", help="Print one JSON object per question: question, output, rationale, "
                        "answer.")] = False,
+    calculator: Annotated[bool | None, typer.Option(
+        "--calculator/--no-calculator",
+        help="Decode number answers with the calculator, or not (default: as the student was "
+             "trained: on for fine_tune_cot_calc).", show_default=False)] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Answer questions with a trained student: its rationale and answer, read as evaluate reads
@@ -219,7 +223,7 @@ def predict(
             student, tokenizer, method, questions, answer_type=task.answer_type,
             choices=task.choices, task=task.prompts,
             max_new_tokens=max_new_tokens or settings.evaluate.max_new_tokens,
-            batch_size=settings.evaluate.batch_size)
+            batch_size=settings.evaluate.batch_size, calculator=calculator)
         for number, result in enumerate(results):
             typer.echo(result.as_json() if json_output
                        else ("\n" if number else "") + result.as_text())

@@ -50,10 +50,12 @@ def curated():
 
 
 def test_every_method_with_zero_shot_rationales_gets_a_list(curated):
-    """new_fine_tune_cot's rationales come from the few-shot pass, which this run has not."""
+    """new_fine_tune_cot's rationales come from the few-shot pass, which this run has not, and
+    fine_tune_cot_mixed needs the exemplars stage's shots, which it was not given."""
     assert set(curated) == {name for name, method in METHODS.items()
-                            if method.rationales == "zero_shot"}
+                            if method.rationales == "zero_shot" and not method.uses_exemplars}
     assert "fine_tune_cot" in curated and "new_fine_tune_cot" not in curated
+    assert "fine_tune_cot_mixed" not in curated
 
 
 def test_fine_tune_cot_keeps_only_correct_completions(curated):
@@ -144,7 +146,8 @@ def test_stats_kept_rationales_counts_curated_fine_tune_cot_rows(stats):
 def test_stats_examples_per_method(stats):
     counts = {"fine_tune_cot": 3, "answer_only": 3, "distill_step_by_step": 6, "two_stage_cot": 3}
     assert {name: stats["examples"][name] for name in counts} == counts
-    assert set(stats["examples"]) == {n for n, m in METHODS.items() if m.rationales == "zero_shot"}
+    assert set(stats["examples"]) == {n for n, m in METHODS.items()
+                                      if m.rationales == "zero_shot" and not m.uses_exemplars}
 
 
 def test_stats_per_dataset(stats):

@@ -41,6 +41,15 @@ def test_a_result_is_never_extended_by_the_students_own_digits(student):
     assert two.startswith(" 2 + 2 = 4") and not two[len(" 2 + 2 = 4")].isdigit()
 
 
+def test_a_result_is_not_extended_after_a_point_either_but_a_sentence_may_end(student):
+    """The student learnt "7 + 4 = 11.33": after the calculator's 11, "." may come (it ends
+    sentences) but no digit after it; "= 11, 2 each" keeps its comma and the words after."""
+    dot = _write(student, ["Dot ###"], calculator=True)[0].text
+    assert dot.startswith(" 7 + 4 = 11")
+    after = dot[len(" 7 + 4 = 11"):]
+    assert not after[:1].isdigit() and not (after[:1] in ".," and after[1:2].isdigit())
+
+
 def test_a_refused_expression_leaves_the_students_tokens_in_place(student):
     """Division by zero and a power are refused: the student's own text stays, and the
     calculator still computes the next expression it can read."""

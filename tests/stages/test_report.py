@@ -27,8 +27,8 @@ def test_rationales_from_different_teachers_are_said_to_differ():
                        {"skipped": "teacher.backend is replay: no model"},
                        {"teacher_model": {"backend": "transformers", "model": "smollm2"}})
     text = "\n".join(lines)
-    assert ("fine_tune_cot, fine_tune_cot_calc, distill_step_by_step, two_stage_cot: "
-            "text-davinci-002 (kojima_logs)") in text
+    assert ("fine_tune_cot, fine_tune_cot_calc, fine_tune_cot_mixed, distill_step_by_step, "
+            "two_stage_cot: text-davinci-002 (kojima_logs)") in text
     assert "nothing to do: teacher.backend is replay" in text
     assert "smollm2 (transformers)" in text and "not a like-for-like comparison" in text
 
@@ -168,3 +168,13 @@ def test_the_teacher_section_counts_the_teachers_wrong_arithmetic():
         "(dropped 0, fixed 1)" in text
     curation["teacher_arithmetic"]["rationales_checked"] = 0  # no number questions: no line
     assert "Teacher arithmetic" not in "\n".join(teacher_section(curation))
+
+
+def test_the_report_gives_the_few_shot_accuracy_beside_the_zero_shot_one():
+    from cotdistill.stages.report import students_section
+
+    mixed = {**_metrics(multiarith=0.2),
+             "few_shot": {**_metrics(multiarith=0.3), "shots": 2}}
+    text = "\n".join(students_section({("s", "fine_tune_cot_mixed"): mixed}, []))
+    assert "s/fine_tune_cot_mixed with 2 of the exemplars stage's worked examples in context " \
+        "(evaluate.few_shot): 30.0% (n=10; zero-shot 20.0%)." in text

@@ -15,7 +15,7 @@ from cotdistill.methods.new_fine_tune_cot.fewshot_teacher import (
 )
 from cotdistill.params import Params
 from cotdistill.stages import exemplars as stage
-from cotdistill.stages.baseline import load_exemplars
+from cotdistill.curation.shots import load_exemplars
 
 SHOTS = [{"question": "A coin is heads up. Ann flips the coin. Is the coin still heads up?",
           "rationale": "Ann flips it once, so it is tails up.", "answer": "no"},

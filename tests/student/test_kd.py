@@ -169,16 +169,72 @@ def test_a_rationale_method_without_stored_distributions_is_refused(shared_teach
                       tmp_path / "out", use_deepspeed=False)
 
 
-def test_a_teacher_with_another_tokenizer_is_refused(tiny_model, tmp_path):
+@pytest.fixture(scope="module")
+def other_teacher(tmp_path_factory) -> list[TeacherCompletion]:
+    """Completions of a served teacher whose tokenizer is not the student's (a BPE trained on
+    other text, another vocabulary size)."""
     from cotdistill_testkit.tiny_model import build_tiny_model
 
     german = ["Der schnelle braune Fuchs springt über den faulen Hund. Zwölf Boxkämpfer jagen "
-              "Viktor quer über den großen Sylter Deich."] * 20
-    other = build_tiny_model(tmp_path / "other", corpus=german, vocab_size=400, seed=2)
-    records = ask_teacher(other, tmp_path / "cache.sqlite")
-    rows = [row for row in curated(records) if row.teacher_tokens is not None]
+              "Viktor quer über den großen Sylter Deich. A coin is heads up."] * 20
+    root = tmp_path_factory.mktemp("other")
+    other = build_tiny_model(root / "model", corpus=german, vocab_size=400, seed=2)
+    return ask_teacher(other, root / "cache.sqlite")
+
+
+def test_a_teacher_with_another_tokenizer_teaches_through_its_projected_candidates(
+        other_teacher, tiny_model, tmp_path):
+    """Its candidates are projected onto the student's vocabulary, the loss (KL only) falls."""
+    rows = [row for row in curated(other_teacher) if row.teacher_tokens is not None]
     assert rows
-    with pytest.raises(CotdistillError, match="line up|no token of the student"):
+    hparams = HParams(max_steps=12, learning_rate=3e-3, batch_size=len(rows),
+                      kd=KDParams(source="logprobs", weight=1.0))
+    result = train_student(rows, str(tiny_model), "k", hparams, tmp_path / "student",
+                           use_deepspeed=False)
+    assert result.kd["kd_positions"] > 0
+    assert 0.25 <= result.kd["kd_aligned_share"] < 1.0
+    assert result.kd["kd_projected_share"] > 0  # some candidates are no token of the student's
+    assert result.final_loss < 0.8 * result.first_loss
+
+
+def test_a_candidate_that_is_no_student_token_gives_its_mass_to_its_first_piece(tiny_model):
+    from transformers import AutoTokenizer
+
+    from cotdistill.records import TeacherTokens
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    vocabulary = StudentVocabulary.of(tokenizer)
+    target = " The coin is heads up."
+    ids = tokenizer(target, add_special_tokens=False)["input_ids"]
+    first = tokenizer.convert_ids_to_tokens(ids)  # the student's own pieces
+    word = tokenizer.decode([ids[0]])  # the student's first token, " The" or a piece of it
+    unknown = word + "zzqx"  # no token of the student's: projected onto its first piece
+    stored = TeacherTokens(starts=[0], tokens=[word],
+                           top_logprobs=[{word: -0.5, unknown: -1.5, " A": -2.0}])
+    result = align(tokenizer, vocabulary, target, ids, stored)
+    assert result.aligned == 1 and first
+    [(index, student_ids, logprobs)] = result.positions
+    mass = dict(zip(student_ids, logprobs))
+    first_of_unknown = tokenizer(unknown, add_special_tokens=False)["input_ids"][0]
+    assert index == 0 and first_of_unknown in mass
+    if first_of_unknown == ids[0]:  # both land on the student's token: their mass adds up
+        assert mass[ids[0]] == pytest.approx(float(torch.logaddexp(
+            torch.tensor(-0.5), torch.tensor(-1.5))))
+    assert result.projected >= 1
+
+
+def test_a_teacher_whose_tokens_do_not_line_up_is_refused_in_one_line(tiny_model, tmp_path):
+    """One character per teacher token: too few start where a student token starts with it."""
+    from cotdistill.records import CuratedExample, TeacherTokens
+
+    target = " It is flipped once, so the coin is tails up. --> no"
+    chars = list(target[:-7])
+    stored = TeacherTokens(starts=list(range(len(chars))), tokens=chars,
+                           top_logprobs=[{c: -0.1} for c in chars])
+    rows = [CuratedExample(id="q", dataset="coin_flip", method="fine_tune_cot", source="q#0",
+                           input="A coin is heads up. ###", target=target,
+                           teacher_tokens=stored)] * 2
+    with pytest.raises(CotdistillError, match=r"only \d+% of the teacher's stored tokens line up"):
         train_student(rows, str(tiny_model), "k", HParams(max_steps=1, kd=STORED),
                       tmp_path / "out", use_deepspeed=False)
 

@@ -7,4 +7,5 @@ TAUGHT_ARITHMETIC = {  # prompt -> a (wrong) rationale that arithmetic_student l
     "Two ###": " 2 + 2 = 41 so the answer is 41.",
     "Pay ###": " $4.50 + $3 = $9 in all.",
     "Big ###": " 9 ** 99 = 8 and 12 + 30 = 97.",
+    "Dot ###": " 7 + 4 = 11.33 in all. 5 + 6 = 11, 2 each.",
 }

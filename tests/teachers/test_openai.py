@@ -292,8 +292,16 @@ def test_a_batch_created_but_never_recorded_is_found_on_the_server(server, tiny_
     created = batches_created(server)
     die_after_batch_create(params, tmp_path / "cache.sqlite", monkeypatch)
     assert batches_created(server) - created == 1
+    journal = ResponseCache(tmp_path / "cache.sqlite")
+    [intent] = journal._db.execute("SELECT request_set FROM batch_intents").fetchall()
+    assert journal.batches() == [], "the intent was written before the create, the id never"
+    journal.close()
     run(params, tmp_path / "cache.sqlite")
     assert batches_created(server) - created == 2, "the unrecorded batch was paid for twice"
+    journal = ResponseCache(tmp_path / "cache.sqlite")
+    assert journal.intent(intent[0]) is None  # the batch was found and recorded
+    assert intent[0] in {row["request_set"] for row in journal.batches()}
+    journal.close()
 
 
 def test_a_wrong_model_stops_the_run_after_the_first_answers(server, tiny_model, tmp_path,

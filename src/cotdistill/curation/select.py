@@ -24,6 +24,7 @@ from cotdistill.curation.filters import (
 )
 from cotdistill.methods.registry import METHODS
 from cotdistill.params import CurateParams
+from cotdistill.params.train import MethodParams
 from cotdistill.records import CuratedExample, PreparedExample, TeacherCompletion
 from cotdistill.student.kd import teacher_tokens
 
@@ -69,6 +70,7 @@ def curate(
     examples: list[PreparedExample], completions: list[TeacherCompletion], params: CurateParams,
     report: FilterReport | None = None, fewshot: list[TeacherCompletion] | None = None,
     tasks: prompts.Tasks | None = None, arithmetic: ArithmeticReport | None = None,
+    exemplars: dict[str, list[dict]] | None = None, method_params: MethodParams | None = None,
 ) -> dict[str, list[CuratedExample]]:
     """Curated training examples for every method, in question then sample order.
 
@@ -77,14 +79,16 @@ def curate(
     (answer-hint rationalization) is kept, dropped, or kept with loss weight
     ``params.hint_weight``, as ``params.hinted`` says. With ``params.teacher_arithmetic: fix``
     a number question's rationale gets the calculator's results in place of wrong ones, and
-    its examples say so in their ``lineage``.
+    its examples say so in their ``lineage``. Methods that put exemplars in context
+    (``fine_tune_cot_mixed``) get ``exemplars`` (the exemplars stage's, by dataset; never the
+    question's own) and ``method_params``, and are left out when ``exemplars`` is None.
     """
     kept = {"zero_shot": select_rationales(examples, completions, params, report, arithmetic)}
     if fewshot is not None:
         kept["few_shot"] = select_rationales(examples, fewshot, params, FilterReport())
     out: dict[str, list[CuratedExample]] = {}
     for name, method in METHODS.items():
-        if method.rationales not in kept:
+        if method.rationales not in kept or (method.uses_exemplars and exemplars is None):
             continue
         rows = []
         for example in examples:
@@ -96,8 +100,8 @@ def curate(
                 if (completion is not None and params.teacher_arithmetic == "fix"
                         and example.answer_type == "number"):
                     completion, lineage = _fixed(completion)
-                for text, target, task in method.examples(
-                    question, example.answer, completion.rationale if completion else None
+                for text, target, task in _pairs(
+                    method, example, question, completion, exemplars, method_params, tasks
                 ):
                     rows.append(CuratedExample(
                         id=example.id, dataset=example.dataset, method=name,
@@ -111,6 +115,22 @@ def curate(
                     ))
         out[name] = rows
     return out
+
+
+def _pairs(method, example: PreparedExample, question: str,
+           completion: TeacherCompletion | None, exemplars: dict[str, list[dict]] | None,
+           method_params: MethodParams | None,
+           tasks: prompts.Tasks | None) -> list[tuple[str, str, str | None]]:
+    """The method's (input, target, task) pairs for one question and rationale."""
+    rationale = completion.rationale if completion else None
+    if not method.uses_exemplars or completion is None:
+        return method.examples(question, example.answer, rationale)
+    shots = [shot for shot in (exemplars or {}).get(example.dataset, [])
+             if shot["id"] != example.id]
+    return method.mixed_examples(question, example.answer, rationale,
+                                 key=f"{completion.id}#{completion.sample}", shots=shots,
+                                 settings=method_params or MethodParams(),
+                                 task=prompts.of(tasks, example.dataset))
 
 
 def _fixed(completion: TeacherCompletion) -> tuple[TeacherCompletion, dict | None]:

@@ -23,6 +23,7 @@ from cotdistill.calculator import result_for
 if TYPE_CHECKING:
     import torch
 
+SEPARATORS = (".", ",")  # a number's inner separators, which alone may follow a result
 CONTEXT_TOKENS = 96  # the row's last tokens read for a pending expression (calculator.TAIL_CHARS)
 _NUMBER_TAILS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -54,13 +55,15 @@ class Calculating:
         self.text_of, self.encode, self.number_tails = text_of, encode, number_tails
         self.queued: dict[int, list[int]] = {r: [] for r in self.rows}
         self.just_written: set[int] = set()  # rows whose last token ended a result
+        self.guarded: set[int] = set()  # rows whose digits were masked at this step
         self.written: dict[int, int] = {r: 0 for r in self.rows}  # results written per row
 
     def steer(self, scores: torch.Tensor) -> None:
-        """Before the choice: a result just written is complete, so no digit may extend it."""
+        """Before the choice: a result just written is complete, so no digit may extend it
+        (nor a "." or "," and then a digit: "= 11" must not become "11.33")."""
         for r in self.just_written:
             scores[r, self.number_tails] = float("-inf")
-        self.just_written.clear()
+        self.guarded, self.just_written = self.just_written, set()
 
     def take(self, chosen: torch.Tensor, history: Callable[[int], list[int]],
              finished: Callable[[int], bool]) -> None:
@@ -70,6 +73,8 @@ class Calculating:
         for r in self.rows:
             if finished(r):
                 continue
+            if r in self.guarded and self.text_of([int(chosen[r])]) in SEPARATORS:
+                self.just_written.add(r)  # the digit after "." or "," is still not its own
             if self.queued[r]:
                 chosen[r] = self.queued[r].pop(0)
                 if not self.queued[r]:

@@ -29,6 +29,8 @@ class Method:
     # decodes number answers with the calculator (cotdistill.lm.calculating) wherever it
     # generates: model selection, evaluate, predict and the registered MLflow model
     calculator: bool = False
+    # its examples put the exemplars stage's shots in context (curate passes them)
+    uses_exemplars: bool = False
 
     def calculates(self, answer_type: str) -> bool:
         """Whether a student of this method decodes a question of ``answer_type`` with the

@@ -21,6 +21,12 @@ class EvaluateParams(Section):
         96, gt=0, description="Most tokens generated per test answer (rationale included).")
     max_examples: Annotated[int, Field(gt=0)] | None = Field(
         None, description="Cap on the test questions per dataset (null: all).")
+    few_shot: Annotated[int, Field(gt=0)] | None = Field(
+        None,
+        description="Also evaluate every student that writes a rationale with this many of the "
+                    "exemplars stage's worked examples in context, in its own format ({q} ### "
+                    "{rationale} --> {answer}): metrics.json's few_shot, predictions_few_shot."
+                    "jsonl (null: zero-shot only).")
     precision: Precision = Field(
         "auto",
         description="Generation arithmetic: fp32, or bf16 autocast; auto: bf16 where torch "

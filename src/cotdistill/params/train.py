@@ -12,8 +12,8 @@ from cotdistill.params.base import Precision, Section
 # The distillation methods by name. ``cotdistill.methods.registry.METHODS`` holds one of each
 # (a test keeps the two in step), so that params validates a name without importing the
 # methods: params sits below them (tests/test_architecture.py, LAYERS).
-MethodName = Literal["fine_tune_cot", "fine_tune_cot_calc", "new_fine_tune_cot", "answer_only",
-                     "distill_step_by_step", "two_stage_cot"]
+MethodName = Literal["fine_tune_cot", "fine_tune_cot_calc", "fine_tune_cot_mixed",
+                     "new_fine_tune_cot", "answer_only", "distill_step_by_step", "two_stage_cot"]
 METHOD_NAMES: tuple[str, ...] = get_args(MethodName)
 
 
@@ -233,6 +233,31 @@ class FineTuneCotCalcParams(Section):
                     "which numbers to combine, not how to compute them.")
 
 
+class FineTuneCotMixedParams(Section):
+    zero_shot_cot: float = Field(
+        1.0, ge=0, le=1,
+        description="Share of the curated rationales trained in the zero-shot-CoT format "
+                    "({q} ### -> {rationale} --> {answer}).")
+    few_shot_cot: float = Field(
+        1.0, ge=0, le=1,
+        description="Share also trained few-shot-CoT: the exemplars' worked examples in "
+                    "context, then the question.")
+    few_shot_answer: float = Field(
+        1.0, ge=0, le=1,
+        description="Share also trained few-shot answer-only: the exemplars' questions and "
+                    "answers in context, then the question -> {answer}.")
+    shots: int = Field(
+        2, gt=0,
+        description="Exemplars in context in the few-shot formats (the exemplars stage's, "
+                    "never the question itself; at most exemplars.k - 1 per question).")
+
+    @model_validator(mode="after")
+    def _some_share(self) -> FineTuneCotMixedParams:
+        if not (self.zero_shot_cot or self.few_shot_cot or self.few_shot_answer):
+            raise ValueError("every share is 0: nothing would be trained")
+        return self
+
+
 class MethodParams(Section):
     """Settings only one method reads, under the method's name."""
 
@@ -242,6 +267,9 @@ class MethodParams(Section):
         TwoStageCotParams(), description="two_stage_cot's two stages.")
     fine_tune_cot_calc: FineTuneCotCalcParams = Field(
         FineTuneCotCalcParams(), description="fine_tune_cot_calc's loss on the results.")
+    fine_tune_cot_mixed: FineTuneCotMixedParams = Field(
+        FineTuneCotMixedParams(),
+        description="fine_tune_cot_mixed's formats (curate writes them; Fu et al. 2023).")
 
 
 class TrainParams(Section):
@@ -250,11 +278,12 @@ class TrainParams(Section):
     methods: list[str] = Field(
         ["fine_tune_cot", "answer_only"],
         description="Distillation methods, each trained for every student (also: "
-                    "fine_tune_cot_calc, distill_step_by_step, two_stage_cot).")
+                    "fine_tune_cot_calc, fine_tune_cot_mixed, distill_step_by_step, "
+                    "two_stage_cot).")
     hparams: HParams = Field(HParams(), description="Training hyper-parameters.")
     method_params: MethodParams = Field(
         MethodParams(), description="Settings of one method each (distill_step_by_step, "
-                                    "two_stage_cot, fine_tune_cot_calc).")
+                                    "two_stage_cot, fine_tune_cot_calc, fine_tune_cot_mixed).")
 
     @field_validator("methods")
     @classmethod

@@ -115,6 +115,20 @@ def few_shot_block(exemplars: list[dict]) -> str:
     )
 
 
+def student_shots(shots: list[dict], *, with_rationale: bool = True,
+                  task: TaskPrompts = DEFAULT) -> str:
+    """Worked examples in the trained student's own format, one per paragraph: ``{q} ###
+    {rationale} --> {answer}`` (few-shot-CoT) or ``{q} ### {answer}`` (few-shot answer-only),
+    each question in the task's student format (Fu et al. 2023's in-context formats)."""
+    def target(shot: dict) -> str:
+        if with_rationale:
+            return f" {shot['rationale'].strip()}{ANSWER_SEPARATOR}{shot['answer']}"
+        return f" {shot['answer']}"
+
+    return "".join(f"{task.student_question(shot['question'])}{PROMPT_SUFFIX}{target(shot)}\n\n"
+                   for shot in shots)
+
+
 def student_text(input_text: str, target: str | None,
                  encoder_decoder: bool) -> tuple[str, str | None]:
     """The (input, target) a student of its family sees: decoder-only students continue

@@ -16,17 +16,15 @@ Usage: ``cotdistill baseline --student smollm2-135m --method zero_shot_cot``.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Callable
 
 from cotdistill import answers, layout, prompts, tracking
+from cotdistill.curation.shots import load_exemplars
 from cotdistill.errors import CotdistillError
-from cotdistill.jsonl import read_records
 from cotdistill.params import Params
 from cotdistill.params.evaluate import BASELINES
-from cotdistill.records import ClusteredExemplar, PreparedExample
+from cotdistill.records import PreparedExample
 
-EXEMPLARS = layout.EXEMPLARS
 ANSWER_MARK = "\n=> "  # joins zero-shot-CoT's rationale and its answer step in one output
 
 
@@ -35,17 +33,6 @@ def read_answer(output: str, example: PreparedExample) -> str | None:
     CoT states it as "The answer is X", which the library reads)."""
     return answers.extract(output.rsplit(ANSWER_MARK, 1)[-1], example.answer_type,
                            example.choices)
-
-
-def load_exemplars() -> dict[str, list[dict]]:
-    """The exemplars stage's shots by dataset, validated as the few-shot teacher reads them (a
-    malformed line names the file and line)."""
-    if not EXEMPLARS.is_file():
-        raise CotdistillError(f"{EXEMPLARS}: not found (run `cotdistill exemplars` first)")
-    by_dataset: dict[str, list[dict]] = defaultdict(list)
-    for shot in read_records(EXEMPLARS, ClusteredExemplar, allow_empty=True):
-        by_dataset[shot.dataset].append(shot.model_dump())
-    return by_dataset
 
 
 Complete = Callable[[list[str], int, str], list[str]]  # (prompts, max new tokens, progress label)

@@ -17,6 +17,7 @@ from cotdistill import layout, tracking
 from cotdistill.atomic import publish, write_text
 from cotdistill.curation.arithmetic import ArithmeticReport
 from cotdistill.curation.filters import FilterReport
+from cotdistill.curation.shots import load_exemplars
 from cotdistill.curation.select import curate as select
 from cotdistill.curation.select import curation_stats, diversity, select_rationales
 from cotdistill.jsonl import read_records, write_records
@@ -36,8 +37,10 @@ def run(params: Params) -> dict:
                if layout.FEWSHOT_COMPLETIONS.is_file() else None)  # new_fine_tune_cot
     report = FilterReport()
     arithmetic = ArithmeticReport(policy=settings.teacher_arithmetic)
+    exemplars = load_exemplars() if layout.EXEMPLARS.is_file() else None  # mixed formats
     curated = select(examples, completions, settings, report, fewshot=fewshot,
-                     tasks=params.prepare.tasks(), arithmetic=arithmetic)
+                     tasks=params.prepare.tasks(), arithmetic=arithmetic, exemplars=exemplars,
+                     method_params=params.train.method_params)
     stats = curation_stats(examples, completions, curated)
     stats["filtered"] = report.as_dict()
     stats["teacher_arithmetic"] = arithmetic.as_dict()

@@ -1,6 +1,8 @@
 """The ``evaluate`` stage: greedy, batched generation on the test split, scored per answer type.
 
-A calculator method's student (``fine_tune_cot_calc``) decodes its number questions with the
+With ``evaluate.few_shot: N`` a student that writes rationales is also evaluated with N of the
+exemplars stage's worked examples in context (``predictions_few_shot.jsonl``; metrics.json's
+``few_shot``). A calculator method's student (``fine_tune_cot_calc``) decodes its number questions with the
 calculator, and metrics.json says on how many questions and how many results it wrote.
 
 Writes ``reports/eval/<student>/<method>/predictions.jsonl`` and ``metrics.json`` (accuracy
@@ -20,7 +22,8 @@ from cotdistill.lm.store import load_causal_lm
 from cotdistill.methods.registry import METHODS
 from cotdistill.params import EvaluateParams, Params
 from cotdistill.prompts import student_text
-from cotdistill.student.evaluation import record_results, score, test_examples
+from cotdistill.curation.shots import load_exemplars
+from cotdistill.student.evaluation import accuracy_metrics, record_results, score, test_examples
 
 
 def run(params: Params, student: str, method: str) -> dict:
@@ -45,11 +48,18 @@ def run(params: Params, student: str, method: str) -> dict:
                          batch_size=settings.batch_size, desc=f"evaluate {student}/{method}",
                          precision=settings.precision, calculator=calculator)
     predictions = score(examples, [g.text for g in generated], student, method, chosen.read)
-    calculated = {"calculator_questions": sum(calculator),
-                  "calculator_results": sum(g.calculated for g in generated)} \
+    extra = {"calculator_questions": sum(calculator),
+             "calculator_results": sum(g.calculated for g in generated)} \
         if chosen.calculator else {}
+    few_shot: list = []
+    if settings.few_shot and chosen.answer_after_marker:
+        few_shot = _few_shot(model, tokenizer, examples, params, student, method, calculator)
+        extra["few_shot"] = {**accuracy_metrics(few_shot), "shots": settings.few_shot}
     return record_results(
-        params, student, method, predictions, started=started, extra=calculated,
+        params, student, method, predictions, started=started, extra=extra,
+        extra_predictions={"few_shot": few_shot},
+        extra_metrics={"test_few_shot_accuracy": extra["few_shot"]["accuracy"]}
+        if few_shot else None,
         training_run_id=info.get("run_id"),
         lineage={"test": layout.prepared("test"), "model": model_dir},
         tags={"stage": "evaluate", "precision": resolve_precision(settings.precision)},
@@ -57,3 +67,25 @@ def run(params: Params, student: str, method: str) -> dict:
                     "eval_max_examples": settings.max_examples,
                     "eval_precision": settings.precision},
     )
+
+
+def _few_shot(model, tokenizer, examples, params: Params, student: str, method: str,
+              calculator: list[bool]) -> list:
+    """The same test questions with ``evaluate.few_shot`` of the exemplars stage's worked
+    examples in context, in the student's own format (Fu et al. 2023's few-shot use)."""
+    settings = params.evaluate
+    shots = load_exemplars()
+    tasks = params.prepare.tasks()
+    chosen = METHODS[method]
+    encoder_decoder = bool(model.config.is_encoder_decoder)
+    inputs = []
+    for example in examples:
+        task = prompts.of(tasks, example.dataset)
+        context = prompts.student_shots(shots.get(example.dataset, [])[:settings.few_shot],
+                                        task=task)
+        inputs.append(student_text(context + chosen.student_input(example.question, task),
+                                   None, encoder_decoder)[0])
+    generated = generate(model, tokenizer, inputs, max_new_tokens=settings.max_new_tokens,
+                         batch_size=settings.batch_size, precision=settings.precision,
+                         desc=f"evaluate {student}/{method} few-shot", calculator=calculator)
+    return score(examples, [g.text for g in generated], student, method, chosen.read)

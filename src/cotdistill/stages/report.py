@@ -268,6 +268,12 @@ def students_section(results: dict[tuple[str, str], dict], baselines: list[str])
             lines.append(f"\n{student}/{method} decoded with the calculator on "
                          f"{metrics['calculator_questions']} number questions of {metrics['n']}; "
                          f"it wrote {metrics['calculator_results']} results.")
+        if "few_shot" in metrics:
+            shots = metrics["few_shot"]
+            lines.append(f"\n{student}/{method} with {shots['shots']} of the exemplars stage's "
+                         f"worked examples in context (evaluate.few_shot): "
+                         f"{100 * shots['accuracy']:.1f}% (n={shots['n']}; zero-shot "
+                         f"{100 * metrics['accuracy']:.1f}%).")
     lines += truncation_warnings(results)
     lines += verdicts(results, baselines)
     for (student, method), metrics in results.items():

@@ -88,6 +88,7 @@ def record_results(
     extra: dict | None = None, tags: dict[str, str] | None = None,
     extra_metrics: dict[str, float] | None = None,
     log_model: Callable[[dict], None] | None = None,
+    extra_predictions: dict[str, list[Prediction]] | None = None,
 ) -> dict:
     """Write predictions and metrics under reports/eval/, and log them to MLflow.
 
@@ -98,6 +99,8 @@ def record_results(
     ``started`` (``time.time()`` when the stage began) is the run's start, so that the UI shows
     how long the evaluation took, not how long logging took. ``log_model(metrics)`` logs a
     model to the evaluation's run (a Socratic pair, which only evaluation sees whole).
+    ``extra_predictions`` (name -> predictions) are written beside, as
+    ``predictions_<name>.jsonl``.
     """
     from cotdistill.jsonl import write_records
 
@@ -106,6 +109,8 @@ def record_results(
     with publish() as out:  # nothing moves into place unless MLflow logging succeeded too
         staged = out.file(folder / "predictions.jsonl")
         write_records(staged, predictions)
+        for name, rows in (extra_predictions or {}).items():  # e.g. the few-shot evaluation
+            write_records(out.file(folder / f"predictions_{name}.jsonl"), rows)
         write_text(out.file(folder / "metrics.json"), json.dumps(metrics, indent=2) + "\n")
         _log_results(params, student, method, metrics, staged, started=started,
                      training_run_id=training_run_id,

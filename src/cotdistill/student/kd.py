@@ -4,15 +4,23 @@ An API teacher does not hand over its logits, but it returns, for each generated
 top-k candidate tokens with their log-probabilities (``teacher.top_logprobs``). The teacher
 stage stores them with the generated tokens' texts; curate keeps the span over the rationale
 with each training example (:func:`teacher_tokens`); training turns them into a sparse teacher
-distribution at every target position where the student's token *is* the teacher's token
-(:func:`kd_targets`), and the loss pulls the student towards it (:func:`cotdistill.student.losses.sparse_token_kl`).
+distribution at target positions where student and teacher agree on where a token starts and
+what it begins with (:func:`kd_targets`), and the loss pulls the student towards it
+(:func:`cotdistill.student.losses.sparse_token_kl`).
 
-Positions are aligned by characters: teacher token j covers a span of the target text, and so
-does student token i; where the spans are equal (and the text there is the teacher's token),
-the teacher's top-k token texts are mapped to student ids. That only means something when both
-sides share one tokenizer, so :func:`check_shared_tokenizer` refuses training when a stored
-token text is no token of the student's, or when too few of the teacher's tokens line up with
-the student's own tokenization of the same text (a different tokenizer segments it differently).
+Alignment across tokenizers (the realistic case: a GPT-style API teacher, a student of another
+family). Positions are aligned by characters: teacher token j starts at some character of the
+target, and so does student token i. Where both start at the same character, each of the
+teacher's top-k candidate texts is projected onto the student's vocabulary: the student token
+that text is (a shared tokenizer), else the first token the student's tokenizer makes of it
+("Hello" -> "Hel"), and candidates that project onto the same student token have their
+probabilities added. The teacher's distribution over its next token thus becomes one over the
+student's next token: exact when the tokenizers are the same, the mass of each candidate word
+given to its first student piece otherwise. A position is used only when the teacher's own
+token projects onto the student's token there, so the label and the teacher agree. Training
+is refused with one line only when too few of the teacher's tokens line up to be worth it
+(:data:`MIN_ALIGNED`); :func:`kd_targets` reports how many did, and how many candidate texts
+were projected rather than found whole.
 """
 
 from __future__ import annotations
@@ -20,13 +28,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from cotdistill.errors import CotdistillError
 from cotdistill.lm.tokens import token_texts
 from cotdistill.records import CuratedExample, TeacherCompletion, TeacherTokens
 
 KEY = "train.hparams.kd"
-MIN_ALIGNED = 0.9  # share of teacher tokens that must line up with the student's tokens
-MAX_UNKNOWN = 0.01  # share of stored token texts allowed to be no token of the student's
+MIN_ALIGNED = 0.25  # share of teacher tokens that must line up with the student's tokens
 
 
 def teacher_tokens(completion: TeacherCompletion, target: str) -> TeacherTokens | None:
@@ -93,19 +102,33 @@ def place(tokens: list[str], rationale: str) -> list[tuple[int, int]]:
     return placed
 
 
-@dataclass(frozen=True)
+@dataclass
 class StudentVocabulary:
-    """The student's token ids by the exact text each decodes to."""
+    """The student's token ids by the exact text each decodes to, and the projection of any
+    other text onto its first student token."""
 
     ids: dict[str, int]  # texts that exactly one id decodes to
     known: frozenset[str]  # every text some id decodes to
+    tokenizer: object = None
+    _first: dict[str, int | None] = field(default_factory=dict)
 
     @classmethod
     def of(cls, tokenizer) -> StudentVocabulary:
         texts = token_texts(tokenizer, range(len(tokenizer)))
         counts = Counter(texts)
         return cls(ids={t: i for i, t in enumerate(texts) if counts[t] == 1},
-                   known=frozenset(counts))
+                   known=frozenset(counts), tokenizer=tokenizer)
+
+    def project(self, text: str) -> int | None:
+        """The student token ``text`` is, else the first one the student's tokenizer makes of
+        it (None for a text it makes nothing of, or an opaque byte piece)."""
+        if text in self.ids:
+            return self.ids[text]
+        if text not in self._first:
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] \
+                if self.tokenizer is not None and text and not _opaque(text) else []
+            self._first[text] = ids[0] if ids else None
+        return self._first[text]
 
 
 @dataclass
@@ -115,7 +138,9 @@ class Alignment:
     # (index of the target token, student ids, teacher log-probabilities)
     positions: list[tuple[int, list[int], list[float]]] = field(default_factory=list)
     teacher_tokens: int = 0  # teacher tokens inside the target
-    aligned: int = 0  # of them, those the student tokenizes identically
+    aligned: int = 0  # of them, those a student token starts with and agrees with
+    candidates: int = 0  # candidate texts at the aligned positions
+    projected: int = 0  # of them, texts that are no student token (their first piece is used)
 
 
 def student_spans(tokenizer, target: str, ids: list[int]) -> list[tuple[int, int] | None]:
@@ -143,48 +168,43 @@ def student_spans(tokenizer, target: str, ids: list[int]) -> list[tuple[int, int
 
 def align(tokenizer, vocabulary: StudentVocabulary, target: str, target_ids: list[int],
           stored: TeacherTokens) -> Alignment:
-    """Teacher distributions at the target tokens that coincide with a teacher token."""
-    by_span: dict[tuple[int, int], int] = {}
+    """Teacher distributions, projected onto the student's vocabulary, at the target tokens
+    that start where a teacher token starts and whose id the teacher's token projects onto."""
+    by_start: dict[int, int] = {}
     result = Alignment()
     for j, (start, token) in enumerate(zip(stored.starts, stored.tokens)):
-        span = (start, start + len(token))
-        if start >= 0 and target[span[0]:span[1]] == token:
-            by_span[span] = j
+        if start >= 0 and token and target[start:start + len(token)] == token:
+            by_start[start] = j
             result.teacher_tokens += 1
     for i, span in enumerate(student_spans(tokenizer, target, target_ids)):
-        j = by_span.get(span) if span is not None else None
-        if j is None:
+        j = by_start.get(span[0]) if span is not None else None
+        if j is None or vocabulary.project(stored.tokens[j]) != target_ids[i]:
             continue
-        top = stored.top_logprobs[j]
-        ids = [vocabulary.ids[text] for text in top if text in vocabulary.ids]
-        logprobs = [lp for text, lp in top.items() if text in vocabulary.ids]
+        merged: dict[int, float] = {}
+        for text, logprob in stored.top_logprobs[j].items():
+            student_id = vocabulary.project(text)
+            result.candidates += 1
+            result.projected += text not in vocabulary.ids
+            if student_id is not None:
+                merged[student_id] = float(np.logaddexp(merged[student_id], logprob)) \
+                    if student_id in merged else logprob
         result.aligned += 1
-        if ids:
-            result.positions.append((i, ids, logprobs))
+        if merged:
+            result.positions.append((i, list(merged), list(merged.values())))
     return result
 
 
-def check_shared_tokenizer(examples: list[CuratedExample], vocabulary: StudentVocabulary,
-                           aligned: int, teacher_total: int) -> None:
-    """Refuse KD from stored log-probabilities that were not made with the student's tokenizer."""
-    texts = {text for e in examples if e.teacher_tokens is not None
-             for top in e.teacher_tokens.top_logprobs for text in top}
-    texts |= {t for e in examples if e.teacher_tokens is not None for t in e.teacher_tokens.tokens}
-    unknown = sorted(texts - vocabulary.known)
-    if len(unknown) > MAX_UNKNOWN * len(texts):
-        shown = ", ".join(repr(t) for t in unknown[:5])
-        raise CotdistillError(
-            f"{KEY}: the teacher's stored tokens are not the student's: {len(unknown)} of "
-            f"{len(texts)} token texts are no token of the student's tokenizer (e.g. {shown}); "
-            "token-level KD from log-probabilities needs a teacher sharing the student's "
-            "tokenizer (or set train.hparams.kd: null)")
+def check_alignment(aligned: int, teacher_total: int) -> None:
+    """Refuse KD from stored log-probabilities when too few teacher tokens line up with the
+    student's to be worth training on (one line, with the share)."""
     share = aligned / teacher_total if teacher_total else 0.0
     if share < MIN_ALIGNED:
         raise CotdistillError(
             f"{KEY}: only {share:.0%} of the teacher's stored tokens line up with the student's "
-            f"tokens of the same text (at least {MIN_ALIGNED:.0%} with a shared tokenizer); the "
-            "teacher used a different tokenizer, so its per-token distributions cannot be "
-            "matched to the student's")
+            f"tokens of the same text (at least {MIN_ALIGNED:.0%} needed: a teacher token must "
+            "start where a student token starts and begin with it); the two tokenizers segment "
+            "this text too differently for per-token distillation (or set "
+            "train.hparams.kd: null)")
 
 
 def kd_targets(tokenizer, examples: list[CuratedExample], target_ids: list[list[int]],
@@ -192,7 +212,7 @@ def kd_targets(tokenizer, examples: list[CuratedExample], target_ids: list[list[
     """Per example, its sparse teacher distributions by target token; and coverage figures.
 
     Raises when the examples of a rationale method carry no stored distributions at all, or
-    when the tokenizers do not match.
+    when too few teacher tokens line up with the student's (:func:`check_alignment`).
     """
     carrying = [e for e in examples if e.teacher_tokens is not None]
     if not carrying:
@@ -202,7 +222,7 @@ def kd_targets(tokenizer, examples: list[CuratedExample], target_ids: list[list[
             "re-run the teacher and curate stages")
     vocabulary = StudentVocabulary.of(tokenizer)
     out: list[list[tuple[int, list[int], list[float]]]] = []
-    aligned = total = positions = 0
+    aligned = total = positions = candidates = projected = 0
     for example, ids in zip(examples, target_ids):
         if example.teacher_tokens is None:
             out.append([])
@@ -211,8 +231,11 @@ def kd_targets(tokenizer, examples: list[CuratedExample], target_ids: list[list[
         aligned += result.aligned
         total += result.teacher_tokens
         positions += len(result.positions)
+        candidates += result.candidates
+        projected += result.projected
         out.append(result.positions)
-    check_shared_tokenizer(carrying, vocabulary, aligned, total)
+    check_alignment(aligned, total)
     figures = {"kd_examples": len(carrying), "kd_positions": positions,
-               "kd_aligned_share": aligned / total if total else 0.0}
+               "kd_aligned_share": aligned / total if total else 0.0,
+               "kd_projected_share": projected / candidates if candidates else 0.0}
     return out, figures

@@ -12,7 +12,8 @@ predict`` give the same answer. The ``cotdistill`` package travels with the mode
 Input: a list of questions (a model of one task), or a table with ``question`` and ``dataset``
 columns (a model of several). Output: one
 row per question with ``question``, ``rationale``, ``answer`` and ``output``. Params:
-``max_new_tokens``.
+``max_new_tokens``, and ``calculator`` (number answers decoded with the calculator; its default
+is the method's: on for ``fine_tune_cot_calc``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class StudentModel(mlflow.pyfunc.PythonModel):
 
         rows = _rows(model_input, self.card)
         limit = int((params or {}).get("max_new_tokens") or self.card.max_new_tokens)
+        calculator = (params or {}).get("calculator")
         answers: list[dict] = [{}] * len(rows)
         for (dataset, choices), indices in _groups(rows).items():
             task = self.card.tasks[dataset]
@@ -76,7 +78,8 @@ class StudentModel(mlflow.pyfunc.PythonModel):
                             answer_type=task["answer_type"],
                             choices=list(choices) if choices else None,
                             task=TaskPrompts(**task["prompts"]), max_new_tokens=limit,
-                            batch_size=len(indices))
+                            batch_size=len(indices),
+                            calculator=None if calculator is None else bool(calculator))
             for i, answer in zip(indices, found):
                 answers[i] = dataclasses.asdict(answer)
         return pd.DataFrame(answers, columns=list(OUTPUT_COLUMNS))
@@ -155,24 +158,31 @@ def describe(card: Card) -> str:
     lines += ["Ask it with `mlflow.pyfunc.load_model(uri).predict([\"<question>\"])` or "
               "`cotdistill predict <uri> \"<question>\"`: it applies the task's prompt format "
               "itself, decodes greedily, and returns `rationale` and `answer`. Params: "
-              f"`max_new_tokens` (default {card.max_new_tokens}).", ""]
+              f"`max_new_tokens` (default {card.max_new_tokens}), `calculator` (default "
+              f"{str(METHODS[card.method].calculator).lower()}: "
+              + ("it was trained to decode number answers with the calculator, which writes "
+                 "the result of the arithmetic before each `=`)."
+                 if METHODS[card.method].calculator else
+                 "true decodes number answers with the calculator)."), ""]
     return tracking.with_test_section("\n".join(lines), NOT_YET_TESTED)
 
 
 def log_student(model_dir: Path, card: Card, name: str = "model"):
     """Log a saved student as a :class:`StudentModel`; returns MLflow's model info."""
     return log_pyfunc(StudentModel(), {STUDENT_ARTIFACT: model_dir}, card, name=name,
-                      param=("max_new_tokens", card.max_new_tokens),
+                      params=[("max_new_tokens", "long", card.max_new_tokens),
+                              ("calculator", "boolean", METHODS[card.method].calculator)],
                       description=describe(card))
 
 
 def log_pyfunc(python_model: mlflow.pyfunc.PythonModel, artifacts: dict[str, Path], card,
-               *, name: str, param: tuple[str, int], description: str):
+               *, name: str, params: list[tuple[str, str, Any]], description: str):
     """Log ``python_model`` with the model directories ``artifacts`` (role -> directory) and
     ``card`` (a dataclass with ``tasks`` and ``example``) as its config, to the active run.
 
     The signature takes a list of questions (one task) or a table of question and dataset, and
-    gives :data:`OUTPUT_COLUMNS`, with one integer param. The ``cotdistill`` package travels
+    gives :data:`OUTPUT_COLUMNS`, with ``params`` (name, MLflow type, default) as its params
+    schema. The ``cotdistill`` package travels
     with the model, and its requirements pin this torch and transformers."""
     import pandas as pd
     import pydantic
@@ -190,7 +200,7 @@ def log_pyfunc(python_model: mlflow.pyfunc.PythonModel, artifacts: dict[str, Pat
         inputs=inputs,
         outputs=Schema([ColSpec("string", column, required=column == "question")
                         for column in OUTPUT_COLUMNS]),
-        params=ParamSchema([ParamSpec(param[0], "long", param[1])]),
+        params=ParamSchema([ParamSpec(name, kind, default) for name, kind, default in params]),
     )
     example = [card.example] if len(card.tasks) == 1 else \
         pd.DataFrame({"question": [card.example], "dataset": [next(iter(card.tasks))]})

@@ -111,10 +111,12 @@ def load_student(ref: str, params: Params):
 
 def predict(model, tokenizer, method: str, questions: list[str], *, answer_type: str,
             choices: list[str] | None, task: TaskPrompts, max_new_tokens: int,
-            batch_size: int = 1) -> list[Answer]:
+            batch_size: int = 1, calculator: bool | None = None) -> list[Answer]:
     """Answer ``questions`` (choice tasks: their stems; ``choices`` are appended as prepare
     appends them). Greedy; with evaluate's ``batch_size`` the batches, and so the outputs, are
-    evaluate's own, the calculator included where the method decodes with it."""
+    evaluate's own, the calculator included where the method decodes with it. ``calculator``
+    True / False turns it on or off whatever the method (it only ever acts on number
+    answers); None: the method's own choice."""
     from cotdistill.lm.generation import generate
 
     chosen = METHODS[method]
@@ -124,7 +126,8 @@ def predict(model, tokenizer, method: str, questions: list[str], *, answer_type:
               for q in shown]
     generated = generate(model, tokenizer, inputs, max_new_tokens=max_new_tokens,
                          batch_size=batch_size, desc="predict",
-                         calculator=chosen.calculates(answer_type))
+                         calculator=chosen.calculates(answer_type) if calculator is None
+                         else calculator and answer_type == "number")
     results = []
     for index, (question, output) in enumerate(zip(shown, (g.text for g in generated),
                                                    strict=True)):

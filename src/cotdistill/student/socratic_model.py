@@ -94,4 +94,5 @@ def log_pair(qg_dir: Path, qa_dir: Path, card: SocraticCard, name: str = "socrat
     """Log the pair to the active run as one :class:`SocraticModel`; returns MLflow's model
     info."""
     return log_pyfunc(SocraticModel(), dict(zip(ARTIFACTS, (qg_dir, qa_dir))), card, name=name,
-                      param=("max_steps", card.max_steps), description=describe(card))
+                      params=[("max_steps", "long", card.max_steps)],
+                      description=describe(card))

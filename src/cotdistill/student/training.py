@@ -160,7 +160,9 @@ def _features(examples: list[CuratedExample], tokenizer, max_length: int,
                        mask_results=masked and METHODS[e.method].calculator)
                 for e in examples]
     _check_targets_fit(features, max_length)
-    weighted = any(e.task is not None or e.weight is not None for e in examples)
+    weighted = any(e.weight is not None or (e.task is not None and (
+        e.method not in METHODS or METHODS[e.method].task_weight(e.task, methods) != 1.0))
+        for e in examples)  # a task that weighs 1 (mixed formats' labels) is no weight
     if weighted:
         for feature, example in zip(features, examples):
             task = METHODS[example.method].task_weight(example.task, methods)

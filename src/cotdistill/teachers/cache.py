@@ -9,7 +9,8 @@ Two more tables live in the same file because they must survive the same crashes
 - ``failures``: requests that failed for good on the last try (never served as hits; a later
   success deletes the row), so a failed run can say what failed and why;
 - ``batches``: Batch API jobs, stored the moment they are created, so an interrupted run polls
-  the batch it already paid for instead of submitting (and paying for) a second one;
+  the batch it already paid for instead of submitting (and paying for) a second one; and
+  ``batch_intents``, a create about to be sent, written before the request;
 - ``leases``: which process is asking for a key right now (:mod:`cotdistill.teachers.leases`),
   so that two runs sharing the cache (``dvc queue start -j 2``) never buy the same response.
 
@@ -45,6 +46,9 @@ CREATE TABLE IF NOT EXISTS failures (
 CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY, scope TEXT NOT NULL, request_set TEXT NOT NULL,
     custom_ids TEXT NOT NULL, state TEXT NOT NULL, created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batch_intents (
+    request_set TEXT PRIMARY KEY, scope TEXT NOT NULL, file_id TEXT NOT NULL, at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS leases (
     key TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
@@ -205,6 +209,25 @@ class ResponseCache:
                 "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, 'open', ?)",
                 (batch_id, scope, request_set, json.dumps(custom_ids), time.time()),
             )
+
+    @_faults
+    def add_intent(self, request_set: str, *, scope: str, file_id: str) -> None:
+        """A batch for ``request_set`` is about to be created: written before the request, so
+        a run that dies before it records the batch id knows a batch may exist."""
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO batch_intents VALUES (?, ?, ?, ?)",
+                             (request_set, scope, file_id, time.time()))
+
+    @_faults
+    def intent(self, request_set: str) -> dict | None:
+        row = self._db.execute("SELECT scope, file_id, at FROM batch_intents WHERE "
+                               "request_set = ?", (request_set,)).fetchone()
+        return dict(zip(("scope", "file_id", "at"), row)) if row else None
+
+    @_faults
+    def clear_intent(self, request_set: str) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM batch_intents WHERE request_set = ?", (request_set,))
 
     @_faults
     def open_batches(self, scope: str) -> list[tuple[str, str, list[str]]]:

@@ -4,8 +4,9 @@ One batch per call of the stage's two steps: the requests not yet in the cache a
 JSON Lines, uploaded and submitted; the batch is polled (progress logged) until it ends; its
 output and error files are collected into the cache in one go.
 
-A batch is paid for once it is created, so its id is stored in the cache DB (``batches``
-table, with the request set's hash and its custom ids) the moment ``batches.create`` returns.
+A batch is paid for once it is created, so the intent to create it is written to the cache DB
+(``batch_intents``) before the request, and its id (``batches`` table, with the request set's
+hash and its custom ids) the moment ``batches.create`` returns.
 A run that was interrupted (Ctrl-C, SIGKILL, a poll that failed) finds the open batch there
 and resumes polling it instead of submitting the same requests again. The request-set hash is
 also sent as the batch's metadata, so even a crash in the instant between ``create`` and that
@@ -131,18 +132,26 @@ class OpenAIBatchBackend:
                 ids: list[str]) -> str:
         """Create the batch (or find the live one for this request set); store its id at once."""
         set_key = request_set_key(ids)
+        earlier = journal.intent(set_key)
         batch_id = self._find_live(client, journal, set_key)
         if batch_id is None:
+            if earlier is not None:
+                log.warning("a run at %s sent a create for this request set and never recorded "
+                            "its batch; the server lists no live batch tagged with it (every "
+                            "page read), so it is created now",
+                            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(earlier["at"])))
             lines = "".join(
                 json.dumps({"custom_id": cid, "method": "POST", "url": self.endpoint,
                             "body": body}) + "\n"
                 for cid, body in zip(ids, bodies))
             upload = client.files.create(file=("requests.jsonl", lines.encode(),
                                                "application/jsonl"), purpose="batch")
+            journal.add_intent(set_key, scope=self.scope, file_id=upload.id)
             batch_id = self._create(client, journal, upload.id, set_key)
             self.created.append(batch_id)
             log.info("created batch %s: %d requests", batch_id, len(ids))
         journal.add_batch(batch_id, scope=self.scope, request_set=set_key, custom_ids=ids)
+        journal.clear_intent(set_key)
         return batch_id
 
     def _create(self, client, journal: ResponseCache, file_id: str, set_key: str) -> str:
