@@ -84,6 +84,10 @@ def test_every_computed_step_of_a_text_is_found_with_the_writers_result():
     ("1,200 + 800 = 2,000", True),
     ("50 / 200 = 25%", True),
     ("$3 + $4 = 7", True),
+    ("2/3 - 1/2 = 1/6.", True),  # a fraction, read whole
+    ("1/4 + 1/2 = 3/5", False),
+    ("0.1 + 0.2 = 0.30000000000000004", True),  # a float's last digit is no error
+    ("3.8333333333333335 - 0.16666666666666666 = 3.6666666666666665", True),
 ])
 def test_a_written_result_agrees_when_it_is_the_value_in_any_format(text, agrees):
     from cotdistill.calculator import computations
@@ -97,3 +101,19 @@ def test_corrected_replaces_only_the_wrong_results():
     text, replaced = corrected("So 5 x 3 = 16 and 2 + 2 = 4, then 9 - 1 = 7 left.")
     assert text == "So 5 x 3 = 15 and 2 + 2 = 4, then 9 - 1 = 8 left."
     assert [c.written for c in replaced] == ["16", "7"]
+
+
+def test_corrected_replaces_a_wrong_fraction_whole_and_leaves_a_right_one():
+    from cotdistill.calculator import corrected
+
+    text, replaced = corrected("So 1/4 + 1/2 = 3/4 and 1/2 + 1/2 = 2/3 in all.")
+    assert text == "So 1/4 + 1/2 = 3/4 and 1/2 + 1/2 = 1 in all."
+    assert [c.written for c in replaced] == ["2/3"]
+
+
+def test_a_number_that_an_operator_follows_is_the_next_expression_not_a_result():
+    from cotdistill.calculator import computations
+
+    assert computations("15 + 48 = 12 + 2x") == []  # an equation, not arithmetic
+    found = computations("the cost is 3*8+5*8=24+40=64 dollars")
+    assert [(c.expression, c.written, c.agrees) for c in found] == [("24+40", "64", True)]

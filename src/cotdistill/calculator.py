@@ -147,7 +147,10 @@ def result_for(text: str) -> str | None:
     return " " + written(value, dollars=found.dollars, commas=found.commas)
 
 
-_WRITTEN_RESULT = re.compile(r"[ \t]*(-?\$?-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?)")
+_WRITTEN_RESULT = re.compile(
+    r"[ \t]*(-?\$?-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+(?!\.\d|\d))?%?)")
+_GOES_ON = re.compile(r"[ \t]*(?:[-+*/×÷]|x\b)[ \t]*[\w($]")  # "= 12 + 2x": not a result
+FLOAT_NOISE = Decimal("1e-9")  # relative: "0.1 + 0.2 = 0.30000000000000004" is right
 
 
 @dataclass(frozen=True)
@@ -170,29 +173,40 @@ class Computation:
             return False
         if self.written.endswith("%"):
             number /= 100  # "50 / 200 = 25%"
+        if abs(self.value - number) <= FLOAT_NOISE * max(Decimal(1), abs(self.value)):
+            return True  # equal, up to a float's last digit or a fraction's repeating one
+        if "/" in self.written:
+            return False
         decimals = max(0, -int(number.as_tuple().exponent))
-        return abs(self.value - number) <= Decimal(5).scaleb(-decimals - 1) if decimals \
-            else self.value == number
+        return bool(decimals) and abs(self.value - number) <= Decimal(5).scaleb(-decimals - 1)
 
 
 def _number(text: str) -> Decimal | None:
+    """A written result's value: "$1,200.50", "25%" (as 25), "1/6" (a fraction)."""
     cleaned = text.replace("$", "").replace(",", "").rstrip("%")
     try:
+        if "/" in cleaned:
+            numerator, denominator = cleaned.split("/")
+            with localcontext() as context:
+                context.prec = 2 * MAX_DIGITS
+                return Decimal(numerator) / Decimal(denominator)
         return Decimal(cleaned)
-    except InvalidOperation:
+    except (InvalidOperation, ArithmeticError):
         return None
 
 
 def computations(text: str) -> list[Computation]:
     """Every ``expression = number`` in ``text`` whose expression the calculator computes: what
     a calculator-decoding student would have had written for it (the tokens a loss mask leaves
-    out) and whether the writer got it right (teacher arithmetic checks)."""
+    out) and whether the writer got it right (teacher arithmetic checks). A number that an
+    operator follows ("= 12 + 2x", "= 24 + 40 = 64") is the next expression, not a result."""
     found = []
     for equals in (m.start() for m in re.finditer("=", text)):
         expression = pending(text[:equals + 1])
         number = _WRITTEN_RESULT.match(text, equals + 1)
         value = compute(expression.python) if expression is not None else None
-        if expression is None or number is None or value is None:
+        if expression is None or number is None or value is None \
+                or _GOES_ON.match(text, number.end(1)):
             continue
         found.append(Computation(
             expression=expression.source.strip(), start=number.start(1), end=number.end(1),
