@@ -187,7 +187,7 @@ print(json.dumps({"calls": calls, "short": short, "card": version.description,
 def test_the_champion_loaded_with_mlflow_pyfunc_answers_like_evaluation(project):
     """Someone who never saw this repository: a fresh process, the registry URI, plain
     mlflow.pyfunc. Three calls give the same correct answer, the prompt format applied by the
-    model itself, no echo of the question; max_new_tokens is a param."""
+    model itself, no echo of the question; max_new_tokens and calculator are params."""
     import subprocess
     import sys
 
@@ -204,7 +204,7 @@ def test_the_champion_loaded_with_mlflow_pyfunc_answers_like_evaluation(project)
     assert [row["output"] for row in first] == [e["output"] for e in evaluated]
     assert [row["answer"] for row in first] == ["no", "no"]
     assert all(row["rationale"] and questions[0] not in row["output"] for row in first)
-    assert found["inputs"] == ["string"] and found["params"] == ["max_new_tokens"]
+    assert found["inputs"] == ["string"] and found["params"] == ["max_new_tokens", "calculator"]
     assert found["short"][0]["answer"] is None  # cut after two tokens: no answer yet
     card = found["card"]  # the model card on the registered version
     assert card.startswith("# tiny / fine_tune_cot") and "Validation accuracy: 100.0% on 1" in card
