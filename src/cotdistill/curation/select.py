@@ -87,6 +87,7 @@ def curate(
     if fewshot is not None:
         kept["few_shot"] = select_rationales(examples, fewshot, params, FilterReport())
     out: dict[str, list[CuratedExample]] = {}
+    fixed: dict[tuple[str, str, int], tuple[TeacherCompletion, dict | None]] = {}
     for name, method in METHODS.items():
         if method.rationales not in kept or (method.uses_exemplars and exemplars is None):
             continue
@@ -99,7 +100,10 @@ def curate(
                 lineage = None
                 if (completion is not None and params.teacher_arithmetic == "fix"
                         and example.answer_type == "number"):
-                    completion, lineage = _fixed(completion)
+                    key = (method.rationales, completion.id, completion.sample)
+                    if key not in fixed:  # once per rationale, not once per method
+                        fixed[key] = _fixed(completion)
+                    completion, lineage = fixed[key]
                 for text, target, task in _pairs(
                     method, example, question, completion, exemplars, method_params, tasks
                 ):
