@@ -108,7 +108,8 @@ def write_long_csv(path: Path, curves: Mapping[str, list[tuple[int, float]]],
 
 def curves_plot(path: Path, losses: Mapping[str, list[tuple[int, float]]],
                 validation: Mapping[str, list[tuple[int, float]]],
-                transfer: Mapping[str, list[tuple[int, float]]] | None = None) -> None:
+                transfer: Mapping[str, list[tuple[int, float]]] | None = None,
+                transfer_task: str = "held-out task") -> None:
     """Training loss and validation accuracy of every run, side by side, one colour a run;
     ``transfer`` (a held-out task's accuracy at the same steps) dashed beside its run's
     validation curve: the cost of specialising as it is paid."""
@@ -124,12 +125,12 @@ def curves_plot(path: Path, losses: Mapping[str, list[tuple[int, float]]],
             right.plot(*zip(*points), label=run, color=colours[run], marker="o", markersize=3)
     for run, points in (transfer or {}).items():
         if points:
-            right.plot(*zip(*points), label=f"{run}: held-out task", linestyle="--",
+            right.plot(*zip(*points), label=f"{run}: {transfer_task}", linestyle="--",
                        color=colours.get(run, "grey"), marker="x", markersize=3)
     left.set(title="Training loss", xlabel="step", ylabel="loss")
     left.set_yscale("log")
     right.set(title="Validation accuracy (checkpoint selection)", xlabel="step",
-              ylabel="accuracy", ylim=(0, 1.05))
+              ylabel="accuracy", ylim=(-0.02, 1.05))
     for axes in (left, right):
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize=7)

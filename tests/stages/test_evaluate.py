@@ -75,8 +75,8 @@ def test_evaluate_counts_the_calculators_work_and_runs_few_shot_when_asked(
 
 def test_evaluate_scores_the_held_out_task_apart_from_the_test_split(
         tmp_path, arithmetic_student, monkeypatch):
-    """data/prepared/transfer.jsonl's questions are generated with the test questions, in the
-    student's format, and scored apart: they change no test figure."""
+    """data/prepared/transfer.jsonl's questions are generated in the student's format, apart
+    from the test questions, and scored apart: they change no test figure."""
     root = _project(tmp_path, arithmetic_student, None)
     metrics, zero, _, held_out = _evaluate(root, monkeypatch)
     assert metrics["n"] == 3 and set(metrics["datasets"]) == {"multiarith"}

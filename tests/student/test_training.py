@@ -88,8 +88,8 @@ def test_the_checkpoint_kept_is_the_best_on_validation_not_the_last(tiny_model, 
 
 def test_a_held_out_probe_is_scored_at_each_scoring_and_never_chooses_the_checkpoint(
         tiny_model, tmp_path):
-    """train.hparams.transfer_probe: the held-out task's questions are scored in the same
-    generation as validation's, at the same steps, and kept apart from its accuracy."""
+    """train.hparams.transfer_probe: the held-out task's questions are scored at each
+    validation scoring, after validation's, and kept apart from its accuracy."""
     from cotdistill.records import PreparedExample
     from cotdistill.student.selection import ValidationSelection
 

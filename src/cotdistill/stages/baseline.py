@@ -65,13 +65,7 @@ def _few_shot_cot(examples: list[PreparedExample], complete: Complete,
     shots = load_exemplars()
     outputs = complete([prompts.few_shot_prompt(shots.get(e.dataset, []), e.question)
                         for e in examples], params.evaluate.max_new_tokens, "few_shot_cot")
-    return outputs, {"zero_shot_fallbacks": _fallbacks(examples, shots)}
-
-
-def _fallbacks(examples: list[PreparedExample], shots: dict | None = None) -> int:
-    """Questions whose dataset has no exemplar (they get few-shot CoT's format with no shots)."""
-    shots = load_exemplars() if shots is None else shots
-    return sum(1 for e in examples if not shots.get(e.dataset))
+    return outputs, {"zero_shot_fallbacks": sum(1 for e in examples if not shots.get(e.dataset))}
 
 
 # each baseline of params.evaluate.BASELINES: (test questions, a completer, params) -> (the
@@ -112,11 +106,12 @@ def run(params: Params, student: str, method: str) -> dict:
                                          batch_size=settings.batch_size, stop=prompts.QA_STOPS,
                                          desc=desc, precision=settings.precision)]
 
-    outputs, extra = PROMPTING[method](examples + held_out, complete, params)
-    if "zero_shot_fallbacks" in extra:  # the test questions' count (held-out tasks have none)
-        extra["zero_shot_fallbacks"] = _fallbacks(examples)
-    predictions = score(examples, outputs[:len(examples)], student, method, read_answer)
-    transfer = score(held_out, outputs[len(examples):], student, method, read_answer)
+    outputs, extra = PROMPTING[method](examples, complete, params)
+    predictions = score(examples, outputs, student, method, read_answer)
+    # the held-out tasks apart: a shared batch would change the test questions' padding, and
+    # in bf16 a test answer
+    transfer = score(held_out, PROMPTING[method](held_out, complete, params)[0], student,
+                     method, read_answer) if held_out else []
     if transfer:
         extra["transfer"] = transfer_metrics(transfer)
     return record_results(

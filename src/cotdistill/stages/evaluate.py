@@ -49,22 +49,19 @@ def run(params: Params, student: str, method: str) -> dict:
                                       for_generation=True)
     encoder_decoder = bool(model.config.is_encoder_decoder)
     tasks = params.prepare.tasks()
-    everything = examples + held_out  # one generation: the batches stay full
     inputs = [student_text(METHODS[method].student_input(
         example.question, prompts.of(tasks, example.dataset)), None, encoder_decoder)[0]
-        for example in everything]
+        for example in examples]
     chosen = METHODS[method]
-    calculator = [chosen.calculates(example.answer_type) for example in everything]
+    calculator = [chosen.calculates(example.answer_type) for example in examples]
     generated = generate(model, tokenizer, inputs, max_new_tokens=settings.max_new_tokens,
                          batch_size=settings.batch_size, desc=f"evaluate {student}/{method}",
                          precision=settings.precision, calculator=calculator)
-    texts = [g.text for g in generated]
-    predictions = score(examples, texts[:len(examples)], student, method, chosen.read)
-    transfer = score(held_out, texts[len(examples):], student, method, chosen.read)
-    extra: dict = {"calculator_questions": sum(calculator[:len(examples)]),
-                   "calculator_results": sum(g.calculated for g in generated[:len(examples)])} \
+    predictions = score(examples, [g.text for g in generated], student, method, chosen.read)
+    extra: dict = {"calculator_questions": sum(calculator),
+                   "calculator_results": sum(g.calculated for g in generated)} \
         if chosen.calculator else {}
-    calculator = calculator[:len(examples)]
+    transfer = _held_out(model, tokenizer, held_out, params, student, method)
     if transfer:
         extra["transfer"] = transfer_metrics(transfer)
     few_shot: list = []
@@ -86,6 +83,25 @@ def run(params: Params, student: str, method: str) -> dict:
                     "transfer_datasets": ",".join(sorted({e.dataset for e in held_out}))
                     or "none"},
     )
+
+
+def _held_out(model, tokenizer, held_out: list, params: Params, student: str,
+              method: str) -> list:
+    """The held-out tasks' questions in the student's own format, generated apart from the
+    test questions (a shared batch would change their padding, and in bf16 a test answer)."""
+    if not held_out:
+        return []
+    settings = params.evaluate
+    chosen = METHODS[method]
+    tasks = params.prepare.tasks()
+    encoder_decoder = bool(model.config.is_encoder_decoder)
+    inputs = [student_text(chosen.student_input(e.question, prompts.of(tasks, e.dataset)), None,
+                           encoder_decoder)[0] for e in held_out]
+    generated = generate(model, tokenizer, inputs, max_new_tokens=settings.max_new_tokens,
+                         batch_size=settings.batch_size, precision=settings.precision,
+                         desc=f"evaluate {student}/{method} held-out tasks",
+                         calculator=[chosen.calculates(e.answer_type) for e in held_out])
+    return score(held_out, [g.text for g in generated], student, method, chosen.read)
 
 
 def _few_shot(model, tokenizer, examples, params: Params, student: str, method: str,

@@ -409,7 +409,9 @@ def run(params: Params) -> None:
         plots.accuracy_plot(out.file(layout.ACCURACY_PLOT), plots.bars(
             evaluated, chance, prompted=set(params.evaluate.baselines)))
         losses, validation, transfer = training_curves(params)
-        plots.curves_plot(out.file(layout.CURVES_PLOT), losses, validation, transfer)
+        held_out = params.evaluate.held_out(params.prepare.names)
+        plots.curves_plot(out.file(layout.CURVES_PLOT), losses, validation, transfer,
+                          f"held-out {held_out[0]}" if held_out else "held-out task")
         plots.write_long_csv(out.file(layout.LOSS_CURVES), losses, "loss")
         plots.write_long_csv(out.file(layout.VAL_CURVES), validation, "val_accuracy")
         plots.write_long_csv(out.file(layout.TRANSFER_CURVES), transfer, "transfer_accuracy")

@@ -8,8 +8,8 @@ ceiling and each dataset trains about as long as it needs. The test split is nev
 Fine-tune-CoT's authors chose epochs on test, which flatters every figure.
 
 With ``probe`` questions (a held-out task's, ``train.hparams.transfer_probe``) each scoring also
-scores them in the same generation: the cost of specialising, step by step (``probe_history``).
-They never choose the checkpoint.
+scores them, in a generation of their own: the cost of specialising, step by step
+(``probe_history``). They never choose the checkpoint nor change a validation score.
 """
 
 from __future__ import annotations
@@ -56,26 +56,30 @@ class ValidationSelection:
         return len(since_best) >= self.patience
 
     def accuracy(self, model, tokenizer, precision: str = "fp32") -> float:
-        """The validation accuracy (and, with a probe, the probe's, kept for :meth:`score`)."""
-        return self.score(model, tokenizer, precision)[0]
+        """The validation accuracy."""
+        return self._accuracy(self.examples, model, tokenizer, precision, "validation")
 
     def score(self, model, tokenizer, precision: str = "fp32") -> tuple[float, float | None]:
-        """Validation accuracy and the probe's (None without one), from one generation."""
+        """Validation accuracy and the probe's (None without one). The probe is generated
+        apart: sharing a batch would change the padding, and in bf16 a validation answer."""
+        accuracy = self.accuracy(model, tokenizer, precision)
+        return accuracy, self._accuracy(self.probe, model, tokenizer, precision,
+                                        "held-out probe") if self.probe else None
+
+    def _accuracy(self, questions: list[PreparedExample], model, tokenizer, precision: str,
+                  desc: str) -> float:
         from cotdistill.lm.generation import generate
         from cotdistill.prompts import student_text
 
         encoder_decoder = bool(model.config.is_encoder_decoder)
-        questions = self.examples + self.probe
         prompts = [student_text(self.prompt(e), None, encoder_decoder)[0] for e in questions]
         outputs = generate(model, tokenizer, prompts,
                            max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
-                           desc="validation", precision=precision,
+                           desc=desc, precision=precision,
                            calculator=[self.calculator(e) for e in questions])
         correct = [answers.is_correct(self.read(o.text, e), e.answer, e.answer_type)
                    for o, e in zip(outputs, questions)]
-        val, probe = correct[:len(self.examples)], correct[len(self.examples):]
-        return (sum(val) / len(val) if val else 0.0,
-                sum(probe) / len(probe) if probe else None)
+        return sum(correct) / len(correct) if correct else 0.0
 
 
 def selection_callback(selection: ValidationSelection, tokenizer, on_score=None, *,
