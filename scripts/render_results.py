@@ -560,7 +560,8 @@ def formats(rows: list[dict]) -> str:
 def transfer(rows: list[dict]) -> str:
     """What specialising cost: every trained row's accuracy on the held-out tasks
     (``evaluate.transfer_datasets``, the harness's HELD_OUT) against the same untrained
-    student's best prompting baseline there, from rows that carry ``transfer``."""
+    student's best prompting baseline there, from rows that carry ``transfer``. The untrained
+    student sees the same held-out questions whichever dataset's work directory it ran in."""
     lines = ["| trained on | student | method | seed | held-out task | n | trained | untrained "
              "(best prompt) | change (points) |", "|---|---|---|---:|---|---:|---:|---:|---:|"]
     shown = [r for r in current(rows) if r.get("transfer")]
@@ -569,14 +570,14 @@ def transfer(rows: list[dict]) -> str:
     for row in shown:
         if row["method"] in harness.BASELINES:
             for task, figures in row["transfer"].items():
-                key = (row["dataset"], row["student"], task)
+                key = (row["student"], task)
                 untrained[key] = max(untrained.get(key, (-1.0, "")),
                                      (figures["accuracy"], row["method"]))
     for row in shown:
         if row["method"] in harness.BASELINES:
             continue
         for task, figures in sorted(row["transfer"].items()):
-            best = untrained.get((row["dataset"], row["student"], task))
+            best = untrained.get((row["student"], task))
             versus = f"{pct(best[0])} ({best[1]})" if best else "not run"
             change = f"{100 * (figures['accuracy'] - best[0]):+.1f}" if best else "-"
             lines.append(

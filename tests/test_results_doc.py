@@ -211,7 +211,8 @@ def test_the_held_out_tasks_set_each_trained_row_against_its_best_untrained_prom
     rows = [_row(transfer=held_out),
             _row(method="zero_shot", seed=None, transfer={
                 "svamp": harness.counts(2, 50), "strategy_qa": harness.counts(20, 50)}),
-            _row(method="zero_shot_cot", seed=None, transfer={
+            # the untrained student answers the same held-out questions in any work directory
+            _row(dataset="multiarith", method="zero_shot_cot", seed=None, transfer={
                 "svamp": harness.counts(4, 50), "strategy_qa": harness.counts(31, 50)}),
             _row(method="answer_only")]  # older rows carry no transfer: not shown
     table = render.transfer(rows).splitlines()

@@ -52,3 +52,26 @@ def test_a_dataset_that_is_trained_on_is_not_held_out(tmp_path, monkeypatch):
                       ["coin_flip_generated"])
     assert report["transfer"] == {}
     assert (tmp_path / "data/prepared/transfer.jsonl").read_text() == ""
+
+
+def test_a_held_out_task_that_cannot_be_read_names_the_key_and_writes_nothing(
+        tmp_path, monkeypatch):
+    """Offline, with no mirror: the held-out task's files cannot be had. The error says that a
+    held-out task was being read, and how to score none; nothing is written."""
+    import pytest
+
+    from cotdistill.errors import CotdistillError
+
+    monkeypatch.delenv("COTDISTILL_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("COTDISTILL_HOME", str(tmp_path / "home"))  # nothing cached either
+    monkeypatch.setattr("urllib.request.urlopen", _offline)
+    with pytest.raises(CotdistillError) as raised:
+        _prepare(tmp_path, monkeypatch, ["coin_flip_generated"], ["svamp"])
+    assert str(raised.value).startswith(
+        "params.yaml: evaluate.transfer_datasets (svamp, the held-out tasks): ")
+    assert "set evaluate.transfer_datasets: [] to score none" in str(raised.value)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "reports").exists()
+
+
+def _offline(*args, **kwargs):
+    raise OSError("offline")

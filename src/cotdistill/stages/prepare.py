@@ -24,6 +24,7 @@ from cotdistill.datasets.sources import FileSource
 from cotdistill.jsonl import write_records
 from cotdistill.lm.store import cache_home
 from cotdistill.datasets.splits import first_per_dataset
+from cotdistill.errors import CotdistillError
 from cotdistill.params import Params, PrepareParams
 from cotdistill.records import PreparedExample
 from cotdistill.layout import from_root
@@ -69,7 +70,12 @@ def held_out_tests(params: Params, source: FileSource,
         return []
     alone = PrepareParams.model_validate(
         {**params.prepare.model_dump(), "datasets": names})
-    tests = build(alone, source, params_file=params_file).splits["test"]
+    try:
+        tests = build(alone, source, params_file=params_file).splits["test"]
+    except CotdistillError as error:  # say why a dataset nobody trains on was being read
+        raise CotdistillError(
+            f"{params_file}: evaluate.transfer_datasets ({', '.join(names)}, the held-out "
+            f"tasks): {error} (set evaluate.transfer_datasets: [] to score none)") from None
     return first_per_dataset(tests, params.evaluate.transfer_max_examples)
 
 
