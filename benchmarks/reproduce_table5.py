@@ -122,6 +122,8 @@ TABLE_SETTINGS: dict[str, object] = {
     "evaluate.max_examples": None,  # the whole published test split
     "evaluate.precision": "auto",
 }
+HELD_OUT = ("svamp", "strategy_qa")  # evaluate.transfer_datasets of every row (see params_for)
+HELD_OUT_EXAMPLES = 50  # the first 50 test questions of each
 FROM_PARAMS = ("train.hparams.learning_rate", "train.hparams.batch_size",
                "train.hparams.grad_accum")  # params.yaml's, recorded in each trained row
 # --smoke: proves the harness end to end in minutes; its rows never reach RESULTS
@@ -398,6 +400,15 @@ class Harness:
         params["evaluate"]["baselines"] = list(BASELINES)
         for key, value in self.settings.items():
             put(params, key, value)
+        if supported("train.hparams.transfer_probe"):
+            # held-out tasks (what specialising cost): two published datasets none of the
+            # seven trains on, SVAMP (arithmetic, near) and StrategyQA (yes / no, far). They
+            # change no test figure of a row, so rows record them as their own figures, not as
+            # settings. The probe (the held-out curve over training) never chooses a
+            # checkpoint and only lengthens each scoring, so the table leaves it off.
+            put(params, "evaluate.transfer_datasets", list(HELD_OUT))
+            put(params, "evaluate.transfer_max_examples", HELD_OUT_EXAMPLES)
+            put(params, "train.hparams.transfer_probe", None)
         put(params, "train.hparams.seed", self.seed)
         if two_stage_dataset is not None:
             put(params, "train.method_params.two_stage_cot.dataset", two_stage_dataset)
@@ -458,6 +469,11 @@ class Harness:
         wanted = {section: params[section] for section in ("prepare", "teacher", "curate")}
         done = self.stamps(work).get("data")
         if done and done.get("params") == wanted and (work / "reports/curate.json").is_file():
+            if supported("evaluate.transfer_datasets") and held_out_of(work) != [
+                    name for name in HELD_OUT if name not in datasets]:
+                # data prepared by older code or for other held-out tasks: prepare again (the
+                # same splits, deterministic) for their questions; rationales and models stand
+                self.stage(work, label, "prepare")
             return
         seconds = sum(self.stage(work, label, name) for name in ("prepare", "teacher", "curate"))
         self.stamp(work, "data", {"params": wanted, "wall_s": round(seconds, 1),
@@ -491,6 +507,27 @@ class Harness:
             raise SystemExit(f"{folder}: predictions ({correct}/{n}) and metrics.json "
                              f"({reported}) disagree")
         return counts(correct, n)
+
+    def transfer_figures(self, work: Path, method: str) -> dict:
+        """Per held-out task (evaluate.transfer_datasets), n, correct, accuracy and interval
+        from predictions_transfer.jsonl, checked against metrics.json's ``transfer``."""
+        folder = work / "reports" / "eval" / self.student / method
+        path = folder / "predictions_transfer.jsonl"
+        if not path.is_file():
+            return {}
+        reported = json.loads((folder / "metrics.json").read_text(encoding="utf-8")) \
+            .get("transfer", {})
+        flags: dict[str, list[bool]] = {}
+        for record in map(json.loads, path.read_text(encoding="utf-8").splitlines()):
+            flags.setdefault(record["dataset"], []).append(record["correct"])
+        figures = {}
+        for dataset, marks in sorted(flags.items()):
+            n, correct = len(marks), sum(marks)
+            if dataset not in reported or reported[dataset]["n"] != n:
+                raise SystemExit(f"{path}: {dataset} ({correct}/{n}) and metrics.json's "
+                                 f"transfer ({reported.get(dataset)}) disagree")
+            figures[dataset] = counts(correct, n)
+        return figures
 
     def student_parameters(self, work: Path, method: str | None = None) -> int | None:
         if method is not None:
@@ -566,6 +603,8 @@ class Harness:
         row.update(self.figures(work, dataset, method))
         if self.args.few_shot:
             row["few_shot"] = self.figures(work, dataset, method, "predictions_few_shot.jsonl")
+        if transfer := self.transfer_figures(work, method):
+            row["transfer"] = transfer  # held-out tasks: what specialising cost
         row["student_parameters"] = self.student_parameters(work, method)
         row["training"] = {**training, **extra}
         row["precision"] = {
@@ -649,6 +688,8 @@ class Harness:
         row.update(self.figures(work, dataset, method))
         if self.args.few_shot:
             row["few_shot"] = self.figures(work, dataset, method, "predictions_few_shot.jsonl")
+        if transfer := self.transfer_figures(work, method):
+            row["transfer"] = transfer  # the untrained student on the held-out tasks
         row["student_parameters"] = self.student_parameters(work)
         row["precision"] = {"evaluate": self.eval_precision(),
                             "source": "cotdistill.lm.precision on this machine"
@@ -751,6 +792,15 @@ class Harness:
             say(f"[{dataset} {row['student']}/{method}] {row['correct']}/{row['n']} = "
                 f"{100 * row['accuracy']:.2f}% (95% CI {100 * low:.1f}-{100 * high:.1f}); "
                 f"row written to {self.shown(self.results)}")
+
+
+def held_out_of(work: Path) -> list[str] | None:
+    """The held-out tasks in a work directory's data/prepared/transfer.jsonl (None: no file)."""
+    path = work / "data" / "prepared" / "transfer.jsonl"
+    if not path.is_file():
+        return None
+    names = [json.loads(line)["dataset"] for line in path.read_text(encoding="utf-8").splitlines()]
+    return list(dict.fromkeys(names))
 
 
 def counts(correct: int, n: int) -> dict:

@@ -557,6 +557,39 @@ def formats(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def transfer(rows: list[dict]) -> str:
+    """What specialising cost: every trained row's accuracy on the held-out tasks
+    (``evaluate.transfer_datasets``, the harness's HELD_OUT) against the same untrained
+    student's best prompting baseline there, from rows that carry ``transfer``. The untrained
+    student sees the same held-out questions whichever dataset's work directory it ran in."""
+    lines = ["| trained on | student | method | seed | held-out task | n | trained | untrained "
+             "(best prompt) | change (points) |", "|---|---|---|---:|---|---:|---:|---:|---:|"]
+    shown = [r for r in current(rows) if r.get("transfer")]
+    parameters = student_parameters(shown)
+    untrained: dict[tuple, tuple[float, str]] = {}
+    for row in shown:
+        if row["method"] in harness.BASELINES:
+            for task, figures in row["transfer"].items():
+                key = (row["student"], task)
+                untrained[key] = max(untrained.get(key, (-1.0, "")),
+                                     (figures["accuracy"], row["method"]))
+    for row in shown:
+        if row["method"] in harness.BASELINES:
+            continue
+        for task, figures in sorted(row["transfer"].items()):
+            best = untrained.get((row["student"], task))
+            versus = f"{pct(best[0])} ({best[1]})" if best else "not run"
+            change = f"{100 * (figures['accuracy'] - best[0]):+.1f}" if best else "-"
+            lines.append(
+                f"| {harness.DISPLAY[row['dataset']]} | "
+                f"{student_label(row['student'], parameters)} | {row['method']} | {_seed(row)} | "
+                f"{task} | {figures['n']} | {with_interval(figures)} | {versus} | {change} |")
+    if len(lines) == 2:
+        lines.append("| not run yet: rows of the harness at this commit carry `transfer` | | | | "
+                     "| | | | |")
+    return "\n".join(lines)
+
+
 def calculator_decoding(_: list[dict]) -> str:
     """benchmarks/calculator_decoding.py's JSON: one trained student, the same test questions,
     greedy, without and with the calculator, side by side in one run."""
@@ -598,7 +631,7 @@ TABLES = {"settings": settings, "table5": table5, "methods": methods, "seeds": s
           "details": details, "earlier": earlier,
           "option-shortcut": option_shortcut, "calculator": calculator, "formats": formats,
           "calculator-decoding": calculator_decoding,
-          "calculator-coverage": calculator_coverage}
+          "calculator-coverage": calculator_coverage, "transfer": transfer}
 
 
 # ------------------------------------------------------------------------------------------

@@ -206,6 +206,23 @@ def test_rows_render_into_the_tables_and_seeds_into_the_noise_table():
     assert "differ" not in render.details(rows)
 
 
+def test_the_held_out_tasks_set_each_trained_row_against_its_best_untrained_prompt():
+    held_out = {"svamp": harness.counts(5, 50), "strategy_qa": harness.counts(30, 50)}
+    rows = [_row(transfer=held_out),
+            _row(method="zero_shot", seed=None, transfer={
+                "svamp": harness.counts(2, 50), "strategy_qa": harness.counts(20, 50)}),
+            # the untrained student answers the same held-out questions in any work directory
+            _row(dataset="multiarith", method="zero_shot_cot", seed=None, transfer={
+                "svamp": harness.counts(4, 50), "strategy_qa": harness.counts(31, 50)}),
+            _row(method="answer_only")]  # older rows carry no transfer: not shown
+    table = render.transfer(rows).splitlines()
+    assert len(table) == 4
+    assert table[2] == ("| Coin Flip | smollm2-135m | fine_tune_cot | 0 | strategy_qa | 50 | "
+                        "60.0 [46.2, 72.4] | 62.0 (zero_shot_cot) | -2.0 |")
+    assert table[3].endswith("| svamp | 50 | 10.0 [4.3, 21.4] | 8.0 (zero_shot_cot) | +2.0 |")
+    assert "not run yet" in render.transfer([_row()])
+
+
 def test_a_forced_precision_row_sits_beside_auto_and_the_seed_spread_not_in_the_table():
     auto = {**_row(), "precision": {"train": "bf16", "evaluate": "bf16"}}
     fp32 = {**_row(correct=138), "variant": "fp32",

@@ -29,6 +29,7 @@ ACCURACY_PLOT = Path("reports/accuracy.png")
 CURVES_PLOT = Path("reports/curves.png")
 LOSS_CURVES = Path("reports/curves/loss.csv")  # run,step,loss: every training run
 VAL_CURVES = Path("reports/curves/val.csv")  # run,step,val_accuracy
+TRANSFER_CURVES = Path("reports/curves/transfer.csv")  # run,step,transfer_accuracy (a probe)
 METRICS = Path("reports/metrics.json")
 DECOMPOSITIONS = Path("data/socratic/decompositions.jsonl")
 DECOMPOSE_RESPONSES = Path("data/socratic/teacher_responses.jsonl")  # every response, raw

@@ -85,11 +85,15 @@ def accuracy_plot(path: Path, drawn: list[Bar]) -> None:
 
 
 def read_curve(path: Path, column: str) -> list[tuple[int, float]]:
-    """(step, value) rows of a training run's ``loss.csv`` or ``val.csv``; none if absent."""
+    """(step, value) rows of a training run's ``loss.csv`` or ``val.csv``; none if the file or
+    the column is absent (``transfer_accuracy`` is there only with a probe)."""
     if not path.is_file():
         return []
     with path.open(encoding="utf-8", newline="") as handle:
-        return [(int(row["step"]), float(row[column])) for row in csv.DictReader(handle)]
+        reader = csv.DictReader(handle)
+        if column not in (reader.fieldnames or []):
+            return []
+        return [(int(row["step"]), float(row[column])) for row in reader]
 
 
 def write_long_csv(path: Path, curves: Mapping[str, list[tuple[int, float]]],
@@ -103,8 +107,12 @@ def write_long_csv(path: Path, curves: Mapping[str, list[tuple[int, float]]],
 
 
 def curves_plot(path: Path, losses: Mapping[str, list[tuple[int, float]]],
-                validation: Mapping[str, list[tuple[int, float]]]) -> None:
-    """Training loss and validation accuracy of every run, side by side, one colour a run."""
+                validation: Mapping[str, list[tuple[int, float]]],
+                transfer: Mapping[str, list[tuple[int, float]]] | None = None,
+                transfer_task: str = "held-out task") -> None:
+    """Training loss and validation accuracy of every run, side by side, one colour a run;
+    ``transfer`` (a held-out task's accuracy at the same steps) dashed beside its run's
+    validation curve: the cost of specialising as it is paid."""
     plt = _pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     colours = {run: f"C{index % 10}" for index, run in enumerate(
@@ -115,10 +123,14 @@ def curves_plot(path: Path, losses: Mapping[str, list[tuple[int, float]]],
     for run, points in validation.items():
         if points:
             right.plot(*zip(*points), label=run, color=colours[run], marker="o", markersize=3)
+    for run, points in (transfer or {}).items():
+        if points:
+            right.plot(*zip(*points), label=f"{run}: {transfer_task}", linestyle="--",
+                       color=colours.get(run, "grey"), marker="x", markersize=3)
     left.set(title="Training loss", xlabel="step", ylabel="loss")
     left.set_yscale("log")
     right.set(title="Validation accuracy (checkpoint selection)", xlabel="step",
-              ylabel="accuracy", ylim=(0, 1.05))
+              ylabel="accuracy", ylim=(-0.02, 1.05))
     for axes in (left, right):
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize=7)

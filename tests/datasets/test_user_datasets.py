@@ -312,7 +312,8 @@ def test_a_symlink_that_leads_out_of_the_repository_is_refused(tmp_path):
 
 def test_cotdistill_prepare_on_a_bad_row_is_one_line_and_writes_nothing(tmp_path):
     write_jsonl(tmp_path / APPLES["path"], apples())
-    (tmp_path / "params.yaml").write_text(json.dumps({"prepare": {"datasets": [APPLES]}}))
+    (tmp_path / "params.yaml").write_text(json.dumps({"prepare": {"datasets": [APPLES]},
+                                                      "evaluate": {"transfer_datasets": []}}))
     first = cotdistill(tmp_path, "prepare")
     assert first.returncode == 0, first.stderr
     outputs = sorted(tmp_path.glob("data/prepared/*")) + [tmp_path / "reports/prepare.json"]

@@ -59,8 +59,12 @@ DELIBERATE = {
         CPU + "left out, the few-shot pass follows teacher.max_questions",
     "train.hparams.select_every":
         "the default pipeline keeps the best of its one epoch's checkpoints on validation, "
-        "every 20 steps; a useful interval depends on the length of the run, so selection is "
-        "off unless asked for",
+        "every 10 steps (four points on Coin Flip's curves); a useful interval depends on the "
+        "length of the run, so selection is off unless asked for",
+    "train.hparams.transfer_probe":
+        "the default pipeline draws the cost of specialising over its one epoch (20 questions "
+        "of its first held-out task at each scoring); off unless asked for, since it lengthens "
+        "every scoring",
     "train.hparams.select_max_examples":
         CPU + "10 validation questions per dataset keep each selection pass short; 20 otherwise",
     "socratic.max_steps":

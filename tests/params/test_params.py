@@ -111,6 +111,26 @@ def test_an_unknown_dataset_is_named(tmp_path):
         load_params(path)
 
 
+def test_an_unknown_held_out_task_is_named_with_its_key(tmp_path):
+    path = _write(tmp_path, "evaluate:\n  transfer_datasets: [multiarith, svamp2]\n")
+    with pytest.raises(CotdistillError,
+                       match=r"evaluate\.transfer_datasets: .*unknown dataset\(s\) svamp2"):
+        load_params(path)
+
+
+def test_a_held_out_task_that_is_trained_on_is_not_held_out(tmp_path):
+    params = load_params(_write(tmp_path, "prepare:\n  datasets: [multiarith]\nevaluate:\n"
+                                          "  transfer_datasets: [multiarith, svamp]\n"))
+    assert params.evaluate.held_out(params.prepare.names) == ["svamp"]
+
+
+def test_the_transfer_probe_needs_model_selection(tmp_path):
+    path = _write(tmp_path, "train:\n  hparams:\n    select_every: null\n"
+                            "    transfer_probe: 5\n")
+    with pytest.raises(CotdistillError, match="transfer_probe needs select_every"):
+        load_params(path)
+
+
 def test_a_dataset_listed_twice_is_rejected(tmp_path):
     path = _write(tmp_path, "prepare:\n  datasets: [coin_flip_generated, coin_flip_generated]\n")
     with pytest.raises(CotdistillError, match="listed twice"):

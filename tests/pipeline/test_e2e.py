@@ -73,7 +73,10 @@ def _tiny_params(repo: Path, student: Path) -> None:
     params["students"] = {"tiny": {"model": str(student)}}
     params["train"]["students"] = ["tiny"]
     params["train"]["hparams"].update(max_steps=20, learning_rate=3e-3, batch_size=4)
-    params["evaluate"].update(max_examples=4, max_new_tokens=24)
+    params["evaluate"].update(max_examples=4, max_new_tokens=24,
+                              transfer_datasets=["last_letter_concatenation_generated"],
+                              transfer_max_examples=3)
+    params["train"]["hparams"].update(transfer_probe=2, select_every=10)
     params["socratic"].update(qg_student="tiny", qa_student="tiny", max_questions=3,
                               max_tokens=24, max_examples=2, max_steps=2)
     params["socratic"]["hparams"].update(max_steps=3, batch_size=4)
@@ -127,6 +130,34 @@ def test_dvc_shows_the_results_as_its_only_metrics(pipeline):
         assert (n["answer_only"] if isinstance(n, dict) else n) == len(mine) > 0
         assert headline["accuracy"][dataset]["answer_only"] == sum(mine) / len(mine)
     assert not any("seconds" in key for key in json.dumps(headline).split('"'))
+
+
+def test_every_student_is_scored_on_the_held_out_task_and_the_cost_is_drawn(pipeline):
+    """evaluate.transfer_datasets: prepare writes the held-out task's first test questions,
+    every trained student and baseline is scored on them, and the report sets each trained
+    student against the untrained one; train.hparams.transfer_probe draws the held-out curve
+    beside validation accuracy over training."""
+    repo, _ = pipeline
+    held_out = [json.loads(line) for line in
+                (repo / "data/prepared/transfer.jsonl").read_text().splitlines()]
+    assert [e["dataset"] for e in held_out] == ["last_letter_concatenation_generated"] * 3
+    assert all(e["split"] == "test" for e in held_out)
+    for method in ("fine_tune_cot", "answer_only", "zero_shot_cot"):
+        folder = repo / f"reports/eval/tiny/{method}"
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["transfer"]["last_letter_concatenation_generated"]["n"] == 3, method
+        assert "last_letter_concatenation_generated" not in metrics["datasets"]
+        scored = (folder / "predictions_transfer.jsonl").read_text().splitlines()
+        assert [json.loads(line)["id"] for line in scored] == [e["id"] for e in held_out]
+    summary = (repo / "reports/summary.md").read_text()
+    assert "## What specialising cost (held-out tasks)" in summary
+    assert "| tiny | fine_tune_cot | last_letter_concatenation_generated |" in summary
+    assert "held-out tasks last_letter_concatenation_generated" in summary
+    curve = (repo / "reports/train/tiny/fine_tune_cot/val.csv").read_text().splitlines()
+    assert curve[0] == "step,val_accuracy,transfer_accuracy"
+    assert [row.split(",")[0] for row in curve[1:]] == ["10", "20"]
+    drawn = (repo / "reports/curves/transfer.csv").read_text().splitlines()
+    assert drawn[0] == "run,step,transfer_accuracy" and "tiny/fine_tune_cot,20," in drawn[2]
 
 
 def test_the_loss_fell_for_every_run(pipeline):

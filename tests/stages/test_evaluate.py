@@ -25,6 +25,9 @@ def _project(root: Path, arithmetic_student, few_shot: int | None) -> Path:
     (root / "data/prepared").mkdir(parents=True)
     (root / "data/prepared/test.jsonl").write_text(
         "".join(t.model_dump_json() + "\n" for t in tests))
+    held_out = PreparedExample(id="h0", dataset="addsub", split="test", question="Two",
+                               answer="4", answer_type="number")
+    (root / "data/prepared/transfer.jsonl").write_text(held_out.model_dump_json() + "\n")
     shot = ClusteredExemplar(dataset="multiarith", cluster=0, rank=0, distance=0.1, id="x1",
                              question="Pay", rationale="$4.50 + $3 = $9 in all.",
                              answer="7.5", source="x1#0")
@@ -51,15 +54,15 @@ def _evaluate(root: Path, monkeypatch) -> tuple[dict, list[dict], list[dict]]:
         return [json.loads(line) for line in (folder / name).read_text().splitlines()]
 
     return (json.loads((folder / "metrics.json").read_text()), lines("predictions.jsonl"),
-            lines("predictions_few_shot.jsonl"))
+            lines("predictions_few_shot.jsonl"), lines("predictions_transfer.jsonl"))
 
 
 @pytest.mark.parametrize("few_shot", [None, 1])
 def test_evaluate_counts_the_calculators_work_and_runs_few_shot_when_asked(
         tmp_path, arithmetic_student, monkeypatch, few_shot):
     root = _project(tmp_path, arithmetic_student, few_shot)
-    metrics, zero, shots = _evaluate(root, monkeypatch)
-    assert metrics["calculator_questions"] == 3
+    metrics, zero, shots, held_out = _evaluate(root, monkeypatch)
+    assert metrics["calculator_questions"] == 3  # the test questions' (held-out ones apart)
     assert metrics["calculator_results"] >= 2  # 12 + 30 and 2 + 2; 7 / 0 is refused
     assert zero[0]["output"].startswith(" 12 + 30 = 42 ")
     assert zero[1]["output"].startswith(" 2 + 2 = 4") and not zero[1]["output"][10].isdigit()
@@ -68,6 +71,22 @@ def test_evaluate_counts_the_calculators_work_and_runs_few_shot_when_asked(
     else:
         assert metrics["few_shot"]["n"] == 3 and metrics["few_shot"]["shots"] == 1
         assert [p["id"] for p in shots] == ["t0", "t1", "t2"]
+
+
+def test_evaluate_scores_the_held_out_task_apart_from_the_test_split(
+        tmp_path, arithmetic_student, monkeypatch):
+    """data/prepared/transfer.jsonl's questions are generated in the student's format, apart
+    from the test questions, and scored apart: they change no test figure."""
+    root = _project(tmp_path, arithmetic_student, None)
+    metrics, zero, _, held_out = _evaluate(root, monkeypatch)
+    assert metrics["n"] == 3 and set(metrics["datasets"]) == {"multiarith"}
+    assert [p["id"] for p in held_out] == ["h0"]
+    # the same question in the same format gives the same output, read and scored alike
+    assert held_out[0]["output"] == zero[1]["output"]
+    assert held_out[0]["output"].startswith(" 2 + 2 = 4")
+    figures = metrics["transfer"]["addsub"]
+    assert figures["n"] == 1 and figures["accuracy"] == float(zero[1]["correct"])
+    assert figures["unanswered"] == int(zero[1]["prediction"] is None)
 
 
 @pytest.mark.parametrize(("flag", "written"), [(None, "42"), ("--no-calculator", "97"),

@@ -178,3 +178,44 @@ def test_the_report_gives_the_few_shot_accuracy_beside_the_zero_shot_one():
     text = "\n".join(students_section({("s", "fine_tune_cot_mixed"): mixed}, []))
     assert "s/fine_tune_cot_mixed with 2 of the exemplars stage's worked examples in context " \
         "(evaluate.few_shot): 30.0% (n=10; zero-shot 20.0%)." in text
+
+
+def test_what_specialising_cost_sets_each_student_against_its_best_untrained_prompt():
+    from cotdistill.stages.report import specialising_section
+
+    def held_out(accuracy: dict[str, float]) -> dict:
+        return {**_metrics(coin_flip=0.5),
+                "transfer": {d: {"accuracy": a, "n": 30} for d, a in accuracy.items()}}
+
+    results = {("s", "fine_tune_cot"): held_out({"multiarith": 0.0, "svamp": 0.1}),
+               ("s", "zero_shot"): held_out({"multiarith": 0.1, "svamp": 0.0}),
+               ("s", "zero_shot_cot"): held_out({"multiarith": 0.2, "svamp": 0.05})}
+    lines = specialising_section(results, ["zero_shot", "zero_shot_cot"])
+    assert "| s | fine_tune_cot | multiarith | 0.0% (n=30) | 20.0% (zero_shot_cot) | -20.0 |" \
+        in lines
+    assert "| s | fine_tune_cot | svamp | 10.0% (n=30) | 5.0% (zero_shot_cot) | +5.0 |" in lines
+    rows = [line.split(" | ") for line in lines if line.startswith("| s |")]
+    assert [row[1] for row in rows] == ["fine_tune_cot", "fine_tune_cot"]  # no baseline row
+    assert specialising_section({("s", "fine_tune_cot"): _metrics(coin_flip=0.5)}, []) == []
+
+
+def test_the_report_says_which_formats_kd_and_held_out_tasks_each_student_had(tmp_path,
+                                                                             monkeypatch):
+    from cotdistill.params import Params
+    from cotdistill.stages.report import student_inputs
+
+    monkeypatch.chdir(tmp_path)  # no training reports here: no KD share to quote
+    params = Params.model_validate({
+        "prepare": {"datasets": ["multiarith"]},
+        "train": {"methods": ["fine_tune_cot", "fine_tune_cot_mixed", "answer_only"],
+                  "hparams": {"transfer_probe": 20, "select_every": 10}},
+        "evaluate": {"transfer_datasets": ["multiarith", "svamp", "strategy_qa"]}})
+    lines = student_inputs(params)
+    assert ("- smollm2-135m/fine_tune_cot: format zero-shot-CoT only; no token-level KD; "
+            "held-out tasks svamp, strategy_qa; svamp probed at every validation scoring "
+            "(20 questions)") in lines
+    assert any(line.startswith("- smollm2-135m/fine_tune_cot_mixed: formats zero-shot-CoT 1, "
+                               "few-shot-CoT 1, few-shot answer-only 1 (2 shots)")
+               for line in lines)
+    [plain] = [line for line in lines if "/answer_only" in line]
+    assert "format" not in plain

@@ -86,6 +86,36 @@ def test_the_checkpoint_kept_is_the_best_on_validation_not_the_last(tiny_model, 
     assert not all(torch.equal(selected[name], six[name]) for name in selected)
 
 
+def test_a_held_out_probe_is_scored_at_each_scoring_and_never_chooses_the_checkpoint(
+        tiny_model, tmp_path):
+    """train.hparams.transfer_probe: the held-out task's questions are scored at each
+    validation scoring, after validation's, and kept apart from its accuracy."""
+    from cotdistill.records import PreparedExample
+    from cotdistill.student.selection import ValidationSelection
+
+    val = [PreparedExample(id=f"v-{i}", dataset="coin_flip", split="val", question=f"Q{i}?",
+                           answer="no", answer_type="yes_no") for i in range(2)]
+    probe = [PreparedExample(id=f"h-{i}", dataset="strategy_qa", split="test",
+                             question=f"H{i}?", answer="yes", answer_type="yes_no")
+             for i in range(3)]
+    read_ids = []
+
+    def read(output, example):  # "no" to everything: validation right, the probe wrong
+        read_ids.append(example.id)
+        return "no"
+
+    scored = []
+    selection = ValidationSelection(examples=val, probe=probe, prompt=lambda q: f"{q} ###",
+                                    read=read, every=2, max_new_tokens=4)
+    hparams = HParams(max_steps=4, learning_rate=3e-3, batch_size=4, lr_scheduler="constant")
+    train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "probed",
+                  use_deepspeed=False, selection=selection,
+                  on_val=lambda step, accuracy, held_out: scored.append((step, held_out)))
+    assert selection.history == [(2, 1.0), (4, 1.0)] and selection.best_step == 2
+    assert selection.probe_history == [(2, 0.0), (4, 0.0)] == scored
+    assert read_ids == ["v-0", "v-1", "h-0", "h-1", "h-2"] * 2
+
+
 def test_early_stopping_ends_training_when_validation_stops_improving(tiny_model, tmp_path):
     """patience 2: after the best scoring (step 2) come two without a new best (4, 6), so
     training stops at step 6 of at most 40, and the kept weights are step 2's."""

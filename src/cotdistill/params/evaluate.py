@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from cotdistill.catalog import DATASETS
 from cotdistill.params.base import Precision, Section
+
+# held-out tasks by default: two published datasets with answer types (number, free text) that
+# differ from the default pipeline's Coin Flip (yes / no), so forgetting cannot pass as chance
+DEFAULT_TRANSFER = ("multiarith", "last_letter_concatenation")
 
 Baseline = Literal["zero_shot", "zero_shot_cot", "few_shot_cot"]
 BASELINES: tuple[str, ...] = get_args(Baseline)  # the prompting baselines (stages/baseline.py)
@@ -31,3 +36,25 @@ class EvaluateParams(Section):
         "auto",
         description="Generation arithmetic: fp32, or bf16 autocast; auto: bf16 where torch "
                     "reports native bf16, fp32 otherwise.")
+    transfer_datasets: list[str] = Field(
+        list(DEFAULT_TRANSFER),
+        description="Held-out tasks: every trained student and every baseline is also scored on "
+                    "these built-in datasets' test questions, in its own format, to measure what "
+                    "specialising cost (metrics.json's transfer, predictions_transfer.jsonl). A "
+                    "dataset in prepare.datasets is trained on, so it is skipped ([]: none).")
+    transfer_max_examples: int = Field(
+        30, gt=0, description="Test questions per held-out task: the first of its published "
+                              "test split, in order.")
+
+    @field_validator("transfer_datasets")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        unknown = [name for name in names if name not in DATASETS]
+        if unknown:
+            raise ValueError(f"unknown dataset(s) {', '.join(unknown)} (built-in: "
+                             f"{', '.join(DATASETS)})")
+        return list(dict.fromkeys(names))
+
+    def held_out(self, trained: list[str]) -> list[str]:
+        """The transfer datasets that are not among ``trained`` (prepare.datasets' names)."""
+        return [name for name in self.transfer_datasets if name not in trained]

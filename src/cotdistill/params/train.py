@@ -140,6 +140,12 @@ class HParams(Section):
         description="Early stopping: stop after this many validation scorings (every "
                     "select_every steps) in a row without a new best accuracy; the best "
                     "checkpoint is kept (null: train for all epochs / max_steps).")
+    transfer_probe: Annotated[int, Field(gt=0)] | None = Field(
+        None,
+        description="The cost of specialising over training: at each validation scoring, also "
+                    "score this many test questions of the first held-out task "
+                    "(evaluate.transfer_datasets), written beside val_accuracy in val.csv as "
+                    "transfer_accuracy (null: off).")
     precision: Precision = Field(
         "auto",
         description="Training arithmetic: fp32, or bf16 autocast (weights stay fp32); auto: bf16 "
@@ -181,6 +187,9 @@ class HParams(Section):
         if self.patience is not None and self.select_every is None:
             raise ValueError("patience needs select_every (early stopping watches the "
                              "validation accuracy that model selection scores)")
+        if self.transfer_probe is not None and self.select_every is None:
+            raise ValueError("transfer_probe needs select_every (the held-out task is scored "
+                             "at each validation scoring)")
         return self
 
 

@@ -7,7 +7,9 @@
   teacher rationales) of the question's dataset; a dataset with no exemplar gets none, and
   ``metrics.json`` counts those questions as ``zero_shot_fallbacks``.
 
-They show what distillation adds over prompting the same small model. Results are written and
+They show what distillation adds over prompting the same small model. Each is also scored on the
+held-out tasks' questions (``data/prepared/transfer.jsonl``): the untrained student's side of
+what specialising cost. Results are written and
 logged exactly like ``evaluate``'s, so the report puts them side by side.
 
 Usage: ``cotdistill baseline --student smollm2-135m --method zero_shot_cot``.
@@ -80,7 +82,13 @@ def run(params: Params, student: str, method: str) -> dict:
     from cotdistill.lm import store as model_store
     from cotdistill.lm.generation import generate
     from cotdistill.lm.precision import resolve as resolve_precision
-    from cotdistill.student.evaluation import record_results, score, test_examples
+    from cotdistill.student.evaluation import (
+        record_results,
+        score,
+        test_examples,
+        transfer_examples,
+        transfer_metrics,
+    )
 
     started = time.time()
     if method not in BASELINES:
@@ -88,6 +96,7 @@ def run(params: Params, student: str, method: str) -> dict:
     settings = params.evaluate
     spec = params.student(student).model
     examples = test_examples(settings)
+    held_out = transfer_examples()
     tracking.use_experiment(params.mlflow)  # an unusable store fails before the generation
     model, tokenizer = model_store.load_causal_lm(spec, f"students.{student}.model",
                                                   for_generation=True)
@@ -99,13 +108,21 @@ def run(params: Params, student: str, method: str) -> dict:
 
     outputs, extra = PROMPTING[method](examples, complete, params)
     predictions = score(examples, outputs, student, method, read_answer)
+    # the held-out tasks apart: a shared batch would change the test questions' padding, and
+    # in bf16 a test answer
+    transfer = score(held_out, PROMPTING[method](held_out, complete, params)[0], student,
+                     method, read_answer) if held_out else []
+    if transfer:
+        extra["transfer"] = transfer_metrics(transfer)
     return record_results(
         params, student, method, predictions, started=started, training_run_id=None,
-        lineage={"test": layout.prepared("test")},
+        lineage={"test": layout.prepared("test"), "transfer": layout.prepared("transfer")},
         tags={"stage": "baseline", "precision": resolve_precision(settings.precision)},
         run_params={"student": student, "student_model": spec, "method": method,
                     "trained": False, "eval_max_new_tokens": settings.max_new_tokens,
                     "eval_max_examples": settings.max_examples,
-                    "eval_precision": settings.precision},
-        extra=extra,
+                    "eval_precision": settings.precision,
+                    "transfer_datasets": ",".join(sorted({e.dataset for e in held_out}))
+                    or "none"},
+        extra=extra, extra_predictions={"transfer": transfer},
     )

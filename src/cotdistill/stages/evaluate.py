@@ -2,7 +2,9 @@
 
 With ``evaluate.few_shot: N`` a student that writes rationales is also evaluated with N of the
 exemplars stage's worked examples in context (``predictions_few_shot.jsonl``; metrics.json's
-``few_shot``). A calculator method's student (``fine_tune_cot_calc``) decodes its number questions with the
+``few_shot``). The student is also scored, in its own format, on the held-out tasks' questions
+(``data/prepared/transfer.jsonl``): ``predictions_transfer.jsonl`` and metrics.json's
+``transfer``, the other side of what specialising bought. A calculator method's student (``fine_tune_cot_calc``) decodes its number questions with the
 calculator, and metrics.json says on how many questions and how many results it wrote.
 
 Writes ``reports/eval/<student>/<method>/predictions.jsonl`` and ``metrics.json`` (accuracy
@@ -23,7 +25,14 @@ from cotdistill.methods.registry import METHODS
 from cotdistill.params import EvaluateParams, Params
 from cotdistill.prompts import student_text
 from cotdistill.curation.shots import load_exemplars
-from cotdistill.student.evaluation import accuracy_metrics, record_results, score, test_examples
+from cotdistill.student.evaluation import (
+    accuracy_metrics,
+    record_results,
+    score,
+    test_examples,
+    transfer_examples,
+    transfer_metrics,
+)
 
 
 def run(params: Params, student: str, method: str) -> dict:
@@ -34,6 +43,7 @@ def run(params: Params, student: str, method: str) -> dict:
     info = layout.read_train_info(
         model_dir, missing=f"{model_dir}: no trained model (run `cotdistill train` first)")
     examples = test_examples(settings)
+    held_out = transfer_examples()
     tracking.use_experiment(params.mlflow)  # an unusable store fails before the generation
     model, tokenizer = load_causal_lm(str(model_dir), f"models/{student}/{method}",
                                       for_generation=True)
@@ -48,25 +58,50 @@ def run(params: Params, student: str, method: str) -> dict:
                          batch_size=settings.batch_size, desc=f"evaluate {student}/{method}",
                          precision=settings.precision, calculator=calculator)
     predictions = score(examples, [g.text for g in generated], student, method, chosen.read)
-    extra = {"calculator_questions": sum(calculator),
-             "calculator_results": sum(g.calculated for g in generated)} \
+    extra: dict = {"calculator_questions": sum(calculator),
+                   "calculator_results": sum(g.calculated for g in generated)} \
         if chosen.calculator else {}
+    transfer = _held_out(model, tokenizer, held_out, params, student, method)
+    if transfer:
+        extra["transfer"] = transfer_metrics(transfer)
     few_shot: list = []
     if settings.few_shot and chosen.answer_after_marker:
         few_shot = _few_shot(model, tokenizer, examples, params, student, method, calculator)
         extra["few_shot"] = {**accuracy_metrics(few_shot), "shots": settings.few_shot}
     return record_results(
         params, student, method, predictions, started=started, extra=extra,
-        extra_predictions={"few_shot": few_shot},
+        extra_predictions={"few_shot": few_shot, "transfer": transfer},
         extra_metrics={"test_few_shot_accuracy": extra["few_shot"]["accuracy"]}
         if few_shot else None,
         training_run_id=info.get("run_id"),
-        lineage={"test": layout.prepared("test"), "model": model_dir},
+        lineage={"test": layout.prepared("test"), "transfer": layout.prepared("transfer"),
+                 "model": model_dir},
         tags={"stage": "evaluate", "precision": resolve_precision(settings.precision)},
         run_params={"eval_max_new_tokens": settings.max_new_tokens,
                     "eval_max_examples": settings.max_examples,
-                    "eval_precision": settings.precision},
+                    "eval_precision": settings.precision,
+                    "transfer_datasets": ",".join(sorted({e.dataset for e in held_out}))
+                    or "none"},
     )
+
+
+def _held_out(model, tokenizer, held_out: list, params: Params, student: str,
+              method: str) -> list:
+    """The held-out tasks' questions in the student's own format, generated apart from the
+    test questions (a shared batch would change their padding, and in bf16 a test answer)."""
+    if not held_out:
+        return []
+    settings = params.evaluate
+    chosen = METHODS[method]
+    tasks = params.prepare.tasks()
+    encoder_decoder = bool(model.config.is_encoder_decoder)
+    inputs = [student_text(chosen.student_input(e.question, prompts.of(tasks, e.dataset)), None,
+                           encoder_decoder)[0] for e in held_out]
+    generated = generate(model, tokenizer, inputs, max_new_tokens=settings.max_new_tokens,
+                         batch_size=settings.batch_size, precision=settings.precision,
+                         desc=f"evaluate {student}/{method} held-out tasks",
+                         calculator=[chosen.calculates(e.answer_type) for e in held_out])
+    return score(held_out, [g.text for g in generated], student, method, chosen.read)
 
 
 def _few_shot(model, tokenizer, examples, params: Params, student: str, method: str,

@@ -23,7 +23,9 @@ from cotdistill.datasets.build import build
 from cotdistill.datasets.sources import FileSource
 from cotdistill.jsonl import write_records
 from cotdistill.lm.store import cache_home
-from cotdistill.params import Params
+from cotdistill.datasets.splits import first_per_dataset
+from cotdistill.errors import CotdistillError
+from cotdistill.params import Params, PrepareParams
 from cotdistill.records import PreparedExample
 from cotdistill.layout import from_root
 
@@ -35,7 +37,9 @@ def run(params: Params, params_file: Path | str = "params.yaml") -> dict[str, in
     ``params`` were read from (errors name it)."""
     settings = params.prepare
     mirror = from_root(settings.mirror) if settings.mirror else None
-    prepared = build(settings, FileSource(mirror, cache_home() / "data"), params_file=params_file)
+    source = FileSource(mirror, cache_home() / "data")
+    prepared = build(settings, source, params_file=params_file)
+    transfer = held_out_tests(params, source, params_file)
     counts = {split: len(examples) for split, examples in prepared.splits.items()}
     for dataset, figures in prepared.report.items():
         figures["chance"] = chance_accuracy(
@@ -43,14 +47,36 @@ def run(params: Params, params_file: Path | str = "params.yaml") -> dict[str, in
     report = {"examples": counts,
               "decontamination": {"ngram": settings.decontamination.ngram,
                                   "threshold": settings.decontamination.threshold},
-              "datasets": prepared.report}
+              "datasets": prepared.report,
+              "transfer": {name: sum(e.dataset == name for e in transfer)
+                           for name in params.evaluate.held_out(settings.names)}}
     with publish() as out:
         folder = out.dir(layout.PREPARED)
         for split, examples in prepared.splits.items():
             write_records(folder / f"{split}.jsonl", examples)
+        write_records(folder / "transfer.jsonl", transfer)
         write_text(out.file(layout.PREPARE_REPORT), json.dumps(report, indent=2) + "\n")
-    log.info("prepared %s", ", ".join(f"{s}: {n}" for s, n in counts.items()))
+    log.info("prepared %s; held-out tasks: %s", ", ".join(f"{s}: {n}" for s, n in counts.items()),
+             ", ".join(f"{name} {n}" for name, n in report["transfer"].items()) or "none")
     return counts
+
+
+def held_out_tests(params: Params, source: FileSource,
+                   params_file: Path | str = "params.yaml") -> list[PreparedExample]:
+    """The held-out tasks' test questions (the first ``evaluate.transfer_max_examples`` of each),
+    built as ``prepare`` builds any dataset, with the same seed and mirror."""
+    names = params.evaluate.held_out(params.prepare.names)
+    if not names:
+        return []
+    alone = PrepareParams.model_validate(
+        {**params.prepare.model_dump(), "datasets": names})
+    try:
+        tests = build(alone, source, params_file=params_file).splits["test"]
+    except CotdistillError as error:  # say why a dataset nobody trains on was being read
+        raise CotdistillError(
+            f"{params_file}: evaluate.transfer_datasets ({', '.join(names)}, the held-out "
+            f"tasks): {error} (set evaluate.transfer_datasets: [] to score none)") from None
+    return first_per_dataset(tests, params.evaluate.transfer_max_examples)
 
 
 def chance_accuracy(test: list[PreparedExample]) -> float:

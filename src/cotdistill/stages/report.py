@@ -3,8 +3,8 @@
 Reads ``reports/prepare.json``, ``reports/curate.json``, every student x method's evaluation
 metrics and every training run's curves; writes ``reports/summary.md``, ``reports/metrics.json``
 (the headline metrics), ``reports/accuracy.png`` and ``reports/curves.png`` (embedded in the
-summary, so it is complete offline) and ``reports/curves/{loss,val}.csv`` (DVC's top-level
-plots).
+summary, so it is complete offline) and ``reports/curves/{loss,val,transfer}.csv`` (DVC's
+top-level plots).
 
 Usage: ``cotdistill report``.
 """
@@ -110,6 +110,70 @@ def provenance(teacher: dict | None, fewshot: dict | None, decompose: dict | Non
     return lines
 
 
+FORMATS = {"zero_shot_cot": "zero-shot-CoT", "few_shot_cot": "few-shot-CoT",
+           "few_shot_answer": "few-shot answer-only"}
+
+
+def student_inputs(params: Params) -> list[str]:
+    """What each trained student had besides its rationales: the format mixture, the KD
+    teacher and how much of its distribution reached the student, and the held-out tasks it is
+    scored on. Two students of one method differ in these, so the page says which had what."""
+    hparams = params.train.hparams
+    held_out = params.evaluate.held_out(params.prepare.names)
+    lines = []
+    for student in params.train.students:
+        for method in params.train.methods:
+            parts = []
+            if method == "fine_tune_cot_mixed":
+                mixed = params.train.method_params.fine_tune_cot_mixed
+                parts.append("formats " + ", ".join(
+                    f"{label} {getattr(mixed, key):g}" for key, label in FORMATS.items())
+                    + f" ({mixed.shots} shots)")
+            elif METHODS[method].uses_rationale:
+                parts.append("format zero-shot-CoT only")
+            trained = _optional(layout.train_reports(student, method) / "metrics.json") or {}
+            if hparams.kd is not None:
+                share = trained.get("kd_projected_share")
+                parts.append(f"KD from {hparams.kd.teacher or 'stored top-k'} ({hparams.kd.source}"
+                             + (f"; {100 * share:.1f}% of the teacher's candidates projected onto "
+                                "the student's tokens" if share is not None else "") + ")")
+            else:
+                parts.append("no token-level KD")
+            parts.append("held-out tasks " + (", ".join(held_out) if held_out else "none"))
+            if hparams.transfer_probe and held_out:
+                parts.append(f"{held_out[0]} probed at every validation scoring "
+                             f"({hparams.transfer_probe} questions)")
+            lines.append(f"- {student}/{method}: " + "; ".join(parts))
+    return ["", "What each student had:", *lines] if lines else []
+
+
+def specialising_section(results: dict[tuple[str, str], dict], baselines: list[str]
+                         ) -> list[str]:
+    """Accuracy on held-out tasks (never trained on) against the same student untrained, at
+    its best prompting baseline on that task: what the specialisation cost or gave."""
+    rows = []
+    for (student, method), metrics in results.items():
+        if method in baselines or not metrics.get("transfer"):
+            continue
+        for dataset, figures in metrics["transfer"].items():
+            tried = [(results[(student, b)]["transfer"][dataset]["accuracy"], b)
+                     for b in baselines if dataset in results.get((student, b), {})
+                     .get("transfer", {})]
+            best = max(tried) if tried else None
+            change = "-" if best is None else f"{100 * (figures['accuracy'] - best[0]):+.1f}"
+            rows.append(f"| {student} | {method} | {dataset} | {100 * figures['accuracy']:.1f}% "
+                        f"(n={figures['n']}) | "
+                        + ("-" if best is None else f"{100 * best[0]:.1f}% ({best[1]})")
+                        + f" | {change} |")
+    if not rows:
+        return []
+    return ["", "## What specialising cost (held-out tasks)", "",
+            "Accuracy on tasks the students never trained on (evaluate.transfer_datasets), "
+            "against the same student untrained at its best prompting baseline on that task.",
+            "", "| student | method | held-out task | trained | untrained (best prompt) | "
+            "change (points) |", "|---|---|---|---:|---:|---:|", *rows]
+
+
 def data_section(prepared: dict | None) -> list[str]:
     """The splits, and what decontamination and normalisation did, per dataset: a drop of
     training questions changes what the students learnt from, so the page says so."""
@@ -198,6 +262,7 @@ def summary_markdown(title: str, curation: dict, results: dict[tuple[str, str], 
     lines += list(sources)
     lines += rationale_sources(curation)
     lines += students_section(results, list(baselines))
+    lines += specialising_section(results, list(baselines))
     lines += ["", "![test accuracy](accuracy.png)", "",
               "![training loss and validation accuracy](curves.png)", ""]
     return "\n".join(lines)
@@ -284,21 +349,25 @@ def students_section(results: dict[tuple[str, str], dict], baselines: list[str])
     return lines
 
 
-def training_curves(params: Params) -> tuple[dict[str, list], dict[str, list]]:
-    """Loss and validation curves of every training run the params name, by ``student/method``
-    (Socratic roles included): the report's curves figure and DVC's top-level plots."""
+def training_curves(params: Params) -> tuple[dict[str, list], dict[str, list], dict[str, list]]:
+    """Loss, validation and held-out-task curves of every training run the params name, by
+    ``student/method`` (Socratic roles included): the report's curves figure and DVC's top-level
+    plots. A run without a transfer probe has no held-out curve."""
     runs = [(s, m) for s in params.train.students for m in params.train.methods]
     for student in (params.socratic.qg_student, params.socratic.qa_student):
         runs += [(student, folder.name) for folder in
                  sorted(layout.train_reports(student, "socratic").parent.glob("socratic_*"))]
-    losses, validation = {}, {}
+    losses, validation, transfer = {}, {}, {}
     for student, method in dict.fromkeys(runs):
         folder = layout.train_reports(student, method)
         if (folder / "loss.csv").is_file():
             losses[f"{student}/{method}"] = plots.read_curve(folder / "loss.csv", "loss")
             validation[f"{student}/{method}"] = plots.read_curve(folder / "val.csv",
                                                                  "val_accuracy")
-    return losses, validation
+            probe = plots.read_curve(folder / "val.csv", "transfer_accuracy")
+            if probe:
+                transfer[f"{student}/{method}"] = probe
+    return losses, validation, transfer
 
 
 def headline_metrics(curation: dict, evaluated: dict[tuple[str, str], dict]) -> dict:
@@ -328,7 +397,7 @@ def run(params: Params) -> None:
                       [*params.train.methods, *params.evaluate.baselines],
                       extra=[(params.socratic.qa_student, "socratic")])
     sources = provenance(_optional(layout.TEACHER_REPORT), _optional(layout.FEWSHOT_REPORT),
-                         _optional(layout.DECOMPOSE_STATS))
+                         _optional(layout.DECOMPOSE_STATS)) + student_inputs(params)
     evaluated = {pair: m for pair, m in results.items() if "skipped" not in m}
     metrics = headline_metrics(curation, evaluated)
     with publish() as out:  # the summary, its plot and the metrics agree, or none moves
@@ -339,8 +408,11 @@ def run(params: Params) -> None:
                   (_optional(layout.PREPARE_REPORT) or {}).get("datasets", {}).items()}
         plots.accuracy_plot(out.file(layout.ACCURACY_PLOT), plots.bars(
             evaluated, chance, prompted=set(params.evaluate.baselines)))
-        losses, validation = training_curves(params)
-        plots.curves_plot(out.file(layout.CURVES_PLOT), losses, validation)
+        losses, validation, transfer = training_curves(params)
+        held_out = params.evaluate.held_out(params.prepare.names)
+        plots.curves_plot(out.file(layout.CURVES_PLOT), losses, validation, transfer,
+                          f"held-out {held_out[0]}" if held_out else "held-out task")
         plots.write_long_csv(out.file(layout.LOSS_CURVES), losses, "loss")
         plots.write_long_csv(out.file(layout.VAL_CURVES), validation, "val_accuracy")
+        plots.write_long_csv(out.file(layout.TRANSFER_CURVES), transfer, "transfer_accuracy")
         write_text(out.file(layout.METRICS), json.dumps(metrics, indent=2) + "\n")

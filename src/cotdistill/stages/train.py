@@ -86,6 +86,7 @@ def _validation_selection(hparams: HParams, method: str, tasks: prompts.Tasks,
         )
     return ValidationSelection(
         examples=first_per_dataset(examples, hparams.select_max_examples),
+        probe=_probe(hparams),
         prompt=lambda example: METHODS[method].student_input(
             example.question, prompts.of(tasks, example.dataset)),
         read=METHODS[method].read,
@@ -93,6 +94,18 @@ def _validation_selection(hparams: HParams, method: str, tasks: prompts.Tasks,
         every=hparams.select_every, max_new_tokens=hparams.select_max_new_tokens,
         patience=hparams.patience,
     )
+
+
+def _probe(hparams: HParams) -> list[PreparedExample]:
+    """``train.hparams.transfer_probe`` questions of the first held-out task that ``prepare``
+    wrote (none when it is off or there is no held-out task)."""
+    if hparams.transfer_probe is None:
+        return []
+    from cotdistill.student.evaluation import transfer_examples
+
+    held_out = transfer_examples()
+    first = [e for e in held_out if e.dataset == held_out[0].dataset] if held_out else []
+    return first[:hparams.transfer_probe]
 
 
 def run(params: Params, student: str, method: str) -> TrainResult:
@@ -115,8 +128,16 @@ def run(params: Params, student: str, method: str) -> TrainResult:
     inputs = {"curated": layout.curated(method)}
     if selection is not None:
         inputs["val"] = layout.prepared("val")
+    probe = {}
+    if selection is not None and selection.probe:
+        inputs["transfer"] = layout.prepared("transfer")
+        probe = {"transfer_probe_dataset": selection.probe[0].dataset}
+    own = getattr(params.train.method_params, method, None)  # e.g. the format mixture
+    own_params = {f"{method}.{key}": value for key, value in own.model_dump().items()} \
+        if own is not None else {}
     with training_run(params, student, method, stage="train", inputs=inputs,
-                      run_params={"deepspeed": use_ds, **hparams.model_dump()}) as run:
+                      run_params={"deepspeed": use_ds, **hparams.model_dump(), **probe,
+                                  **own_params}) as run:
         result = train_stages(
             examples, spec, key, hparams, run.staging, use_deepspeed=use_ds,
             two_stage=two_stage, on_log=run.log_trainer,
@@ -128,7 +149,8 @@ def run(params: Params, student: str, method: str) -> TrainResult:
         mlflow.log_metric("train_seconds", timing["train_seconds"])
         mlflow.set_tag("precision", result.precision)
         run.record(result, _metrics(result, selection), identity={}, deepspeed=use_ds,
-                   extra=timing, history=selection.history if selection is not None else [])
+                   extra=timing, history=selection.history if selection is not None else [],
+                   probe_history=selection.probe_history if selection is not None else ())
     # after the files are in place: a failed run is never logged as a model nor takes the alias
     log_model = _model_logger(run.run_id, layout.model_dir(student, method), card)
     if selection is not None:

@@ -42,19 +42,24 @@ class TrainingRun:
                             for key, value in logs.items()}, step=step)
 
     @staticmethod
-    def log_val(step: int, accuracy: float) -> None:
+    def log_val(step: int, accuracy: float, probe: float | None = None) -> None:
+        """A validation scoring; ``probe``: the held-out task's accuracy at the same step."""
         import mlflow
 
         mlflow.log_metric("val_accuracy", accuracy, step=step)
+        if probe is not None:
+            mlflow.log_metric("transfer_probe_accuracy", probe, step=step)
 
     def record(self, result: TrainResult, metrics: Mapping[str, float], *,
                identity: Mapping[str, Any], deepspeed: bool, extra: Mapping[str, Any] = {},
-               history: Sequence[tuple[int, float]] | None = None) -> None:
+               history: Sequence[tuple[int, float]] | None = None,
+               probe_history: Sequence[tuple[int, float]] = ()) -> None:
         """Log ``metrics`` to MLflow and write ``train_info.json`` and the reports.
 
         ``identity`` (e.g. the Socratic role) follows the method in ``train_info.json``;
         ``extra`` (timings) goes there after the metrics but not into ``metrics.json``;
-        ``history`` is the validation curve, written as ``val.csv`` when there is one.
+        ``history`` is the validation curve, written as ``val.csv`` when there is one, with
+        ``probe_history`` (a held-out task's accuracy at the same steps) as a third column.
         """
         import mlflow
 
@@ -64,8 +69,11 @@ class TrainingRun:
         write_text(self.staging / layout.TRAIN_INFO, json.dumps(info, indent=2) + "\n")
         reports = layout.train_reports(self.student, self.method)
         if history is not None:
-            write_text(self.out.file(reports / "val.csv"), "step,val_accuracy\n" + "".join(
-                f"{step},{accuracy:.6f}\n" for step, accuracy in history))
+            probes = dict(probe_history)
+            header = "step,val_accuracy" + (",transfer_accuracy" if probes else "")
+            write_text(self.out.file(reports / "val.csv"), header + "\n" + "".join(
+                f"{step},{accuracy:.6f}" + (f",{probes[step]:.6f}" if probes else "") + "\n"
+                for step, accuracy in history))
         write_loss_curve(self.out.file(reports / "loss.csv"), result)
         write_text(self.out.file(reports / "metrics.json"), json.dumps(metrics, indent=2) + "\n")
 

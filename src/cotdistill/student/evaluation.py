@@ -82,6 +82,24 @@ def test_examples(settings: EvaluateParams) -> list[PreparedExample]:
                              settings.max_examples)
 
 
+def transfer_examples() -> list[PreparedExample]:
+    """The held-out tasks' test questions that ``prepare`` wrote (none when there are none, or
+    when the prepared data predates them: a warning says so)."""
+    from cotdistill.jsonl import read_records
+
+    path = layout.prepared("transfer")
+    if not path.is_file():
+        log.warning("%s: not found, so no held-out tasks are scored (run `cotdistill prepare` "
+                    "to write it)", path)
+        return []
+    return read_records(path, PreparedExample, allow_empty=True)
+
+
+def transfer_metrics(predictions: list[Prediction]) -> dict:
+    """metrics.json's ``transfer``: accuracy per held-out task (``accuracy_metrics``' figures)."""
+    return accuracy_metrics(predictions)["datasets"] if predictions else {}
+
+
 def record_results(
     params, student: str, method: str, predictions: list[Prediction], *, started: float,
     training_run_id: str | None, lineage: dict[str, Path], run_params: dict,
@@ -150,6 +168,8 @@ def _log_results(params, student: str, method: str, metrics: dict, predictions: 
                    "test_unanswered_share": metrics["unanswered_share"],
                    **{f"test_accuracy/{dataset}": values["accuracy"]
                       for dataset, values in metrics["datasets"].items()},
+                   **{f"transfer_accuracy/{dataset}": values["accuracy"]
+                      for dataset, values in metrics.get("transfer", {}).items()},
                    **extra_metrics}
         mlflow.log_metrics({key: float(value) for key, value in figures.items()})
         mlflow.log_text(predictions.read_text(encoding="utf-8"), "predictions.jsonl")

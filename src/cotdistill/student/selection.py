@@ -6,6 +6,10 @@ validation questions and is scored like the test evaluation scores it; the best 
 training stops early once that many scorings in a row bring no new best, so ``epochs`` is a
 ceiling and each dataset trains about as long as it needs. The test split is never looked at:
 Fine-tune-CoT's authors chose epochs on test, which flatters every figure.
+
+With ``probe`` questions (a held-out task's, ``train.hparams.transfer_probe``) each scoring also
+scores them, in a generation of their own: the cost of specialising, step by step
+(``probe_history``). They never choose the checkpoint nor change a validation score.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ class ValidationSelection:
     max_new_tokens: int = 96
     patience: int | None = None  # scorings without a new best before training stops
     calculator: Callable[[PreparedExample], bool] = lambda example: False  # decode with it
+    probe: list[PreparedExample] = field(default_factory=list)  # a held-out task's questions
     history: list[tuple[int, float]] = field(default_factory=list)  # (step, val accuracy)
+    probe_history: list[tuple[int, float]] = field(default_factory=list)  # (step, probe acc.)
     best_step: int | None = None
     best_accuracy: float = -1.0
     best_state: dict | None = None  # the best checkpoint's weights
@@ -50,18 +56,29 @@ class ValidationSelection:
         return len(since_best) >= self.patience
 
     def accuracy(self, model, tokenizer, precision: str = "fp32") -> float:
+        """The validation accuracy."""
+        return self._accuracy(self.examples, model, tokenizer, precision, "validation")
+
+    def score(self, model, tokenizer, precision: str = "fp32") -> tuple[float, float | None]:
+        """Validation accuracy and the probe's (None without one). The probe is generated
+        apart: sharing a batch would change the padding, and in bf16 a validation answer."""
+        accuracy = self.accuracy(model, tokenizer, precision)
+        return accuracy, self._accuracy(self.probe, model, tokenizer, precision,
+                                        "held-out probe") if self.probe else None
+
+    def _accuracy(self, questions: list[PreparedExample], model, tokenizer, precision: str,
+                  desc: str) -> float:
         from cotdistill.lm.generation import generate
         from cotdistill.prompts import student_text
 
         encoder_decoder = bool(model.config.is_encoder_decoder)
-        prompts = [student_text(self.prompt(e), None, encoder_decoder)[0]
-                   for e in self.examples]
+        prompts = [student_text(self.prompt(e), None, encoder_decoder)[0] for e in questions]
         outputs = generate(model, tokenizer, prompts,
                            max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
-                           desc="validation", precision=precision,
-                           calculator=[self.calculator(e) for e in self.examples])
+                           desc=desc, precision=precision,
+                           calculator=[self.calculator(e) for e in questions])
         correct = [answers.is_correct(self.read(o.text, e), e.answer, e.answer_type)
-                   for o, e in zip(outputs, self.examples)]
+                   for o, e in zip(outputs, questions)]
         return sum(correct) / len(correct) if correct else 0.0
 
 
@@ -78,10 +95,12 @@ def selection_callback(selection: ValidationSelection, tokenizer, on_score=None,
             if state.global_step % selection.every and not last:
                 return
             was_training = model.training
-            accuracy = selection.accuracy(model, tokenizer, precision)
+            accuracy, probe = selection.score(model, tokenizer, precision)
             model.train(was_training)
+            if probe is not None:
+                selection.probe_history.append((state.global_step, probe))
             if on_score is not None:
-                on_score(state.global_step, accuracy)
+                on_score(state.global_step, accuracy, probe)
             if selection.record(state.global_step, accuracy):
                 selection.best_state = {name: tensor.detach().to("cpu", copy=True)
                                         for name, tensor in model.state_dict().items()}
