@@ -608,6 +608,8 @@ def calculator_decoding(_: list[dict]) -> str:
                      f"[{pct(low)}, {pct(high)}] | {f['computations']} | "
                      f"{f['computations_wrong']} | {f['results_written']} | "
                      + ", ".join(f"{v:.1f}" for v in f["tokens_per_s"]) + " |")
+    lines += ["", f"Speed with / without the calculator (median generated tokens/s, runs "
+              f"alternating off and on in one process): {run['speed_ratio_on_over_off']:.2f}."]
     return "\n".join(lines)
 
 
