@@ -22,7 +22,8 @@ OUT = REPO / "reproduction" / "predictions"
 
 
 def destination(row: dict) -> Path:
-    """reproduction/predictions/<dataset>/<student>/<method>[-seedN][-variant].jsonl"""
+    """reproduction/predictions/<dataset>/<student>/<method>[-seedN][-variant].jsonl (and, for a
+    row scored on the held-out tasks, ``...-transfer.jsonl`` beside it)"""
     name = row["method"] + (f"-seed{row['seed']}" if row.get("seed") else "") + (
         f"-{row['variant']}" if row.get("variant") else "")
     return OUT / row["dataset"] / row["student"] / f"{name}.jsonl"
@@ -48,6 +49,15 @@ def collect(rows: list[dict], root: Path) -> tuple[int, list[str]]:
         target.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n"
                                   for record in mine), encoding="utf-8")
         copied += 1
+        held_out = source.with_name("predictions_transfer.jsonl")  # the held-out tasks'
+        if row.get("transfer") and held_out.is_file():
+            records = [json.loads(line) for line in held_out.read_text("utf-8").splitlines()]
+            if all(sum(r["correct"] for r in records if r["dataset"] == task) == f["correct"]
+                   for task, f in row["transfer"].items()):
+                target.with_name(target.stem + "-transfer.jsonl").write_text(
+                    held_out.read_text("utf-8"), encoding="utf-8")
+            else:
+                skipped.append(f"{held_out}: holds another run than the row's")
     return copied, skipped
 
 
