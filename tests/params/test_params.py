@@ -124,11 +124,12 @@ def test_a_held_out_task_that_is_trained_on_is_not_held_out(tmp_path):
     assert params.evaluate.held_out(params.prepare.names) == ["svamp"]
 
 
-def test_the_transfer_probe_needs_model_selection(tmp_path):
-    path = _write(tmp_path, "train:\n  hparams:\n    select_every: null\n"
-                            "    transfer_probe: 5\n")
-    with pytest.raises(CotdistillError, match="transfer_probe needs select_every"):
-        load_params(path)
+def test_turning_model_selection_off_turns_the_transfer_probe_off_with_it(tmp_path):
+    """The probe scores at validation scorings: with none (select_every null) it has nothing
+    to do, and params.yaml's probe does not stop a run that turns selection off."""
+    params = load_params(_write(tmp_path, "train:\n  hparams:\n    select_every: null\n"
+                                          "    transfer_probe: 5\n"))
+    assert params.train.hparams.select_every is None
 
 
 def test_a_dataset_listed_twice_is_rejected(tmp_path):

@@ -145,7 +145,8 @@ class HParams(Section):
         description="The cost of specialising over training: at each validation scoring, also "
                     "score this many test questions of the first held-out task "
                     "(evaluate.transfer_datasets), written beside val_accuracy in val.csv as "
-                    "transfer_accuracy (null: off).")
+                    "transfer_accuracy (null: off; with select_every null there is no scoring, "
+                    "so no probe either).")
     precision: Precision = Field(
         "auto",
         description="Training arithmetic: fp32, or bf16 autocast (weights stay fp32); auto: bf16 "
@@ -187,9 +188,6 @@ class HParams(Section):
         if self.patience is not None and self.select_every is None:
             raise ValueError("patience needs select_every (early stopping watches the "
                              "validation accuracy that model selection scores)")
-        if self.transfer_probe is not None and self.select_every is None:
-            raise ValueError("transfer_probe needs select_every (the held-out task is scored "
-                             "at each validation scoring)")
         return self
 
 

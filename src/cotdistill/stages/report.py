@@ -140,7 +140,7 @@ def student_inputs(params: Params) -> list[str]:
             else:
                 parts.append("no token-level KD")
             parts.append("held-out tasks " + (", ".join(held_out) if held_out else "none"))
-            if hparams.transfer_probe and held_out:
+            if hparams.transfer_probe and hparams.select_every and held_out:
                 parts.append(f"{held_out[0]} probed at every validation scoring "
                              f"({hparams.transfer_probe} questions)")
             lines.append(f"- {student}/{method}: " + "; ".join(parts))
