@@ -573,17 +573,25 @@ def transfer(rows: list[dict]) -> str:
                 key = (row["student"], task)
                 untrained[key] = max(untrained.get(key, (-1.0, "")),
                                      (figures["accuracy"], row["method"]))
+    compared: set[tuple] = set()
     for row in shown:
         if row["method"] in harness.BASELINES:
             continue
         for task, figures in sorted(row["transfer"].items()):
             best = untrained.get((row["student"], task))
+            compared.add((row["student"], task))
             versus = f"{pct(best[0])} ({best[1]})" if best else "not run"
             change = f"{100 * (figures['accuracy'] - best[0]):+.1f}" if best else "-"
             lines.append(
                 f"| {harness.DISPLAY[row['dataset']]} | "
                 f"{student_label(row['student'], parameters)} | {row['method']} | {_seed(row)} | "
                 f"{task} | {figures['n']} | {with_interval(figures)} | {versus} | {change} |")
+    for (student, task), (accuracy, method) in sorted(untrained.items()):
+        if (student, task) not in compared:  # the untrained side, until a trained row has it
+            n = next(r["transfer"][task]["n"] for r in shown if r["student"] == student
+                     and r["method"] == method and task in r["transfer"])
+            lines.append(f"| no trained row yet | {student_label(student, parameters)} | - | - | "
+                         f"{task} | {n} | - | {pct(accuracy)} ({method}) | - |")
     if len(lines) == 2:
         lines.append("| not run yet: rows of the harness at this commit carry `transfer` | | | | "
                      "| | | | |")

@@ -223,6 +223,15 @@ def test_the_held_out_tasks_set_each_trained_row_against_its_best_untrained_prom
     assert "not run yet" in render.transfer([_row()])
 
 
+def test_the_untrained_held_out_figures_show_before_any_trained_row_has_them():
+    rows = [_row(method="zero_shot", seed=None, transfer={"svamp": harness.counts(2, 50)}),
+            _row(method="zero_shot_cot", seed=None, transfer={"svamp": harness.counts(5, 50)}),
+            _row(transfer=None)]  # a trained row from before the held-out tasks
+    table = render.transfer(rows).splitlines()
+    assert table[2:] == ["| no trained row yet | smollm2-135m | - | - | svamp | 50 | - | "
+                         "10.0 (zero_shot_cot) | - |"]
+
+
 def test_a_forced_precision_row_sits_beside_auto_and_the_seed_spread_not_in_the_table():
     auto = {**_row(), "precision": {"train": "bf16", "evaluate": "bf16"}}
     fp32 = {**_row(correct=138), "variant": "fp32",

@@ -37,7 +37,8 @@ class KDParams(Section):
         description="Where the teacher's token distributions come from: model, a local model "
                     "sharing the student's tokenizer, run on every batch; logprobs, the top-k "
                     "log-probabilities the teacher stage stored with each rationale "
-                    "(teacher.top_logprobs; curate keeps them).")
+                    "(teacher.top_logprobs; curate keeps them), from a teacher of any "
+                    "tokenizer: each candidate is projected onto the student's vocabulary.")
     teacher: str | None = Field(
         None,
         description="source model: the teacher, builtin:NAME, a Hugging Face id or a path "

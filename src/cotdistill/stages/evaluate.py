@@ -4,8 +4,9 @@ With ``evaluate.few_shot: N`` a student that writes rationales is also evaluated
 exemplars stage's worked examples in context (``predictions_few_shot.jsonl``; metrics.json's
 ``few_shot``). The student is also scored, in its own format, on the held-out tasks' questions
 (``data/prepared/transfer.jsonl``): ``predictions_transfer.jsonl`` and metrics.json's
-``transfer``, the other side of what specialising bought. A calculator method's student (``fine_tune_cot_calc``) decodes its number questions with the
-calculator, and metrics.json says on how many questions and how many results it wrote.
+``transfer``, the other side of what specialising bought. A calculator method's student
+(``fine_tune_cot_calc``) decodes its number questions with the calculator, and metrics.json
+says on how many questions and how many results it wrote.
 
 Writes ``reports/eval/<student>/<method>/predictions.jsonl`` and ``metrics.json`` (accuracy
 overall and per dataset, for ``dvc metrics show``), and logs both to the training run in MLflow.
@@ -16,6 +17,7 @@ Usage: ``cotdistill evaluate --student smollm2-135m --method fine_tune_cot``.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from cotdistill import layout, prompts, tracking
 from cotdistill.lm.generation import generate
@@ -25,6 +27,7 @@ from cotdistill.methods.registry import METHODS
 from cotdistill.params import EvaluateParams, Params
 from cotdistill.prompts import student_text
 from cotdistill.curation.shots import load_exemplars
+from cotdistill.records import PreparedExample
 from cotdistill.student.evaluation import (
     accuracy_metrics,
     record_results,
@@ -47,26 +50,28 @@ def run(params: Params, student: str, method: str) -> dict:
     tracking.use_experiment(params.mlflow)  # an unusable store fails before the generation
     model, tokenizer = load_causal_lm(str(model_dir), f"models/{student}/{method}",
                                       for_generation=True)
-    encoder_decoder = bool(model.config.is_encoder_decoder)
-    tasks = params.prepare.tasks()
-    inputs = [student_text(METHODS[method].student_input(
-        example.question, prompts.of(tasks, example.dataset)), None, encoder_decoder)[0]
-        for example in examples]
     chosen = METHODS[method]
-    calculator = [chosen.calculates(example.answer_type) for example in examples]
-    generated = generate(model, tokenizer, inputs, max_new_tokens=settings.max_new_tokens,
-                         batch_size=settings.batch_size, desc=f"evaluate {student}/{method}",
-                         precision=settings.precision, calculator=calculator)
-    predictions = score(examples, [g.text for g in generated], student, method, chosen.read)
-    extra: dict = {"calculator_questions": sum(calculator),
+    predictions, generated = _generate_and_score(model, tokenizer, examples, params, student,
+                                                 method, desc=f"evaluate {student}/{method}")
+    extra: dict = {"calculator_questions": sum(chosen.calculates(e.answer_type)
+                                               for e in examples),
                    "calculator_results": sum(g.calculated for g in generated)} \
         if chosen.calculator else {}
-    transfer = _held_out(model, tokenizer, held_out, params, student, method)
+    # Held-out questions are generated apart from the test questions: a shared batch would
+    # change their padding, and in bf16 a test answer.
+    transfer = _generate_and_score(model, tokenizer, held_out, params, student, method,
+                                   desc=f"evaluate {student}/{method} held-out tasks")[0]
     if transfer:
         extra["transfer"] = transfer_metrics(transfer)
     few_shot: list = []
     if settings.few_shot and chosen.answer_after_marker:
-        few_shot = _few_shot(model, tokenizer, examples, params, student, method, calculator)
+        shots = load_exemplars()
+        tasks = params.prepare.tasks()
+        few_shot = _generate_and_score(
+            model, tokenizer, examples, params, student, method,
+            desc=f"evaluate {student}/{method} few-shot",
+            context=lambda e: prompts.student_shots(shots.get(e.dataset, [])[:settings.few_shot],
+                                                    task=prompts.of(tasks, e.dataset)))[0]
         extra["few_shot"] = {**accuracy_metrics(few_shot), "shots": settings.few_shot}
     return record_results(
         params, student, method, predictions, started=started, extra=extra,
@@ -85,42 +90,23 @@ def run(params: Params, student: str, method: str) -> dict:
     )
 
 
-def _held_out(model, tokenizer, held_out: list, params: Params, student: str,
-              method: str) -> list:
-    """The held-out tasks' questions in the student's own format, generated apart from the
-    test questions (a shared batch would change their padding, and in bf16 a test answer)."""
-    if not held_out:
-        return []
+def _generate_and_score(model, tokenizer, examples: list, params: Params, student: str,
+                        method: str, desc: str,
+                        context: Callable[[PreparedExample], str] = lambda example: ""
+                        ) -> tuple[list, list]:
+    """Each example in the student's own format (after ``context``, for example worked
+    examples), generated greedily with the method's calculator, and scored: the one path for
+    the test, few-shot and held-out questions, so that they differ only in their inputs."""
+    if not examples:
+        return [], []
     settings = params.evaluate
     chosen = METHODS[method]
     tasks = params.prepare.tasks()
     encoder_decoder = bool(model.config.is_encoder_decoder)
-    inputs = [student_text(chosen.student_input(e.question, prompts.of(tasks, e.dataset)), None,
-                           encoder_decoder)[0] for e in held_out]
+    inputs = [student_text(context(e) + chosen.student_input(e.question,
+                                                             prompts.of(tasks, e.dataset)),
+                           None, encoder_decoder)[0] for e in examples]
     generated = generate(model, tokenizer, inputs, max_new_tokens=settings.max_new_tokens,
-                         batch_size=settings.batch_size, precision=settings.precision,
-                         desc=f"evaluate {student}/{method} held-out tasks",
-                         calculator=[chosen.calculates(e.answer_type) for e in held_out])
-    return score(held_out, [g.text for g in generated], student, method, chosen.read)
-
-
-def _few_shot(model, tokenizer, examples, params: Params, student: str, method: str,
-              calculator: list[bool]) -> list:
-    """The same test questions with ``evaluate.few_shot`` of the exemplars stage's worked
-    examples in context, in the student's own format (Fu et al. 2023's few-shot use)."""
-    settings = params.evaluate
-    shots = load_exemplars()
-    tasks = params.prepare.tasks()
-    chosen = METHODS[method]
-    encoder_decoder = bool(model.config.is_encoder_decoder)
-    inputs = []
-    for example in examples:
-        task = prompts.of(tasks, example.dataset)
-        context = prompts.student_shots(shots.get(example.dataset, [])[:settings.few_shot],
-                                        task=task)
-        inputs.append(student_text(context + chosen.student_input(example.question, task),
-                                   None, encoder_decoder)[0])
-    generated = generate(model, tokenizer, inputs, max_new_tokens=settings.max_new_tokens,
-                         batch_size=settings.batch_size, precision=settings.precision,
-                         desc=f"evaluate {student}/{method} few-shot", calculator=calculator)
-    return score(examples, [g.text for g in generated], student, method, chosen.read)
+                         batch_size=settings.batch_size, precision=settings.precision, desc=desc,
+                         calculator=[chosen.calculates(e.answer_type) for e in examples])
+    return score(examples, [g.text for g in generated], student, method, chosen.read), generated

@@ -147,6 +147,16 @@ def student_inputs(params: Params) -> list[str]:
     return ["", "What each student had:", *lines] if lines else []
 
 
+def best_baseline(results: dict[tuple[str, str], dict], student: str, baselines: list[str],
+                  dataset: str, section: str) -> tuple[float, str] | None:
+    """The untrained ``student``'s best prompting baseline on ``dataset`` (accuracy, baseline),
+    from metrics.json's ``section`` ("datasets": test, "transfer": held-out tasks); None when no
+    baseline scored it. A trained student is judged against this, not against one prompt."""
+    tried = [(results[(student, b)][section][dataset]["accuracy"], b) for b in baselines
+             if dataset in results.get((student, b), {}).get(section, {})]
+    return max(tried) if tried else None
+
+
 def specialising_section(results: dict[tuple[str, str], dict], baselines: list[str]
                          ) -> list[str]:
     """Accuracy on held-out tasks (never trained on) against the same student untrained, at
@@ -156,10 +166,7 @@ def specialising_section(results: dict[tuple[str, str], dict], baselines: list[s
         if method in baselines or not metrics.get("transfer"):
             continue
         for dataset, figures in metrics["transfer"].items():
-            tried = [(results[(student, b)]["transfer"][dataset]["accuracy"], b)
-                     for b in baselines if dataset in results.get((student, b), {})
-                     .get("transfer", {})]
-            best = max(tried) if tried else None
+            best = best_baseline(results, student, baselines, dataset, "transfer")
             change = "-" if best is None else f"{100 * (figures['accuracy'] - best[0]):+.1f}"
             rows.append(f"| {student} | {method} | {dataset} | {100 * figures['accuracy']:.1f}% "
                         f"(n={figures['n']}) | "
@@ -218,12 +225,10 @@ def verdicts(results: dict[tuple[str, str], dict], baselines: list[str]) -> list
         if cot is None or plain is None:
             continue
         for dataset, figures in cot["datasets"].items():
-            tried = [(results[(student, b)]["datasets"][dataset]["accuracy"], b)
-                     for b in baselines if (student, b) in results
-                     and dataset in results[(student, b)]["datasets"]]
-            if dataset not in plain["datasets"] or not tried:
+            found = best_baseline(results, student, baselines, dataset, "datasets")
+            if dataset not in plain["datasets"] or found is None:
                 continue
-            best, name = max(tried)
+            best, name = found
             mine, other = figures["accuracy"], plain["datasets"][dataset]["accuracy"]
             beats = mine > other and mine > best
             lines.append(

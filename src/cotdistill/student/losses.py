@@ -9,12 +9,13 @@ example first would give a 10-token answer the pull of a 150-token rationale and
 
 - Token-level KD (Fu et al. 2023; seed 002): at every target token, a KL term pulls the
   student's next-token distribution towards the teacher's (temperature-softened), weighted
-  against cross-entropy by ``kd_weight``. Needs the teacher's distribution over the *same*
-  vocabulary (mismatches are refused before training): dense logits of a local teacher
-  sharing the student's tokenizer (:func:`token_kl`), or the top-k log-probabilities an API
-  teacher returned, with the rest of its mass as one "other token" outcome
-  (:func:`sparse_token_kl`; positions without a stored distribution, such as the answer after
-  ``-->``, get cross-entropy only).
+  against cross-entropy by ``kd_weight``. The teacher's distribution is over the student's
+  vocabulary: dense logits of a local teacher sharing the student's tokenizer
+  (:func:`token_kl`; another tokenizer is refused before training), or the top-k
+  log-probabilities an API teacher returned, projected onto the student's vocabulary by
+  :mod:`cotdistill.student.kd` whatever the teacher's tokenizer, with the rest of its mass as
+  one "other token" outcome (:func:`sparse_token_kl`; positions without a stored
+  distribution, such as the answer after ``-->``, get cross-entropy only).
 - Task and example weights (distilling step-by-step, Hsieh et al. 2023; down-weighted hinted
   rationales): each example's tokens count ``weight`` times, so ``rationale_weight`` trades
   answer accuracy against rationale imitation and a weight of 0 removes an example.
