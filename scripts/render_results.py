@@ -566,13 +566,13 @@ def transfer(rows: list[dict]) -> str:
              "(best prompt) | change (points) |", "|---|---|---|---:|---|---:|---:|---:|---:|"]
     shown = [r for r in current(rows) if r.get("transfer")]
     parameters = student_parameters(shown)
-    untrained: dict[tuple, tuple[float, str]] = {}
+    untrained: dict[tuple, tuple[float, str, int]] = {}  # (accuracy, baseline, n)
     for row in shown:
         if row["method"] in harness.BASELINES:
             for task, figures in row["transfer"].items():
                 key = (row["student"], task)
-                untrained[key] = max(untrained.get(key, (-1.0, "")),
-                                     (figures["accuracy"], row["method"]))
+                untrained[key] = max(untrained.get(key, (-1.0, "", 0)),
+                                     (figures["accuracy"], row["method"], figures["n"]))
     compared: set[tuple] = set()
     for row in shown:
         if row["method"] in harness.BASELINES:
@@ -586,10 +586,8 @@ def transfer(rows: list[dict]) -> str:
                 f"| {harness.DISPLAY[row['dataset']]} | "
                 f"{student_label(row['student'], parameters)} | {row['method']} | {_seed(row)} | "
                 f"{task} | {figures['n']} | {with_interval(figures)} | {versus} | {change} |")
-    for (student, task), (accuracy, method) in sorted(untrained.items()):
+    for (student, task), (accuracy, method, n) in sorted(untrained.items()):
         if (student, task) not in compared:  # the untrained side, until a trained row has it
-            n = next(r["transfer"][task]["n"] for r in shown if r["student"] == student
-                     and r["method"] == method and task in r["transfer"])
             lines.append(f"| no trained row yet | {student_label(student, parameters)} | - | - | "
                          f"{task} | {n} | - | {pct(accuracy)} ({method}) | - |")
     if len(lines) == 2:
