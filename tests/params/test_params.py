@@ -124,9 +124,10 @@ def test_a_held_out_task_that_is_trained_on_is_not_held_out(tmp_path):
     assert params.evaluate.held_out(params.prepare.names) == ["svamp"]
 
 
-def test_turning_model_selection_off_turns_the_transfer_probe_off_with_it(tmp_path):
+def test_a_transfer_probe_does_not_stop_a_run_that_turns_model_selection_off(tmp_path):
     """The probe scores at validation scorings: with none (select_every null) it has nothing
-    to do, and params.yaml's probe does not stop a run that turns selection off."""
+    to do, so params.yaml's probe is accepted beside it, not refused. (That no probe is then
+    scored is the report's and the training tests' to show.)"""
     params = load_params(_write(tmp_path, "train:\n  hparams:\n    select_every: null\n"
                                           "    transfer_probe: 5\n"))
     assert params.train.hparams.select_every is None
