@@ -219,3 +219,19 @@ def test_the_report_says_which_formats_kd_and_held_out_tasks_each_student_had(tm
                for line in lines)
     [plain] = [line for line in lines if "/answer_only" in line]
     assert "format" not in plain
+
+
+def test_the_report_claims_no_probe_when_model_selection_is_off(tmp_path, monkeypatch):
+    """``transfer_probe`` beside ``select_every: null`` is accepted, but nothing is probed, so
+    the report must not say it was."""
+    from cotdistill.params import Params
+    from cotdistill.stages.report import student_inputs
+
+    monkeypatch.chdir(tmp_path)
+    params = Params.model_validate({
+        "prepare": {"datasets": ["multiarith"]},
+        "train": {"methods": ["fine_tune_cot"],
+                  "hparams": {"transfer_probe": 20, "select_every": None}},
+        "evaluate": {"transfer_datasets": ["svamp"]}})
+    [line] = [line for line in student_inputs(params) if "/fine_tune_cot" in line]
+    assert line.endswith("held-out tasks svamp") and "probed" not in line

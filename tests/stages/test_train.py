@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 from support.cli import cotdistill as _cotdistill
@@ -12,6 +13,7 @@ from support.cli import one_error_line as _one_error_line
 from support.repo import REPO
 from support.repository import apply_overrides, readme_experiment
 
+from cotdistill.errors import CotdistillError
 from cotdistill.stages.train import launcher_command
 
 
@@ -65,3 +67,23 @@ def test_a_kd_teacher_that_does_not_exist_is_found_before_the_mlflow_run(tmp_pat
     assert line.startswith("error: train.hparams.kd.teacher: cannot load model "
                            "'nosuch-org/teacher'")
     assert not (project / "mlflow.db").exists() and not (project / "models").exists()
+
+
+
+def test_with_model_selection_off_no_checkpoint_is_scored_and_no_probe_is_read(tmp_path,
+                                                                           monkeypatch):
+    """A transfer probe rides on validation scorings. With ``select_every: null`` there are
+    none: training gets no selection at all, so nothing is generated for validation or for the
+    probe, and neither the validation split nor the held-out file is opened."""
+    from cotdistill.params import Params
+    from cotdistill.stages.train import _validation_selection
+
+    monkeypatch.chdir(tmp_path)  # no data/prepared here: reading it would fail loudly
+    params = Params.model_validate({
+        "train": {"hparams": {"select_every": None, "transfer_probe": 5}},
+        "evaluate": {"transfer_datasets": ["svamp"]}})
+    hparams, tasks = params.train.hparams, params.prepare.tasks()
+    assert _validation_selection(hparams, "fine_tune_cot", tasks) is None
+    selecting = hparams.model_copy(update={"select_every": 10})
+    with pytest.raises(CotdistillError, match="val"):  # on again, it reads the missing split
+        _validation_selection(selecting, "fine_tune_cot", tasks)
