@@ -189,8 +189,11 @@ def pick(rows: list[dict], dataset: str, student: str, method: str, seed) -> dic
                  == (dataset, student, method, seed)), None)
 
 
-def students(rows: list[dict]) -> list[str]:
-    others = sorted({r["student"] for r in rows if r["method"] != harness.TEACHER}
+def students(rows: list[dict], dataset: str) -> list[str]:
+    """The table's own student on every dataset; another student only on the datasets it has
+    a row on (Gemma is run on two of seven: five lines of "not run" would say nothing)."""
+    others = sorted({r["student"] for r in rows
+                     if r["method"] != harness.TEACHER and r["dataset"] == dataset}
                     - {harness.STUDENT})
     return [harness.STUDENT, *others]
 
@@ -213,7 +216,7 @@ def table5(rows: list[dict]) -> str:
     for dataset in harness.DATASETS:
         first, best = harness.PUBLISHED[dataset]
         teacher = pick(rows, dataset, harness.TEACHER_NAME, harness.TEACHER, None)
-        for student in students(rows):
+        for student in students(rows, dataset):
             found = {m: pick(rows, dataset, student, m, 0 if m in harness.TRAINED else None)
                      for m in (*harness.TRAINED, *harness.BASELINES)}
             reference = next((r for r in (*found.values(), teacher) if r is not None), None)
@@ -243,7 +246,7 @@ def methods(rows: list[dict]) -> str:
              "two-stage CoT (first stage: the seven datasets pooled) | answer-only |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for dataset in harness.EXTRA_DATASETS:
-        for student in students(rows):
+        for student in students(rows, dataset):
             found = {m: pick(rows, dataset, student, m, 0) for m in columns}
             reference = next((r for r in found.values() if r is not None), None)
             n = reference["n"] if reference is not None else None
@@ -505,7 +508,7 @@ def calculator(rows: list[dict]) -> str:
     masked_rows = [r for r in rows if r.get("variant") == "masked" and not r.get("legacy")]
     parameters = student_parameters(table)
     for dataset in harness.CALC_DATASETS:
-        for student in students(table):
+        for student in students(table, dataset):
             found = [pick(table, dataset, student, "fine_tune_cot", 0),
                      pick(table, dataset, student, "fine_tune_cot_calc", 0),
                      pick(masked_rows, dataset, student, "fine_tune_cot_calc", 0)]
