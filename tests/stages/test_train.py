@@ -69,7 +69,6 @@ def test_a_kd_teacher_that_does_not_exist_is_found_before_the_mlflow_run(tmp_pat
     assert not (project / "mlflow.db").exists() and not (project / "models").exists()
 
 
-
 def test_with_model_selection_off_no_checkpoint_is_scored_and_no_probe_is_read(tmp_path,
                                                                            monkeypatch):
     """A transfer probe rides on validation scorings. With ``select_every: null`` there are
