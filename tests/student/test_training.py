@@ -116,9 +116,11 @@ def test_a_held_out_probe_is_scored_at_each_scoring_and_never_chooses_the_checkp
     assert read_ids == ["v-0", "v-1", "h-0", "h-1", "h-2"] * 2
 
 
-def test_early_stopping_ends_training_when_validation_stops_improving(tiny_model, tmp_path):
+def test_early_stopping_ends_training_when_validation_stops_improving(tiny_model, tmp_path,
+                                                                      caplog):
     """patience 2: after the best scoring (step 2) come two without a new best (4, 6), so
-    training stops at step 6 of at most 40, and the kept weights are step 2's."""
+    training stops at step 6 of at most 40, and the kept weights are step 2's. Each scoring
+    says so on the console as it happens."""
     from cotdistill.records import PreparedExample
     from cotdistill.student.selection import ValidationSelection
 
@@ -134,15 +136,40 @@ def test_early_stopping_ends_training_when_validation_stops_improving(tiny_model
                                     every=2, max_new_tokens=4, patience=2)
     hparams = HParams(max_steps=40, learning_rate=3e-3, batch_size=4, lr_scheduler="constant",
                       select_every=2, patience=2)
-    result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "stopped",
-                           use_deepspeed=False, selection=selection)
+    with caplog.at_level("INFO", logger="cotdistill.student.selection"):
+        result = train_student(EXAMPLES, str(tiny_model), "k", hparams, tmp_path / "stopped",
+                               use_deepspeed=False, selection=selection)
     assert result.stopped_early and selection.stopped_at == 6
+    assert [r.getMessage() for r in caplog.records if r.name == "cotdistill.student.selection"] \
+        == ["validation at step 2: 3/3 (100.0%), a new best",
+            "validation at step 4: 0/3 (0.0%); best 3/3 at step 2; 1 scoring of patience left",
+            "validation at step 6: 0/3 (0.0%); best 3/3 at step 2; patience spent"]
     assert result.steps == 6 and selection.history == [(2, 1.0), (4, 0.0), (6, 0.0)]
     assert 0 < result.epochs < 40 * 4 / len(EXAMPLES)
     two = HParams(max_steps=2, learning_rate=3e-3, batch_size=4, lr_scheduler="constant")
     train_student(EXAMPLES, str(tiny_model), "k", two, tmp_path / "two", use_deepspeed=False)
     stopped, at_two = _weights(tmp_path / "stopped"), _weights(tmp_path / "two")
     assert all(torch.equal(stopped[name], at_two[name]) for name in stopped)
+
+
+def test_the_console_line_of_a_scoring_names_the_probe_and_omits_patience_when_unset():
+    from cotdistill.records import PreparedExample
+    from cotdistill.student.selection import ValidationSelection
+
+    def questions(n, split):
+        return [PreparedExample(id=f"{split}-{i}", dataset="coin_flip", split=split,
+                                question="Q?", answer="no", answer_type="yes_no")
+                for i in range(n)]
+
+    selection = ValidationSelection(examples=questions(35, "val"), probe=questions(50, "test"),
+                                    prompt=str, read=lambda output, example: None, every=20)
+    selection.record(20, 5 / 35)
+    selection.record(40, 4 / 35)
+    assert selection.report(40, 4 / 35, 7 / 50) == \
+        "validation at step 40: 4/35 (11.4%); best 5/35 at step 20; held-out probe 7/50"
+    selection.patience = 3
+    assert selection.report(40, 4 / 35) == \
+        "validation at step 40: 4/35 (11.4%); best 5/35 at step 20; 2 scorings of patience left"
 
 
 def test_without_patience_training_runs_to_the_end_however_validation_goes(tiny_model, tmp_path):

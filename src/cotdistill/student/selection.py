@@ -14,11 +14,14 @@ scores them, in a generation of their own: the cost of specialising, step by ste
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cotdistill import answers
 from cotdistill.records import PreparedExample
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,6 +57,28 @@ class ValidationSelection:
             return False
         since_best = [step for step, _ in self.history if step > self.best_step]
         return len(since_best) >= self.patience
+
+    def report(self, step: int, accuracy: float, probe: float | None = None) -> str:
+        """One line on the scoring just recorded, for whoever watches a long run: the counts,
+        the best so far and the patience left (MLflow and val.csv get the same figures later)."""
+        n = len(self.examples)
+
+        def count(share: float, total: int) -> str:
+            return f"{round(share * total)}/{total}"
+
+        line = f"validation at step {step}: {count(accuracy, n)} ({accuracy:.1%})"
+        if self.best_step == step:
+            line += ", a new best"
+        else:
+            line += f"; best {count(self.best_accuracy, n)} at step {self.best_step}"
+            if self.patience is not None:
+                since_best = sum(1 for at, _ in self.history if at > self.best_step)
+                left = self.patience - since_best
+                line += (f"; {left} scoring{'s' if left != 1 else ''} of patience left"
+                         if left > 0 else "; patience spent")
+        if probe is not None:
+            line += f"; held-out probe {count(probe, len(self.probe))}"
+        return line
 
     def accuracy(self, model, tokenizer, precision: str = "fp32") -> float:
         """The validation accuracy."""
@@ -101,7 +126,9 @@ def selection_callback(selection: ValidationSelection, tokenizer, on_score=None,
                 selection.probe_history.append((state.global_step, probe))
             if on_score is not None:
                 on_score(state.global_step, accuracy, probe)
-            if selection.record(state.global_step, accuracy):
+            new_best = selection.record(state.global_step, accuracy)
+            log.info(selection.report(state.global_step, accuracy, probe))
+            if new_best:
                 selection.best_state = {name: tensor.detach().to("cpu", copy=True)
                                         for name, tensor in model.state_dict().items()}
             elif selection.exhausted and not last:
