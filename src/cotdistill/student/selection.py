@@ -51,12 +51,16 @@ class ValidationSelection:
         return False
 
     @property
+    def since_best(self) -> int:
+        """Scorings recorded after the best one."""
+        return sum(1 for step, _ in self.history if step > (self.best_step or 0))
+
+    @property
     def exhausted(self) -> bool:
         """Patience spent: the last ``patience`` scorings brought no new best."""
         if self.patience is None or self.best_step is None:
             return False
-        since_best = [step for step, _ in self.history if step > self.best_step]
-        return len(since_best) >= self.patience
+        return self.since_best >= self.patience
 
     def report(self, step: int, accuracy: float, probe: float | None = None) -> str:
         """One line on the scoring just recorded, for whoever watches a long run: the counts,
@@ -72,8 +76,7 @@ class ValidationSelection:
         else:
             line += f"; best {count(self.best_accuracy, n)} at step {self.best_step}"
             if self.patience is not None:
-                since_best = sum(1 for at, _ in self.history if at > self.best_step)
-                left = self.patience - since_best
+                left = self.patience - self.since_best
                 line += (f"; {left} scoring{'s' if left != 1 else ''} of patience left"
                          if left > 0 else "; patience spent")
         if probe is not None:
