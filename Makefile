@@ -30,8 +30,9 @@ test-slow: setup      ## only the tests marked slow (CI runs them after `make te
 test-all: setup       ## every test, slow ones included
 	$(PY) -m pytest -m ""
 
-# `dvc exp show` lists every param and dep too (about 350 columns, more than a terminal holds):
-# this keeps the metrics of reports/metrics.json, one row per experiment
+# `dvc exp show` pages the headline first, then every param and dep (about 200 columns): this
+# keeps only the columns of reports/metrics.json, one row per experiment, as Markdown
 results: setup        ## the experiments' results side by side
-	$(VENV)/bin/dvc exp show --md --drop '.*' \
-	  --keep 'Experiment|Created|^teacher\.(accuracy|accepted)$$|^accuracy\.|^n\.'
+	$(VENV)/bin/dvc exp show --md --drop '.*' --keep "Experiment|Created|$$($(PY) -c \
+	  'from cotdistill.params import load_params; from cotdistill.stages.report import \
+	  headline_columns; print(headline_columns(load_params()))')"

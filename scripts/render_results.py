@@ -690,21 +690,33 @@ def _validation(path: Path) -> list[tuple[int, float]]:
         return [(int(row["step"]), float(row["val_accuracy"])) for row in csv.DictReader(handle)]
 
 
-def _evaluated_pairs(root: Path, summary: dict) -> list[tuple[str, str]]:
-    """(student, method) in the report stage's order. Its metrics name the method alone when
-    one student was evaluated: that student is then the one folder under eval/."""
-    labels = list(dict.fromkeys(label for per in summary.get("accuracy", {}).values()
+def _evaluated_pairs(root: Path, summary: dict) -> list[tuple[tuple[str, str], str]]:
+    """((student, method), the headline label that carries its figure) in the report stage's
+    order. Its metrics name the method alone when one student was evaluated (that student is
+    then the one folder under eval/), and a student's prompting baselines as one label, their
+    best: each baseline evaluated under eval/ follows its student's trained methods."""
+    from cotdistill.stages.report import PROMPTING as BEST_PROMPTING
+    from cotdistill.stages.report import headline_accuracy
+
+    labels = list(dict.fromkeys(label for per in headline_accuracy(summary).values()
                                 for label in per))
     students = sorted(path.name for path in (root / "eval").glob("*") if path.is_dir())
     pairs = []
     for label in labels:
         if "/" in label:
-            pairs.append(tuple(label.split("/", 1)))
+            student, method = label.split("/", 1)
         elif len(students) == 1:
-            pairs.append((students[0], label))
+            student, method = students[0], label
         else:
             raise ValueError(f"{root}/metrics.json names {label!r} without its student, but "
                              f"{root}/eval/ holds several: {', '.join(students)}")
+        if method != BEST_PROMPTING:
+            pairs.append(((student, method), label))
+            continue
+        for baseline in PROMPTING:
+            found = _json(root / "eval" / student / baseline / "metrics.json")
+            if found is not None and "skipped" not in found:
+                pairs.append(((student, baseline), label))
     return pairs
 
 
@@ -717,16 +729,23 @@ def load_reports(root: Path = REPORTS) -> dict:
     if summary is None or curation is None:
         raise ValueError(f"{root}: no metrics.json or curate.json (run `dvc repro`)")
     pairs, skipped = [], []
-    for student, method in _evaluated_pairs(root, summary):
+    from cotdistill.stages.report import headline_accuracy
+
+    headline = headline_accuracy(summary)
+    for (student, method), label in _evaluated_pairs(root, summary):
         key = f"{student}/{method}"
         evaluated = _json(root / "eval" / student / method / "metrics.json")
         if evaluated is None or "accuracy" not in evaluated:
             raise ValueError(f"{root}/metrics.json names {key}, but {root}/eval/{key}/"
                              "metrics.json has no accuracy (run `dvc repro`)")
-        for dataset, labels in summary["accuracy"].items():
-            accuracy = labels.get(method, labels.get(key))
-            if accuracy is not None and not math.isclose(
-                    evaluated["datasets"][dataset]["accuracy"], accuracy, abs_tol=1e-9):
+        for dataset, labels in headline.items():
+            accuracy = labels.get(label)
+            mine = evaluated["datasets"].get(dataset, {}).get("accuracy")
+            if accuracy is None or mine is None:
+                continue
+            prompted = label.split("/")[-1] == "prompting"
+            if (mine > accuracy + 1e-9) if prompted else not math.isclose(mine, accuracy,
+                                                                          abs_tol=1e-9):
                 raise ValueError(f"{root}/metrics.json and {root}/eval/{key}/metrics.json "
                                  "disagree (run `dvc repro`)")
         folder = root / "train" / student / ("socratic_qa" if method == "socratic" else method)

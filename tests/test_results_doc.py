@@ -125,9 +125,10 @@ def _reports(root, *, fine_tune=(37, 40), extra=None, train_extra=None):
                {"steps": 70, "train_examples": examples, "epochs_trained": 2.0, "best_step": 60,
                 "best_val_accuracy": 0.9, "val_examples": 30, **(train_extra or {})})
         _write(folder / "val.csv", "step,val_accuracy\n20,0.5\n60,0.9\n")
-    _write(root / "metrics.json", {"teacher": {"accuracy": 0.9, "accepted": 280}, "accuracy": {
-        "coin_flip": {method: correct / n for method, (correct, n) in results.items()}},
-        "n": {"coin_flip": 40}})
+    accuracy = {method: correct / n for method, (correct, n) in results.items()}
+    prompting = max(accuracy.pop(m) for m in ("zero_shot", "zero_shot_cot", "few_shot_cot"))
+    _write(root / "metrics.json", {"teacher": {"accuracy": 0.9, "accepted": 280},
+                                   "coin_flip": {"n": 40, **accuracy, "prompting": prompting}})
     _write(root / "curate.json", {"teacher_accuracy": 0.9, "kept_rationales": 280,
                                   "datasets": {"coin_flip": {"questions": 311}},
                                   "examples": {"fine_tune_cot": 280, "answer_only": 300}})
@@ -173,7 +174,7 @@ def test_the_readme_table_records_commit_and_hardware_where_the_reports_do(tmp_p
 def test_stale_reports_are_an_error(tmp_path):
     root = _reports(tmp_path / "reports")
     summary = json.loads((root / "metrics.json").read_text())
-    summary["accuracy"]["coin_flip"]["answer_only"] = 0.99
+    summary["coin_flip"]["answer_only"] = 0.99
     (root / "metrics.json").write_text(json.dumps(summary))
     with pytest.raises(ValueError, match="disagree"):
         render.load_reports(root)

@@ -31,6 +31,7 @@ LOSS_CURVES = Path("reports/curves/loss.csv")  # run,step,loss: every training r
 VAL_CURVES = Path("reports/curves/val.csv")  # run,step,val_accuracy
 TRANSFER_CURVES = Path("reports/curves/transfer.csv")  # run,step,transfer_accuracy (a probe)
 METRICS = Path("reports/metrics.json")
+METRICS_TEACHER = "teacher"  # its group of the teacher's figures; no dataset takes this name
 DECOMPOSITIONS = Path("data/socratic/decompositions.jsonl")
 DECOMPOSE_RESPONSES = Path("data/socratic/teacher_responses.jsonl")  # every response, raw
 DECOMPOSE_STATS = Path("reports/socratic/decompose.json")

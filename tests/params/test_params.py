@@ -272,3 +272,17 @@ def test_a_trainer_setting_that_training_arguments_lacks_is_refused_before_train
     with pytest.raises(CotdistillError, match=r"train.hparams.trainer.adam_beta9: not a field"):
         check_trainer_settings(hparams, "train.hparams")
     check_trainer_settings(load_params(_write(tmp_path, "teacher:\n  samples: 1\n")).train.hparams, "train.hparams")
+
+
+@pytest.mark.parametrize("name", ["teacher", "train"])
+def test_a_user_dataset_may_not_take_the_name_of_a_params_section(tmp_path, name):
+    """reports/metrics.json groups each dataset's figures under its name, beside the teacher's
+    group, and `make results` tells them from params by name."""
+    from cotdistill import layout
+
+    path = _write(tmp_path, f"prepare:\n  datasets:\n    - name: {name}\n"
+                            f"      path: data/raw/{name}.jsonl\n      answer_type: number\n")
+    with pytest.raises(CotdistillError, match=f"prepare.datasets names '{name}', which is a "
+                                              "section of the params"):
+        load_params(path)
+    assert layout.METRICS_TEACHER in Params.model_fields

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cotdistill.stages.report import headline_metrics, provenance, verdicts
+from cotdistill.stages.report import headline_accuracy, headline_metrics, provenance, verdicts
 
 
 def _metrics(**by_dataset: float) -> dict:
@@ -113,25 +113,39 @@ def test_answers_never_given_are_counted_and_a_large_share_is_called_out():
 CURATION = {"teacher_accuracy": 0.9, "kept_rationales": 280, "cost": {"usd": 1.5}}
 
 
+BASELINES = ["zero_shot", "zero_shot_cot", "few_shot_cot"]
+
+
 def test_the_headline_metrics_are_accuracy_per_dataset_and_method_with_n_and_the_teacher():
-    """reports/metrics.json is what `dvc exp show` leads with: one student names the method
-    alone; the teacher's accuracy and accepted rationales; nothing else (no cost, no timing)."""
-    headline = headline_metrics(CURATION, {("s", "fine_tune_cot"): _metrics(coin_flip=0.9,
-                                                                            dates=0.3),
-                                           ("s", "answer_only"): _metrics(coin_flip=0.6,
-                                                                          dates=0.4)})
+    """reports/metrics.json is what `dvc exp show` leads with: the teacher's accuracy and
+    accepted rationales, then per dataset its n, each trained method (one student names the
+    method alone) and the best prompting baseline; nothing else (no cost, no timing)."""
+    headline = headline_metrics(CURATION, {
+        ("s", "zero_shot"): _metrics(coin_flip=0.5, dates=0.2),
+        ("s", "fine_tune_cot"): _metrics(coin_flip=0.9, dates=0.3),
+        ("s", "few_shot_cot"): _metrics(coin_flip=0.3, dates=0.25),
+        ("s", "answer_only"): _metrics(coin_flip=0.6, dates=0.4)}, BASELINES)
     assert headline == {"teacher": {"accuracy": 0.9, "accepted": 280},
-                        "accuracy": {"coin_flip": {"fine_tune_cot": 0.9, "answer_only": 0.6},
-                                     "dates": {"fine_tune_cot": 0.3, "answer_only": 0.4}},
-                        "n": {"coin_flip": 10, "dates": 10}}
+                        "coin_flip": {"n": 10, "fine_tune_cot": 0.9, "answer_only": 0.6,
+                                      "prompting": 0.5},
+                        "dates": {"n": 10, "fine_tune_cot": 0.3, "answer_only": 0.4,
+                                  "prompting": 0.25}}
+    # DVC keeps this order: n first, the trained methods, the baselines' best after them
+    assert list(headline["coin_flip"]) == ["n", "fine_tune_cot", "answer_only", "prompting"]
+    assert headline_accuracy(headline)["dates"] == {"fine_tune_cot": 0.3, "answer_only": 0.4,
+                                                    "prompting": 0.25}
 
 
 def test_several_students_are_named_and_differing_sizes_are_given_per_pair():
     few = {"accuracy": 0.5, "n": 4, "datasets": {"coin_flip": {"accuracy": 0.5, "n": 4}}}
     headline = headline_metrics(CURATION, {("a", "fine_tune_cot"): _metrics(coin_flip=0.9),
-                                           ("b", "socratic"): few})
-    assert headline["accuracy"] == {"coin_flip": {"a/fine_tune_cot": 0.9, "b/socratic": 0.5}}
-    assert headline["n"] == {"coin_flip": {"a/fine_tune_cot": 10, "b/socratic": 4}}
+                                           ("a", "zero_shot"): _metrics(coin_flip=0.4),
+                                           ("b", "zero_shot"): _metrics(coin_flip=0.2),
+                                           ("b", "socratic"): few}, BASELINES)
+    assert headline["coin_flip"] == {
+        "n": {"a/fine_tune_cot": 10, "a/prompting": 10, "b/prompting": 10, "b/socratic": 4},
+        "a/fine_tune_cot": 0.9, "b/socratic": 0.5, "a/prompting": 0.4, "b/prompting": 0.2}
+    assert list(headline["coin_flip"])[1:3] == ["a/fine_tune_cot", "b/socratic"]
 
 
 def test_the_accuracy_plot_draws_perfect_and_empty_scores(tmp_path):

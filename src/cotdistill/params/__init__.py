@@ -99,6 +99,17 @@ class Params(Section):
                              f"nor one of prepare.datasets ({', '.join(self.prepare.names)})")
         return self
 
+    @model_validator(mode="after")
+    def _dataset_names_apart_from_sections(self) -> Params:
+        """reports/metrics.json groups each dataset's figures under its name beside the
+        teacher's group, and `make results` tells them from params by name."""
+        for name in self.prepare.names:
+            if name in type(self).model_fields:
+                raise ValueError(f"prepare.datasets names {name!r}, which is a section of the "
+                                 "params (and the teacher's group in reports/metrics.json); "
+                                 "give the dataset another name")
+        return self
+
     def student(self, name: str) -> Student:
         """The student called ``name``, or a clear error naming the params key."""
         if name not in self.students:

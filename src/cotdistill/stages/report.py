@@ -375,25 +375,56 @@ def training_curves(params: Params) -> tuple[dict[str, list], dict[str, list], d
     return losses, validation, transfer
 
 
-def headline_metrics(curation: dict, evaluated: dict[tuple[str, str], dict]) -> dict:
+PROMPTING = "prompting"  # the headline's label for a student's best prompting baseline
+
+
+def headline_metrics(curation: dict, evaluated: dict[tuple[str, str], dict],
+                     baselines: list[str]) -> dict:
     """``reports/metrics.json``, the pipeline's only top-level DVC metrics file, so that
     ``dvc exp show`` leads with results: the teacher's accuracy and its accepted rationales,
-    then test accuracy per dataset and student x method (the method alone when one student
-    was evaluated), and each dataset's n (per pair where pairs differ). Everything else stays
-    in the per-stage reports, which are plain outputs."""
+    then per dataset its n (per pair where pairs differ), test accuracy per student x trained
+    method, and each student's best prompting baseline (``prompting``: the one the report's
+    verdict compares with; each baseline's own figure is in ``reports/eval/``). Labels name the
+    method alone when one student was evaluated. Keys are grouped by dataset, and the
+    baselines are one column, so that a 200-column terminal shows every headline column
+    beside a named experiment: DVC pages the table and lists params and deps after the
+    metrics. Everything else stays in the per-stage reports, which are plain outputs."""
     students = {student for student, _ in evaluated}
     accuracy: dict[str, dict[str, float]] = {}
     sizes: dict[str, dict[str, int]] = {}
     for (student, method), figures in evaluated.items():
-        label = method if len(students) == 1 else f"{student}/{method}"
+        name = PROMPTING if method in baselines else method
+        label = name if len(students) == 1 else f"{student}/{name}"
         for dataset, per in figures["datasets"].items():
-            accuracy.setdefault(dataset, {})[label] = per["accuracy"]
+            found = accuracy.setdefault(dataset, {})
+            found[label] = max(found.get(label, 0.0), per["accuracy"])
             sizes.setdefault(dataset, {})[label] = per["n"]
-    n = {dataset: (next(iter(per.values())) if len(set(per.values())) == 1 else per)
-         for dataset, per in sizes.items()}
-    return {"teacher": {"accuracy": curation["teacher_accuracy"],
-                        "accepted": curation["kept_rationales"]},
-            "accuracy": accuracy, "n": n}
+    headline: dict = {layout.METRICS_TEACHER: {"accuracy": curation["teacher_accuracy"],
+                                               "accepted": curation["kept_rationales"]}}
+    for dataset, per in accuracy.items():
+        n = sizes[dataset]
+        prompted = [label for label in per if label.split("/")[-1] == PROMPTING]
+        headline[dataset] = {
+            "n": next(iter(n.values())) if len(set(n.values())) == 1 else n,
+            **{label: value for label, value in per.items() if label not in prompted},
+            **{label: per[label] for label in prompted}}  # after every trained method
+    return headline
+
+
+def headline_columns(params: Params) -> str:
+    """A ``dvc exp show --keep`` pattern of the headline's columns and nothing else (``make
+    results``): the teacher's two, and every column of a dataset group (a built-in dataset,
+    or one of ``prepare.datasets``; no params section shares a dataset's name)."""
+    from cotdistill.catalog import DATASETS
+
+    names = sorted({*DATASETS, *params.prepare.names})
+    return (rf"^{layout.METRICS_TEACHER}\.(accuracy|accepted)$|^({'|'.join(names)})\.")
+
+
+def headline_accuracy(headline: dict) -> dict[str, dict[str, float]]:
+    """Test accuracy per dataset and label (method, or student/method) of a headline."""
+    return {dataset: {label: value for label, value in figures.items() if label != "n"}
+            for dataset, figures in headline.items() if dataset != layout.METRICS_TEACHER}
 
 
 def run(params: Params) -> None:
@@ -404,7 +435,7 @@ def run(params: Params) -> None:
     sources = provenance(_optional(layout.TEACHER_REPORT), _optional(layout.FEWSHOT_REPORT),
                          _optional(layout.DECOMPOSE_STATS)) + student_inputs(params)
     evaluated = {pair: m for pair, m in results.items() if "skipped" not in m}
-    metrics = headline_metrics(curation, evaluated)
+    metrics = headline_metrics(curation, evaluated, params.evaluate.baselines)
     with publish() as out:  # the summary, its plot and the metrics agree, or none moves
         write_text(out.file(layout.SUMMARY), summary_markdown(
             params.report.title, curation, results, sources, params.evaluate.baselines,
