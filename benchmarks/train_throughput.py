@@ -41,6 +41,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hardware import describe, label  # noqa: E402
 
+# dense bf16 tensor-core peaks (TFLOP/s) from the vendors' datasheets (SXM parts); a GPU whose
+# name holds none of these keys gets no MFU rather than a guessed one
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 CONFIG_MODELS = {  # Llama-style models built from a config (no download)
     "135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
@@ -58,6 +60,37 @@ SETTINGS = {
     "pipeline bf16": ("pipeline", "bf16", {}),
 }
 DEEPSPEED = {"pipeline + DeepSpeed fp32": ("pipeline", "fp32", {"deepspeed": True})}
+
+
+def flops_per_token(config, length: int) -> float:
+    """Training FLOPs per token of a decoder (PaLM, appendix B): 6 per weight used in a
+    matrix multiply (forward and backward), plus 12 x layers x width x sequence length for
+    attention's scores and weighted sums. The input embedding is a lookup, not a multiply:
+    left out unless the output head shares it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    weights = sum(p.numel() for p in model.parameters())
+    if not getattr(config, "tie_word_embeddings", False):
+        weights -= model.get_input_embeddings().weight.numel()
+    return 6.0 * weights + 12.0 * config.num_hidden_layers * config.hidden_size * length
+
+
+def peak_tflops(gpu: str | None) -> float | None:
+    """The bf16 dense peak of a known GPU (by name), else None."""
+    return next((peak for key, peak in PEAK_BF16_TFLOPS.items() if gpu and key in gpu), None)
+
+
+def mfu(tokens_per_s: float, per_token: float, precision: str, gpu: str | None
+        ) -> float | None:
+    """Model FLOPs utilisation against the GPU's bf16 peak: bf16 settings on a known GPU
+    only (fp32 runs on other units, and a CPU has no peak that means the same)."""
+    peak = peak_tflops(gpu)
+    if precision != "bf16" or peak is None:
+        return None
+    return tokens_per_s * per_token / (peak * 1e12)
 
 
 def examples(n: int):
@@ -236,16 +269,26 @@ def main() -> None:
         results[name] = json.loads(line.removeprefix("RESULT "))
         print(f"  {name}: {results[name]['tokens_per_s']:.1f} tokens/s", file=sys.stderr)
     device = describe()
+    from transformers import AutoConfig
+
+    from cotdistill.lm.store import resolve
+
+    per_token = flops_per_token(AutoConfig.from_pretrained(resolve(model, "--model")),
+                                args.length)
     print(f"device: {label(device)}; torch {device['torch']}")
     print(f"model: {args.config_model or args.model}; batch {args.batch_size} x {args.length} "
-          f"tokens, {args.steps} measured steps after {args.warmup} left out")
+          f"tokens, {args.steps} measured steps after {args.warmup} left out; "
+          f"{per_token / 1e9:.3f} GFLOP per trained token")
     print(f"{'setting':<32}{'engine':<18}{'tokens/s':>10}{'vs raw, same precision':>24}"
-          f"{'peak GiB':>10}")
+          f"{'peak GiB':>10}{'MFU (bf16 peak)':>17}")
     for name, figures in results.items():
         raw = results.get(f"raw {figures['precision']}", {}).get("tokens_per_s")
         ratio = f"{figures['tokens_per_s'] / raw:.2f}" if raw else "-"
+        figures["mfu"] = mfu(figures["tokens_per_s"], per_token, figures["precision"],
+                             device.get("gpu"))
+        utilised = f"{100 * figures['mfu']:.1f}%" if figures["mfu"] is not None else "-"
         print(f"{name:<32}{figures['engine']:<18}{figures['tokens_per_s']:>10.1f}{ratio:>24}"
-              f"{figures['peak_mem_gib']:>10.2f}")
+              f"{figures['peak_mem_gib']:>10.2f}{utilised:>17}")
     raw32, raw16 = (results.get(f"raw {p}", {}).get("tokens_per_s") for p in ("fp32", "bf16"))
     if raw32 and raw16:
         print(f"bf16 / fp32, raw step: {raw16 / raw32:.2f}")
@@ -256,6 +299,8 @@ def main() -> None:
                                          "model": args.config_model or
                                          args.model, "batch_size": args.batch_size,
                                          "length": args.length, "steps": args.steps,
+                                         "flops_per_token": per_token,
+                                         "peak_bf16_tflops": peak_tflops(device.get("gpu")),
                                          "results": results}, indent=2) + "\n")
 
 

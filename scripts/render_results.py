@@ -1019,19 +1019,24 @@ def _throughput(path: Path) -> dict:
 
 def train_throughput(run: dict) -> str:
     """benchmarks/train_throughput.py's JSON: every setting, tokens/s and the ratio to the raw
-    step of the same precision, with the commit and device of the run."""
+    step of the same precision, with the commit and device of the run; on a GPU, the model
+    FLOPs utilisation of each bf16 setting against the GPU's bf16 peak."""
     results = run["results"]
+    gpu = bool(run["device"].get("gpu"))
     lines = [f"Device: {hardware.label(run['device'])}, torch {run['device'].get('torch')}; "
              f"model {run['model']}; batch {run['batch_size']} x {run['length']} tokens, "
              f"{run['steps']} measured steps each; commit {run.get('commit', 'not recorded')}; "
              f"command `{run.get('command', 'python benchmarks/train_throughput.py')}`.", "",
-             "| setting | tokens/s | vs raw step, same precision | peak memory (GiB) |",
-             "|---|---:|---:|---:|"]
+             "| setting | tokens/s | vs raw step, same precision | peak memory (GiB) |"
+             + (" MFU (bf16 peak) |" if gpu else ""),
+             "|---|---:|---:|---:|" + ("---:|" if gpu else "")]
     for name, figures in results.items():
         raw = results.get(f"raw {figures['precision']}", {}).get("tokens_per_s")
         ratio = f"{figures['tokens_per_s'] / raw:.2f}" if raw else "-"
+        utilised = (f" {100 * figures['mfu']:.1f}% |" if figures.get("mfu") is not None
+                    else " - |") if gpu else ""
         lines.append(f"| {name} | {figures['tokens_per_s']:.1f} | {ratio} | "
-                     f"{figures['peak_mem_gib']:.2f} |")
+                     f"{figures['peak_mem_gib']:.2f} |" + utilised)
     raw32, raw16 = (results.get(f"raw {p}", {}).get("tokens_per_s") for p in ("fp32", "bf16"))
     new16, old32 = (results.get(name, {}).get("tokens_per_s")
                     for name in ("pipeline bf16", "pipeline (before) fp32"))
