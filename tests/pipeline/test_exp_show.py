@@ -87,6 +87,8 @@ def repo(tmp_path_factory) -> Path:
     (repo / "headline.json").write_text(json.dumps(headline))
     (repo / "dvc.yaml").write_text(STAGE)
     _git(repo, "init", "-q")
+    _git(repo, "config", "user.name", "t")  # `dvc exp save` commits with the repository's
+    _git(repo, "config", "user.email", "t@t")  # own identity, on machines without a global one
     for args in (("init", "-q"), ("repro", "-q")):
         assert dvc(repo, *args).returncode == 0
     _git(repo, "add", "-A")
