@@ -471,7 +471,7 @@ def settings(rows: list[dict]) -> str:
 OPTION_SHORTCUT = REPO / "benchmarks" / "results" / "option_shortcut.json"
 CALCULATOR_COVERAGE = REPO / "benchmarks" / "results" / "calculator_coverage.json"
 KD_ALIGNMENT = REPO / "benchmarks" / "results" / "kd_alignment.json"
-CALCULATOR_DECODING = REPO / "benchmarks" / "results" / "calculator_decoding.json"
+CALCULATOR_DECODING = REPO / "benchmarks" / "results"  # calculator_decoding*.json, one per student
 
 
 def option_shortcut(_: list[dict]) -> str:
@@ -600,9 +600,13 @@ def transfer(rows: list[dict]) -> str:
 
 
 def calculator_decoding(_: list[dict]) -> str:
-    """benchmarks/calculator_decoding.py's JSON: one trained student, the same test questions,
-    greedy, without and with the calculator, side by side in one run."""
-    run = json.loads(CALCULATOR_DECODING.read_text(encoding="utf-8"))
+    """benchmarks/calculator_decoding.py's JSON files (one per trained student): the student,
+    the same test questions, greedy, without and with the calculator, side by side in one run."""
+    return "\n\n".join(_calculator_decoding(json.loads(path.read_text(encoding="utf-8")))
+                       for path in sorted(CALCULATOR_DECODING.glob("calculator_decoding*.json")))
+
+
+def _calculator_decoding(run: dict) -> str:
     lines = [f"Model `{run['model'].split('reproduction/')[-1]}` ({run['method']}); "
              f"{run['questions']} test questions, batch {run['batch_size']}, up to "
              f"{run['max_new_tokens']} tokens; commit {run['commit']}; "
