@@ -733,6 +733,7 @@ def load_reports(root: Path = REPORTS) -> dict:
     if summary is None or curation is None:
         raise ValueError(f"{root}: no metrics.json or curate.json (run `dvc repro`)")
     pairs, skipped = [], []
+    from cotdistill.stages.report import PROMPTING as BEST_PROMPTING
     from cotdistill.stages.report import headline_accuracy
 
     headline = headline_accuracy(summary)
@@ -747,7 +748,7 @@ def load_reports(root: Path = REPORTS) -> dict:
             mine = evaluated["datasets"].get(dataset, {}).get("accuracy")
             if accuracy is None or mine is None:
                 continue
-            prompted = label.split("/")[-1] == "prompting"
+            prompted = label.split("/")[-1] == BEST_PROMPTING
             if (mine > accuracy + 1e-9) if prompted else not math.isclose(mine, accuracy,
                                                                           abs_tol=1e-9):
                 raise ValueError(f"{root}/metrics.json and {root}/eval/{key}/metrics.json "
