@@ -47,8 +47,7 @@ def _columns(headline: dict) -> list[str]:
 
 def _git(repo: Path, *args: str, date: str | None = None) -> None:
     env = dict(os.environ, GIT_COMMITTER_DATE=date, GIT_AUTHOR_DATE=date) if date else None
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
-                   check=True, capture_output=True, env=env)
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env=env)
 
 
 def _as_in_a_terminal(repo: Path, *args: str) -> list[str]:
@@ -87,8 +86,8 @@ def repo(tmp_path_factory) -> Path:
     (repo / "headline.json").write_text(json.dumps(headline))
     (repo / "dvc.yaml").write_text(STAGE)
     _git(repo, "init", "-q")
-    _git(repo, "config", "user.name", "t")  # `dvc exp save` commits with the repository's
-    _git(repo, "config", "user.email", "t@t")  # own identity, on machines without a global one
+    _git(repo, "config", "user.name", "t")  # the repository's own identity, for git and for
+    _git(repo, "config", "user.email", "t@t")  # `dvc exp save`, on machines without a global one
     for args in (("init", "-q"), ("repro", "-q")):
         assert dvc(repo, *args).returncode == 0
     _git(repo, "add", "-A")
