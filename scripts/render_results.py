@@ -536,6 +536,51 @@ def _wrong_share(row: dict | None) -> str:
     return f"{wrong} of {len(found)}" + (f" ({100 * wrong / len(found):.0f}%)" if found else "")
 
 
+def masking(rows: list[dict]) -> str:
+    """Issue 24's masking choice: fine_tune_cot_calc trained with the calculator's results in
+    the loss and out of it (the ``masked`` rows), compared on validation (the best scoring that
+    model selection kept; the default follows the pooled sum) and, beside it, on the test split.
+    "no answer": test outputs with no final answer (a loop to the token limit)."""
+    lines = ["| dataset | student | validation n | validation: results in the loss (step) | "
+             "results masked (step) | test n | test: results in the loss | results masked | "
+             "no answer: in the loss / masked |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    table = current(rows)
+    masked_rows = [r for r in rows if r.get("variant") == "masked" and not r.get("legacy")]
+    totals = [0, 0, 0, 0, 0, 0]  # validation n, in, masked; test n, in, masked
+    for dataset in harness.CALC_DATASETS:
+        for student in students(table, dataset):
+            pair = [pick(table, dataset, student, "fine_tune_cot_calc", 0),
+                    pick(masked_rows, dataset, student, "fine_tune_cot_calc", 0)]
+            if None in pair or any("best_val_accuracy" not in r.get("training", {})
+                                   for r in pair):
+                continue
+            n_val = pair[0]["training"]["val_examples"]
+            val = [round(r["training"]["best_val_accuracy"] * n_val) for r in pair]
+            unanswered = [_unanswered(r) for r in pair]
+            totals = [a + b for a, b in zip(totals, (n_val, *val, pair[0]["n"],
+                                                     *(r["correct"] for r in pair)))]
+            lines.append(
+                f"| {harness.DISPLAY[dataset]} | {student} | {n_val} | "
+                + " | ".join(f"{v} ({r['training']['best_step']})" for v, r in zip(val, pair))
+                + f" | {pair[0]['n']} | " + " | ".join(with_interval(r) for r in pair)
+                + " | " + " / ".join(unanswered) + " |")
+    if len(lines) == 2:
+        return "\n".join(lines + ["| not run yet: `python benchmarks/reproduce_table5.py "
+                                  "--methods fine_tune_cot_calc --mask-results` | | | | | | | | |"])
+    n_val, val_in, val_masked, n_test, test_in, test_masked = totals
+    lines.append(f"| all | | {n_val} | {val_in} ({pct(val_in / n_val)}%) | {val_masked} "
+                 f"({pct(val_masked / n_val)}%) | {n_test} | {test_in} ({pct(test_in / n_test)}%) "
+                 f"| {test_masked} ({pct(test_masked / n_test)}%) | |")
+    return "\n".join(lines)
+
+
+def _unanswered(row: dict) -> str:
+    records = _predictions(row)
+    if records is None:
+        return NOT_RUN
+    return str(sum(not record.get("prediction") for record in records))
+
+
 def formats(rows: list[dict]) -> str:
     """Seed 002's 2 x 2: trained on the zero-shot-CoT format (Fine-tune-CoT) or on the mixture
     of three formats (fine_tune_cot_mixed), evaluated zero-shot and with exemplars in context
@@ -644,7 +689,8 @@ def calculator_coverage(_: list[dict]) -> str:
 TABLES = {"settings": settings, "table5": table5, "methods": methods, "seeds": seeds,
           "precision": precision_check, "errors": errors, "last-letters": last_letters,
           "details": details, "earlier": earlier,
-          "option-shortcut": option_shortcut, "calculator": calculator, "formats": formats,
+          "option-shortcut": option_shortcut, "calculator": calculator, "masking": masking,
+          "formats": formats,
           "calculator-decoding": calculator_decoding,
           "calculator-coverage": calculator_coverage, "transfer": transfer}
 

@@ -391,3 +391,14 @@ def test_the_teacher_throughput_table_is_rendered_from_its_json():
         rate = row["requests"] / row["seconds"]
         assert f"| {row['concurrency']} | {row['requests']} | {rate / base:.2f} |" in text
     assert run["commit"] in text and render.hardware.label(run["device"]) in text
+
+
+def test_the_harness_fixes_result_masking_by_its_variant_not_by_the_default(tmp_path):
+    """params.yaml masks the calculator's results by default; the table's unmasked rows must
+    still train with them in the loss, or its two columns would measure the same thing."""
+    assert harness.get(harness.yaml.safe_load((REPO / "params.yaml").read_text()),
+                       harness.MASK_RESULTS) is True
+    for flags, masked in (([], False), (["--mask-results"], True)):
+        args = harness.parse_args(["--smoke", "--work-root", str(tmp_path), *flags])
+        params = harness.Harness(args).params_for(["multiarith"])
+        assert harness.get(params, harness.MASK_RESULTS) is masked

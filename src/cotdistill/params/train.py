@@ -235,10 +235,11 @@ class TwoStageCotParams(Section):
 
 class FineTuneCotCalcParams(Section):
     mask_results: bool = Field(
-        False,
+        True,
         description="Leave the results that the calculator will write (the number after each "
                     "'=' whose expression it computes) out of the loss: the student learns "
-                    "which numbers to combine, not how to compute them.")
+                    "which numbers to combine, not how to compute them. On by default: chosen "
+                    "on validation (docs/results.md, the masking table).")
 
 
 class FineTuneCotMixedParams(Section):
