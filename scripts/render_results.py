@@ -304,7 +304,7 @@ def precision_check(rows: list[dict]) -> str:
         spread_cell = (f"{100 * (max(spread) - min(spread)):.1f}" if len(spread) > 1
                        else "one seed only")
         lines.append(
-            f"| {_key_cells(forced)} | "
+            f"| {_key_cells(forced, method=forced['method'])} | "
             f"{precision(base)}: {pct(base['accuracy'])} | "
             f"{precision(forced)}: {pct(forced['accuracy'])} | "
             f"{100 * abs(forced['accuracy'] - base['accuracy']):.1f} | {spread_cell} |")
@@ -363,7 +363,7 @@ def errors(rows: list[dict]) -> str:
         mean = sum(len(record["output"]) for record in records) / len(records)
         computed = f"{total} ({wrong}; {100 * wrong / total:.0f}%)" if total else "0"
         lines.append(
-            f"| {_key_cells(row, method=_method_cell(row))} | "
+            f"| {_key_cells(row)} | "
             f"{row['correct']} / {row['n']} | {missing} | {computed} | "
             f"{with_bad} of {len(wrong_answers)} | {mean:.0f} |")
     if len(lines) == 2:
@@ -406,7 +406,7 @@ def last_letters(rows: list[dict]) -> str:
 def _key_cells(row: dict, *, student: str | None = None, method: str | None = None) -> str:
     """dataset | student | method | seed: what names a row in every per-row table."""
     return (f"{harness.DISPLAY.get(row['dataset'], row['dataset'])} | "
-            f"{student or row['student']} | {method or row['method']} | {_seed(row)}")
+            f"{student or row['student']} | {method or _method_cell(row)} | {_seed(row)}")
 
 
 def _seed(row: dict) -> str:

@@ -402,3 +402,26 @@ def test_the_harness_fixes_result_masking_by_its_variant_not_by_the_default(tmp_
         args = harness.parse_args(["--smoke", "--work-root", str(tmp_path), *flags])
         params = harness.Harness(args).params_for(["multiarith"])
         assert harness.get(params, harness.MASK_RESULTS) is masked
+
+
+def test_the_masking_table_pairs_each_dataset_and_pools_validation_and_test():
+    def calc(dataset, correct, n, val_correct, val_n, step, **extra):
+        training = {"best_val_accuracy": val_correct / val_n, "val_examples": val_n,
+                    "best_step": step}
+        return _row(dataset, "fine_tune_cot_calc", correct=correct, n=n, training=training,
+                    **extra)
+
+    rows = [calc("single_eq", 39, 152, 5, 36, 20), calc("single_eq", 34, 152, 9, 36, 60,
+                                                         variant="masked"),
+            calc("addsub", 53, 119, 15, 28, 100),  # no masked row: left out of the sums
+            calc("multiarith", 41, 180, 8, 36, 40), calc("multiarith", 38, 180, 11, 36, 100,
+                                                         variant="masked")]
+    lines = render.masking(rows).splitlines()
+    single_eq = next(line for line in lines if line.startswith("| SingleEq"))
+    assert "| 36 | 5 (20) | 9 (60) | 152 | 25.7 [19.4, 33.1] | 22.4 [16.5, 29.6] |" in single_eq
+    assert not any(line.startswith("| AddSub") for line in lines)
+    assert lines[-1].startswith("| all | | 72 | 13 (18.1%) | 20 (27.8%) | 332 | 80 (24.1%) | "
+                                "72 (21.7%) |")
+    assert "not run yet" in render.masking(rows[:1])
+    details = render.details(rows)  # two rows of one key: the variant tells them apart
+    assert details.count("| fine_tune_cot_calc (masked) | 0 |") == 2
