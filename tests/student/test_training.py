@@ -421,3 +421,25 @@ def test_a_max_length_that_cuts_every_target_is_refused_before_training(tiny_mod
         train_student(EXAMPLES, str(tiny_model), "students.tiny.model", hparams,
                       tmp_path / "out", use_deepspeed=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_only_calculator_students_have_their_results_masked_by_default(tiny_model):
+    """mask_results is on by default; it touches fine_tune_cot_calc's examples alone. Socratic
+    CoT's roles train through the same code without being registered methods, and a calculator
+    result in their targets stays in the loss."""
+    from transformers import AutoTokenizer
+
+    from cotdistill.student.data import encode
+    from cotdistill.student.training import _features
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    target = " He has 12 + 30 = 42 apples. --> 42"
+    examples = [CuratedExample(id=f"q-{method}", dataset="multiarith", method=method, source=None,
+                               input="How many apples? ###", target=target)
+                for method in ("fine_tune_cot_calc", "fine_tune_cot", "socratic_qg",
+                               "socratic_sqs")]
+    assert MethodParams().fine_tune_cot_calc.mask_results
+    features, _ = _features(examples, tokenizer, 64, False, MethodParams())
+    plain = encode(tokenizer, examples[0].input, target, 64)["labels"]
+    assert features[0]["labels"] != plain  # the calculator's 42 is out of the loss
+    assert [f["labels"] for f in features[1:]] == [plain] * 3

@@ -151,13 +151,20 @@ def _note_run(result: TrainResult, trainer, output, seconds: float,
                  selection.best_step, selection.best_accuracy)
 
 
+def _decodes_with_calculator(method: str) -> bool:
+    """Whether a student trained on ``method``'s examples decodes with the calculator. Not every
+    example's method is a registered method: Socratic CoT's roles (socratic_qg, socratic_sqs)
+    train through here too, and never decode with it."""
+    return method in METHODS and METHODS[method].calculator
+
+
 def _features(examples: list[CuratedExample], tokenizer, max_length: int,
               encoder_decoder: bool, methods: MethodParams) -> tuple[list[dict], bool]:
     """The examples tokenized, and whether any carries a weight: its task's (multi-task
     methods) times its own (down-weighted hinted rationales)."""
     masked = methods.fine_tune_cot_calc.mask_results
     features = [encode(tokenizer, e.input, e.target, max_length, encoder_decoder=encoder_decoder,
-                       mask_results=masked and METHODS[e.method].calculator)
+                       mask_results=masked and _decodes_with_calculator(e.method))
                 for e in examples]
     _check_targets_fit(features, max_length)
     weighted = any(e.weight is not None or (e.task is not None and (
