@@ -398,8 +398,7 @@ class Harness:
                                  samples=1, temperature=0.0, max_questions=None)
         params["train"]["methods"] = list(TRAINED)
         params["evaluate"]["baselines"] = list(BASELINES)
-        if supported(MASK_RESULTS):  # the variant decides, not params.yaml's default
-            put(params, MASK_RESULTS, bool(self.args.mask_results))
+        put(params, MASK_RESULTS, bool(self.args.mask_results))  # the variant's, not the default
         for key, value in self.settings.items():
             put(params, key, value)
         if supported("train.hparams.transfer_probe"):

@@ -342,6 +342,11 @@ def _method_cell(row: dict) -> str:
     return row["method"] + (f" ({row['variant']})" if row.get("variant") else "")
 
 
+def _no_answer(records: list[dict]) -> int:
+    """Outputs with no final answer: cut off at the token limit, or no "-->"."""
+    return sum(record["prediction"] is None for record in records)
+
+
 def errors(rows: list[dict]) -> str:
     """What the students' wrong answers are made of, from the committed predictions
     (scripts/collect_predictions.py): answers that never came (cut off, or no "-->"), and, in
@@ -359,7 +364,7 @@ def errors(rows: list[dict]) -> str:
         total, wrong = sum(c[0] for c in counted), sum(c[1] for c in counted)
         wrong_answers = [c for c, record in zip(counted, records) if not record["correct"]]
         with_bad = sum(1 for c in wrong_answers if c[1])
-        missing = sum(record["prediction"] is None for record in records)
+        missing = _no_answer(records)
         mean = sum(len(record["output"]) for record in records) / len(records)
         computed = f"{total} ({wrong}; {100 * wrong / total:.0f}%)" if total else "0"
         lines.append(
@@ -576,9 +581,7 @@ def masking(rows: list[dict]) -> str:
 
 def _unanswered(row: dict) -> str:
     records = _predictions(row)
-    if records is None:
-        return NOT_RUN
-    return str(sum(not record.get("prediction") for record in records))
+    return NOT_RUN if records is None else str(_no_answer(records))
 
 
 def formats(rows: list[dict]) -> str:
