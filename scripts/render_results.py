@@ -500,6 +500,11 @@ def option_shortcut(_: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _masked(rows: list[dict]) -> list[dict]:
+    """fine_tune_cot_calc's ``masked`` rows (--mask-results), the calculator tables' third kind."""
+    return [r for r in rows if r.get("variant") == "masked" and not r.get("legacy")]
+
+
 def calculator(rows: list[dict]) -> str:
     """Fine-tune-CoT without and with the calculator inside decoding (fine_tune_cot_calc; its
     ``masked`` variant leaves the calculator's results out of the loss), beside answer-only and
@@ -510,7 +515,7 @@ def calculator(rows: list[dict]) -> str:
              "wrong: Fine-tune-CoT | with the calculator |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     table = current(rows)
-    masked_rows = [r for r in rows if r.get("variant") == "masked" and not r.get("legacy")]
+    masked_rows = _masked(rows)
     parameters = student_parameters(table)
     for dataset in harness.CALC_DATASETS:
         for student in students(table, dataset):
@@ -550,7 +555,7 @@ def masking(rows: list[dict]) -> str:
              "results masked (step) | test n | test: results in the loss | results masked | "
              "no answer: in the loss / masked |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     table = current(rows)
-    masked_rows = [r for r in rows if r.get("variant") == "masked" and not r.get("legacy")]
+    masked_rows = _masked(rows)
     totals = [0, 0, 0, 0, 0, 0]  # validation n, in, masked; test n, in, masked
     for dataset in harness.CALC_DATASETS:
         for student in students(table, dataset):
