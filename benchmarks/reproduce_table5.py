@@ -475,10 +475,27 @@ class Harness:
                 # data prepared by older code or for other held-out tasks: prepare again (the
                 # same splits, deterministic) for their questions; rationales and models stand
                 self.stage(work, label, "prepare")
+            self.ensure_exemplars(work, params, label)
             return
         seconds = sum(self.stage(work, label, name) for name in ("prepare", "teacher", "curate"))
         self.stamp(work, "data", {"params": wanted, "wall_s": round(seconds, 1),
                                   "commit": commit()})
+        self.ensure_exemplars(work, params, label)
+
+    def ensure_exemplars(self, work: Path, params: dict, label: str) -> None:
+        """--few-shot rows only: the exemplars stage's shots, which the mixture trains on and
+        the few-shot evaluation puts in context, then curate again so that the mixture's
+        examples exist. Stamped apart from the data: curate writes every other method's
+        examples the same with or without exemplars, so models trained before stand."""
+        if not self.args.few_shot:
+            return
+        if (self.stamps(work).get("exemplars") == params["exemplars"]
+                and (work / "data" / "exemplars.jsonl").is_file()
+                and (work / "data" / "curated" / f"{MIXED[0]}.jsonl").is_file()):
+            return
+        self.stage(work, label, "exemplars")
+        self.stage(work, label, "curate")
+        self.stamp(work, "exemplars", params["exemplars"])
 
     # --- rows ---------------------------------------------------------------------------------
 

@@ -425,3 +425,44 @@ def test_the_masking_table_pairs_each_dataset_and_pools_validation_and_test():
     assert "not run yet" in render.masking(rows[:1])
     details = render.details(rows)  # two rows of one key: the variant tells them apart
     assert details.count("| fine_tune_cot_calc (masked) | 0 |") == 2
+
+
+def test_few_shot_rows_make_the_exemplars_and_the_mixture_once(tmp_path, monkeypatch):
+    """The 2 x 2 needs the exemplars stage (the mixture trains on its shots, the few-shot
+    evaluation puts them in context), which the other rows never run; a work directory whose
+    data came before them gets them without its models being retrained."""
+    ran: list[str] = []
+
+    def stage(self, work, label, name, *rest):  # stands for the cotdistill stage commands
+        ran.append(name)
+        outputs = {"curate": ["reports/curate.json", "data/curated/fine_tune_cot.jsonl"],
+                   "exemplars": ["data/exemplars.jsonl"]}.get(name, [])
+        if name == "curate" and (work / "data/exemplars.jsonl").is_file():
+            outputs.append(f"data/curated/{harness.MIXED[0]}.jsonl")
+        for output in outputs:
+            (work / output).parent.mkdir(parents=True, exist_ok=True)
+            (work / output).write_text("{}\n")
+        return 1.0
+
+    monkeypatch.setattr(harness.Harness, "stage", stage)
+    monkeypatch.setattr(harness, "held_out_of",
+                        lambda work: [n for n in harness.HELD_OUT if n != "multiarith"])
+    plain = harness.Harness(harness.parse_args(["--smoke", "--work-root", str(tmp_path)]))
+    plain.ensure_data(plain.work_dir("multiarith"), ["multiarith"], "plain")
+    assert ran == ["prepare", "teacher", "curate"]
+
+    ran.clear()
+    few = harness.Harness(harness.parse_args(["--smoke", "--work-root", str(tmp_path),
+                                              "--few-shot", "2"]))
+    work = few.work_dir("multiarith")
+    few.ensure_data(work, ["multiarith"], "few-shot")
+    assert ran == ["prepare", "teacher", "curate", "exemplars", "curate"]
+    assert (work / f"data/curated/{harness.MIXED[0]}.jsonl").is_file()
+
+    ran.clear()
+    few.ensure_data(work, ["multiarith"], "again")  # all there: nothing runs twice
+    assert ran == []
+    (work / "harness-stamps.json").write_text(json.dumps(
+        {**few.stamps(work), "exemplars": {"k": 99}}))  # other exemplars params: made again
+    few.ensure_data(work, ["multiarith"], "changed")
+    assert ran == ["exemplars", "curate"]
