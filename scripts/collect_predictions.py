@@ -22,11 +22,29 @@ OUT = REPO / "reproduction" / "predictions"
 
 
 def destination(row: dict) -> Path:
-    """reproduction/predictions/<dataset>/<student>/<method>[-seedN][-variant].jsonl (and, for a
-    row scored on the held-out tasks, ``...-transfer.jsonl`` beside it)"""
+    """reproduction/predictions/<dataset>/<student>/<method>[-seedN][-variant].jsonl; beside it,
+    ``...-transfer.jsonl`` for a row scored on the held-out tasks and ``...-in-context.jsonl``
+    for a row also evaluated with exemplars in context (``few_shot``)"""
     name = row["method"] + (f"-seed{row['seed']}" if row.get("seed") else "") + (
         f"-{row['variant']}" if row.get("variant") else "")
     return OUT / row["dataset"] / row["student"] / f"{name}.jsonl"
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _matches(records: list[dict], dataset: str, figures: dict) -> bool:
+    """Whether ``records`` hold ``figures``' run: the same n and correct count on ``dataset``."""
+    mine = [record for record in records if record["dataset"] == dataset]
+    return len(mine) == figures["n"] and sum(record["correct"] for record in mine) == \
+        figures["correct"]
+
+
+def _write(target: Path, records: list[dict]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n"
+                              for record in records), encoding="utf-8")
 
 
 def collect(rows: list[dict], root: Path) -> tuple[int, list[str]]:
@@ -39,23 +57,27 @@ def collect(rows: list[dict], root: Path) -> tuple[int, list[str]]:
         if not source.is_file():
             skipped.append(f"{source}: missing")
             continue
-        records = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()]
-        mine = [record for record in records if record["dataset"] == row["dataset"]]
-        if sum(record["correct"] for record in mine) != row["correct"] or len(mine) != row["n"]:
+        records = _read(source)
+        if not _matches(records, row["dataset"], row):
             skipped.append(f"{source}: holds another run than the row's")
             continue
         target = destination(row)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n"
-                                  for record in mine), encoding="utf-8")
+        _write(target, [record for record in records if record["dataset"] == row["dataset"]])
         copied += 1
+        in_context = source.with_name("predictions_few_shot.jsonl")  # exemplars in context
+        if row.get("few_shot") and in_context.is_file():
+            records = _read(in_context)
+            if _matches(records, row["dataset"], row["few_shot"]):
+                _write(target.with_name(target.stem + "-in-context.jsonl"),
+                       [record for record in records if record["dataset"] == row["dataset"]])
+            else:
+                skipped.append(f"{in_context}: holds another run than the row's")
         held_out = source.with_name("predictions_transfer.jsonl")  # the held-out tasks'
         if row.get("transfer") and held_out.is_file():
-            records = [json.loads(line) for line in held_out.read_text("utf-8").splitlines()]
-            if all(sum(r["correct"] for r in records if r["dataset"] == task) == f["correct"]
-                   for task, f in row["transfer"].items()):
+            records = _read(held_out)
+            if all(_matches(records, task, figures) for task, figures in row["transfer"].items()):
                 target.with_name(target.stem + "-transfer.jsonl").write_text(
-                    held_out.read_text("utf-8"), encoding="utf-8")
+                    held_out.read_text(encoding="utf-8"), encoding="utf-8")  # as evaluate wrote
             else:
                 skipped.append(f"{held_out}: holds another run than the row's")
     return copied, skipped

@@ -367,6 +367,15 @@ def test_predictions_are_collected_only_for_the_run_that_made_the_row(tmp_path):
         assert (out / "coin_flip" / "smollm2-135m" / "fine_tune_cot.jsonl").is_file()
         copied, skipped = collect.collect([{**row, "correct": 2}], tmp_path)
         assert copied == 0 and "another run" in skipped[0]
+        # the same student with exemplars in context: copied beside, checked the same way
+        (folder / "predictions_few_shot.jsonl").write_text(
+            "".join(json.dumps({**r, "correct": i < 1}) + "\n" for i, r in enumerate(records)))
+        few = {**row, "variant": "few-shot2", "few_shot": harness.counts(1, 4)}
+        assert collect.collect([few], tmp_path) == (1, [])
+        assert (out / "coin_flip" / "smollm2-135m" /
+                "fine_tune_cot-few-shot2-in-context.jsonl").is_file()
+        copied, skipped = collect.collect([{**few, "few_shot": harness.counts(2, 4)}], tmp_path)
+        assert copied == 1 and "predictions_few_shot.jsonl: holds another run" in skipped[0]
     finally:
         collect.OUT = original
 
