@@ -463,8 +463,8 @@ class Harness:
         return str(path)
 
     def ensure_data(self, work: Path, datasets: list[str], label: str) -> None:
-        """prepare, teacher (the published log replayed), curate: once per work directory, again
-        only when their params changed."""
+        """prepare, teacher (the published log replayed), exemplars for --few-shot rows, curate:
+        once per work directory, again only when their params changed."""
         params = self.params_for(datasets)
         self.write_params(work, params)
         wanted = {section: params[section] for section in ("prepare", "teacher", "curate")}
@@ -475,27 +475,30 @@ class Harness:
                 # data prepared by older code or for other held-out tasks: prepare again (the
                 # same splits, deterministic) for their questions; rationales and models stand
                 self.stage(work, label, "prepare")
-            self.ensure_exemplars(work, params, label)
+            if self.exemplars_missing(work, params):  # data made before any --few-shot row
+                self.stage(work, label, "exemplars")
+                self.stage(work, label, "curate")
+                self.stamp(work, "exemplars", params["exemplars"])
             return
-        seconds = sum(self.stage(work, label, name) for name in ("prepare", "teacher", "curate"))
+        # --few-shot rows: the exemplars stage's shots, which the mixture trains on (curate
+        # writes its examples) and the few-shot evaluation puts in context
+        exemplars = ("exemplars",) if self.args.few_shot else ()
+        seconds = sum(self.stage(work, label, name)
+                      for name in ("prepare", "teacher", *exemplars, "curate"))
         self.stamp(work, "data", {"params": wanted, "wall_s": round(seconds, 1),
                                   "commit": commit()})
-        self.ensure_exemplars(work, params, label)
+        if exemplars:
+            self.stamp(work, "exemplars", params["exemplars"])
 
-    def ensure_exemplars(self, work: Path, params: dict, label: str) -> None:
-        """--few-shot rows only: the exemplars stage's shots, which the mixture trains on and
-        the few-shot evaluation puts in context, then curate again so that the mixture's
-        examples exist. Stamped apart from the data: curate writes every other method's
-        examples the same with or without exemplars, so models trained before stand."""
-        if not self.args.few_shot:
-            return
-        if (self.stamps(work).get("exemplars") == params["exemplars"]
-                and (work / "data" / "exemplars.jsonl").is_file()
-                and (work / "data" / "curated" / f"{MIXED[0]}.jsonl").is_file()):
-            return
-        self.stage(work, label, "exemplars")
-        self.stage(work, label, "curate")
-        self.stamp(work, "exemplars", params["exemplars"])
+    def exemplars_missing(self, work: Path, params: dict) -> bool:
+        """Whether a --few-shot row's work directory lacks the exemplars (or the mixture's
+        examples) of these params. Stamped apart from the data: curate writes every other
+        method's examples the same with or without exemplars, so models trained before
+        stand."""
+        return bool(self.args.few_shot) and not (
+            self.stamps(work).get("exemplars") == params["exemplars"]
+            and (work / "data" / "exemplars.jsonl").is_file()
+            and (work / "data" / "curated" / f"{MIXED[0]}.jsonl").is_file())
 
     # --- rows ---------------------------------------------------------------------------------
 

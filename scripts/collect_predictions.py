@@ -34,9 +34,13 @@ def _read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def _on(records: list[dict], dataset: str) -> list[dict]:
+    return [record for record in records if record["dataset"] == dataset]
+
+
 def _matches(records: list[dict], dataset: str, figures: dict) -> bool:
     """Whether ``records`` hold ``figures``' run: the same n and correct count on ``dataset``."""
-    mine = [record for record in records if record["dataset"] == dataset]
+    mine = _on(records, dataset)
     return len(mine) == figures["n"] and sum(record["correct"] for record in mine) == \
         figures["correct"]
 
@@ -62,14 +66,14 @@ def collect(rows: list[dict], root: Path) -> tuple[int, list[str]]:
             skipped.append(f"{source}: holds another run than the row's")
             continue
         target = destination(row)
-        _write(target, [record for record in records if record["dataset"] == row["dataset"]])
+        _write(target, _on(records, row["dataset"]))
         copied += 1
         in_context = source.with_name("predictions_few_shot.jsonl")  # exemplars in context
         if row.get("few_shot") and in_context.is_file():
             records = _read(in_context)
             if _matches(records, row["dataset"], row["few_shot"]):
                 _write(target.with_name(target.stem + "-in-context.jsonl"),
-                       [record for record in records if record["dataset"] == row["dataset"]])
+                       _on(records, row["dataset"]))
             else:
                 skipped.append(f"{in_context}: holds another run than the row's")
         held_out = source.with_name("predictions_transfer.jsonl")  # the held-out tasks'

@@ -465,7 +465,7 @@ def test_few_shot_rows_make_the_exemplars_and_the_mixture_once(tmp_path, monkeyp
                                               "--few-shot", "2"]))
     work = few.work_dir("multiarith")
     few.ensure_data(work, ["multiarith"], "few-shot")
-    assert ran == ["prepare", "teacher", "curate", "exemplars", "curate"]
+    assert ran == ["prepare", "teacher", "exemplars", "curate"]
     assert (work / f"data/curated/{harness.MIXED[0]}.jsonl").is_file()
 
     ran.clear()
@@ -474,4 +474,10 @@ def test_few_shot_rows_make_the_exemplars_and_the_mixture_once(tmp_path, monkeyp
     (work / "harness-stamps.json").write_text(json.dumps(
         {**few.stamps(work), "exemplars": {"k": 99}}))  # other exemplars params: made again
     few.ensure_data(work, ["multiarith"], "changed")
+    assert ran == ["exemplars", "curate"]
+
+    ran.clear()  # data made before any --few-shot row: exemplars and the mixture added
+    (work / "data/exemplars.jsonl").unlink()
+    (work / f"data/curated/{harness.MIXED[0]}.jsonl").unlink()
+    few.ensure_data(work, ["multiarith"], "older")
     assert ran == ["exemplars", "curate"]
