@@ -16,6 +16,9 @@ import json
 import sys
 from pathlib import Path
 
+from cotdistill.atomic import write_text
+from cotdistill.jsonl import write_records
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "reproduction" / "results.json"
 OUT = REPO / "reproduction" / "predictions"
@@ -47,8 +50,7 @@ def _matches(records: list[dict], dataset: str, figures: dict) -> bool:
 
 def _write(target: Path, records: list[dict]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n"
-                              for record in records), encoding="utf-8")
+    write_records(target, records)
 
 
 def collect(rows: list[dict], root: Path) -> tuple[int, list[str]]:
@@ -80,8 +82,8 @@ def collect(rows: list[dict], root: Path) -> tuple[int, list[str]]:
         if row.get("transfer") and held_out.is_file():
             records = _read(held_out)
             if all(_matches(records, task, figures) for task, figures in row["transfer"].items()):
-                target.with_name(target.stem + "-transfer.jsonl").write_text(
-                    held_out.read_text(encoding="utf-8"), encoding="utf-8")  # as evaluate wrote
+                write_text(target.with_name(target.stem + "-transfer.jsonl"),
+                           held_out.read_text(encoding="utf-8"))  # as evaluate wrote
             else:
                 skipped.append(f"{held_out}: holds another run than the row's")
     return copied, skipped
